@@ -1,0 +1,1 @@
+"""Reading Adobe Analytics data feed deliveries: names, manifests, lookup archives and hits."""

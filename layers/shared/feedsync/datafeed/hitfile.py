@@ -1,0 +1,70 @@
+"""Read one hit file end to end: hash the compressed bytes, decompress, scan, tally visitors."""
+
+from __future__ import annotations
+
+import tarfile
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from feedsync.datafeed.gzipstream import decompressed_chunks
+from feedsync.datafeed.hits import RowScanner
+from feedsync.datafeed.integrity import HashingReader
+from feedsync.datafeed.lookup import read_column_headers
+from feedsync.datafeed.visitors import HitLayout, VisitorTally
+from feedsync.errors import CorruptFileError
+
+SINGLE_FILE_HITS = "hit_data.tsv"
+
+
+@dataclass
+class HitFileScan:
+    md5: str
+    size: int
+    tally: VisitorTally
+
+
+def scan_gzip_hits(stream: BinaryIO, source: str, layout: HitLayout) -> HitFileScan:
+    """A multiple-file delivery part: ``NN-rsid_YYYY-mm-dd.tsv.gz``."""
+    reader = HashingReader(stream)
+    scanner = RowScanner(layout.n_columns, layout.wanted, source)
+    tally = VisitorTally(layout)
+    for batch in scanner.rows(decompressed_chunks(reader, source)):
+        tally.add(batch)
+    reader.drain()
+    return HitFileScan(reader.md5, reader.size, tally)
+
+
+def single_file_headers(stream: BinaryIO, source: str) -> tuple[list[str], str, int]:
+    """Column headers of a single-file archive, plus the archive's md5 and size."""
+    reader = HashingReader(stream)
+    headers = read_column_headers(reader, source)
+    reader.drain()
+    return headers, reader.md5, reader.size
+
+
+def scan_single_file_hits(stream: BinaryIO, source: str, layout: HitLayout) -> HitFileScan:
+    """Single-file packaging: ``hit_data.tsv`` inside ``rsid_YYYY-mm-dd.tar.gz``."""
+    if source.endswith(".zip"):
+        raise CorruptFileError(
+            source, "zip single-file packaging is not supported; set the feed to gzip compression"
+        )
+    reader = HashingReader(stream)
+    scanner = RowScanner(layout.n_columns, layout.wanted, source)
+    tally = VisitorTally(layout)
+    found = False
+    try:
+        with tarfile.open(fileobj=reader, mode="r|gz") as archive:  # type: ignore[call-overload]
+            for member in archive:
+                if member.isfile() and member.name.rsplit("/", 1)[-1] == SINGLE_FILE_HITS:
+                    handle = archive.extractfile(member)
+                    assert handle is not None
+                    chunks = iter(lambda: handle.read(1 << 20), b"")
+                    for batch in scanner.rows(chunks):
+                        tally.add(batch)
+                    found = True
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise CorruptFileError(source, f"not a readable tar.gz archive ({exc})") from None
+    if not found:
+        raise CorruptFileError(source, f"the archive has no {SINGLE_FILE_HITS}")
+    reader.drain()
+    return HitFileScan(reader.md5, reader.size, tally)
