@@ -1,0 +1,72 @@
+# feedsync developer commands. Everything installs into .venv; nothing is assumed on the machine
+# beyond Python 3.11+ with venv and pip.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+ARCH ?= x86_64
+export LAMBDA_ARCH := $(ARCH)
+# sam build runs the layer Makefile with this PATH, so pip there is the venv's pip.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+# The Lambda runtime's Python, to import the built handlers as Lambda does (optional).
+PY312 ?= $(shell for p in $$(command -v python3.12) $$HOME/.pyenv/versions/3.12*/bin/python3.12; do \
+	"$$p" -c pass 2>/dev/null && echo "$$p" && break; done)
+STAMP := $(VENV)/.installed
+
+.PHONY: help install lint format typecheck cfn-lint validate build artifacts-test pytest test demo bench clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml layers/shared/requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+install: $(STAMP)  ## create .venv with the package, dev tools and benchmark baselines
+
+lint: $(STAMP)  ## ruff lint + format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)  ## apply ruff formatting and safe fixes
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: $(STAMP)  ## mypy (strict) on the layer package and the handlers
+	$(BIN)/mypy
+
+cfn-lint: $(STAMP)  ## lint template.yaml
+	$(BIN)/cfn-lint template.yaml
+
+validate: $(STAMP)  ## sam validate --lint
+	SAM_CLI_TELEMETRY=0 $(BIN)/sam validate --lint
+
+build: $(STAMP)  ## sam build (layer wheels for the Lambda runtime; ARCH=arm64 for Graviton)
+	SAM_CLI_TELEMETRY=0 $(BIN)/sam build --parameter-overrides Architecture=$(ARCH)
+
+artifacts-test: build  ## import every handler from .aws-sam/build as Lambda would
+	@if [ -z "$(PY312)" ]; then \
+		echo "artifacts-test: SKIPPED - no python3.12 (the Lambda runtime) on this machine; install it to run this check"; \
+	else \
+		$(BIN)/python -m pip install --quiet --no-compile --upgrade --target .aws-sam/lambda-runtime \
+			--python-version 3.12 --only-binary=:all: boto3 && \
+		$(PY312) tests/artifacts/import_handlers.py .aws-sam/build; \
+	fi
+
+pytest: $(STAMP)  ## unit and integration tests
+	$(BIN)/python -m pytest
+
+test: lint typecheck cfn-lint validate artifacts-test pytest  ## every check
+
+demo: $(STAMP)  ## generate a delivery, land it in (moto) S3, run the parse handler, print the result
+	$(BIN)/python -m sandbox.demo
+
+bench: $(STAMP)  ## reader benchmark against the named baselines
+	$(BIN)/python -m bench.bench_reader
+
+clean:  ## remove build outputs (keeps .venv)
+	rm -rf .aws-sam .demo bench/.data .pytest_cache .mypy_cache .ruff_cache
