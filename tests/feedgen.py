@@ -15,7 +15,14 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-KEY_COLUMNS = ("exclude_hit", "hit_source", "mcvisid", "post_evar22", "post_visid_high", "post_visid_low")
+KEY_COLUMNS = (
+    "exclude_hit",
+    "hit_source",
+    "mcvisid",
+    "post_evar22",
+    "post_visid_high",
+    "post_visid_low",
+)
 
 
 def column_headers(n_columns: int = 300) -> list[str]:
@@ -92,7 +99,7 @@ def render_row(hit: Hit, headers: list[str], rng: random.Random) -> str:
         "post_visid_high": hit.visitor[:19],
         "post_visid_low": hit.visitor[19:],
         "accept_language": "en-US,en;q=0.8",
-        "page_url": "https://example.com/products/widget?id=%d" % rng.randrange(1000),
+        "page_url": f"https://example.com/products/widget?id={rng.randrange(1000)}",
         "user_agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36",
     }
     fields = []
@@ -110,16 +117,16 @@ NOISE = ("tab\there", "new\nline", "back\\slash", "trailing\\", "\\\t\n\\\\", "c
 
 
 def random_hits(n: int, rng: random.Random, n_visitors: int) -> list[Hit]:
-    visitors = ["%038d" % rng.randrange(10**37, 10**38) for _ in range(n_visitors)]
+    visitors = [f"{rng.randrange(10**37, 10**38):038d}" for _ in range(n_visitors)]
     hits = []
     for _ in range(n):
         visitor = rng.choice(visitors) if rng.random() > 0.03 else ""
         hits.append(
             Hit(
                 visitor=visitor,
-                crm_id=("CRM-%d" % rng.randrange(10**6)) if rng.random() < 0.2 else "",
+                crm_id=f"CRM-{rng.randrange(10**6)}" if rng.random() < 0.2 else "",
                 exclude_hit="0" if rng.random() > 0.05 else rng.choice(("1", "2", "10")),
-                hit_source=rng.choice(("1", "1", "1", "1", "2", "5", "7", "8", "9")),
+                hit_source=rng.choice(("1",) * 12 + ("2", "5", "7", "8", "9")),
                 noisy=rng.choice(NOISE) if rng.random() < 0.05 else "",
             )
         )
@@ -163,11 +170,20 @@ def manifest_text(lookup: dict[str, bytes], data: dict[str, tuple[bytes, int]]) 
         "",
     ]
     for name, body in lookup.items():
-        lines += [f"Lookup-File: {name}", f"MD5-Digest: {hashlib.md5(body).hexdigest()}",
-                  f"File-Size: {len(body)}", ""]
+        lines += [
+            f"Lookup-File: {name}",
+            f"MD5-Digest: {hashlib.md5(body).hexdigest()}",
+            f"File-Size: {len(body)}",
+            "",
+        ]
     for name, (body, records) in data.items():
-        lines += [f"Data-File: {name}", f"MD5-Digest: {hashlib.md5(body).hexdigest()}",
-                  f"File-Size: {len(body)}", f"Record-Count: {records}", ""]
+        lines += [
+            f"Data-File: {name}",
+            f"MD5-Digest: {hashlib.md5(body).hexdigest()}",
+            f"File-Size: {len(body)}",
+            f"Record-Count: {records}",
+            "",
+        ]
     return "\n".join(lines)
 
 

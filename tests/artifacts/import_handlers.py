@@ -33,7 +33,9 @@ def main(build_dir: str) -> int:
         module = importlib.import_module(module_name)
         assert callable(getattr(module, func)), f"{name}: {handler} is not callable"
         feedsync = sys.modules["feedsync"]
-        assert Path(feedsync.__file__).is_relative_to(layer), f"feedsync not from layer: {feedsync.__file__}"
+        assert Path(feedsync.__file__).is_relative_to(layer), (
+            f"feedsync not from layer: {feedsync.__file__}"
+        )
         from feedsync.datafeed import gzipstream
 
         assert gzipstream.DECOMPRESSOR == "isal_zlib", "isal did not load from the layer"

@@ -23,11 +23,11 @@ def multi_file_delivery(tmp_path, seed=11):
     first = feedgen.random_hits(1500, rng, 300)
     second = feedgen.random_hits(1500, rng, 300)
     # a visitor pending in file 1 and known in file 2 is known in the delivery
-    shared = "%038d" % 12345
+    shared = f"{12345:038d}"
     first.append(feedgen.Hit(visitor=shared, noisy="before\tkey\\columns\n"))
     second.append(feedgen.Hit(visitor=shared, crm_id="CRM-1"))
     # a visitor known only through an excluded hit stays pending
-    ghost = "%038d" % 777
+    ghost = f"{777:038d}"
     first.append(feedgen.Hit(visitor=ghost))
     second.append(feedgen.Hit(visitor=ghost, crm_id="CRM-2", exclude_hit="1"))
     # duplicated hits change counts, not visitors
@@ -42,8 +42,16 @@ def test_multi_file_delivery_totals_and_pending_ids(tmp_path, capsys):
     code, out, _ = run(capsys, delivery.folder, "--pending-out", pending_out)
     assert code == 0
     assert out["complete"] is True
-    assert (out["rows"], out["counted_rows"], out["excluded_rows"], out["rows_without_visitor"]) == (
-        expected.rows, expected.counted_rows, expected.excluded_rows, expected.rows_without_visitor,
+    assert (
+        out["rows"],
+        out["counted_rows"],
+        out["excluded_rows"],
+        out["rows_without_visitor"],
+    ) == (
+        expected.rows,
+        expected.counted_rows,
+        expected.excluded_rows,
+        expected.rows_without_visitor,
     )
     assert out["visitors_pending"] == len(expected.final_pending)
     assert out["visitors_known"] == len(expected.known)
@@ -62,8 +70,12 @@ def test_multi_file_delivery_totals_and_pending_ids(tmp_path, capsys):
 def test_composite_visitor_key(tmp_path, capsys):
     delivery, _, _ = multi_file_delivery(tmp_path)
     code, out, _ = run(
-        capsys, delivery.folder / delivery.manifest_name,
-        "--visitor-column", "post_visid_high", "--visitor-column", "post_visid_low",
+        capsys,
+        delivery.folder / delivery.manifest_name,
+        "--visitor-column",
+        "post_visid_high",
+        "--visitor-column",
+        "post_visid_low",
     )
     assert code == 0
     assert out["visitors_pending"] == len(delivery.expected.final_pending)
@@ -110,7 +122,9 @@ def test_record_count_mismatch(tmp_path, capsys):
     manifest.write_text(text)
     code, _, err = run(capsys, delivery.folder)
     assert code == 1
-    assert "01-acmeprod_2026-11-20.tsv.gz: Record-Count check failed (manifest 1503, file 1502)" in err
+    assert (
+        "01-acmeprod_2026-11-20.tsv.gz: Record-Count check failed (manifest 1503, file 1502)" in err
+    )
 
 
 def test_malformed_manifest(tmp_path, capsys):
@@ -139,15 +153,20 @@ def test_unknown_column_is_named(tmp_path, capsys):
 def test_real_delivery(real_delivery, tmp_path, capsys):
     pending_out = tmp_path / "pending.txt"
     args = ["--visitor-column", "post_visid_high", "--visitor-column", "post_visid_low"]
-    code, out, _ = run(capsys, real_delivery, *args, "--crm-id-column", "post_evar3",
-                       "--pending-out", pending_out)
+    code, out, _ = run(
+        capsys, real_delivery, *args, "--crm-id-column", "post_evar3", "--pending-out", pending_out
+    )
     assert code == 0
     assert (out["rows"], out["counted_rows"], out["excluded_rows"]) == (592, 592, 0)
     assert (out["visitors_pending"], out["visitors_known"]) == (338, 0)
     assert len(pending_out.read_text().splitlines()) == 338
     assert out["files"][1] == {
-        "name": "01-zwitchdev_2015-07-13.tsv.gz", "md5_ok": True, "size_ok": True,
-        "records": 592, "records_ok": True, "error": None,
+        "name": "01-zwitchdev_2015-07-13.tsv.gz",
+        "md5_ok": True,
+        "size_ok": True,
+        "records": 592,
+        "records_ok": True,
+        "error": None,
     }
     code, out, _ = run(capsys, real_delivery, *args, "--crm-id-column", "post_evar1")
     assert (out["visitors_pending"], out["visitors_known"]) == (0, 338)
@@ -155,9 +174,20 @@ def test_real_delivery(real_delivery, tmp_path, capsys):
 
 def test_console_entry_point_runs_as_module(real_delivery):
     done = subprocess.run(
-        [sys.executable, "-m", "feedsync", "parse", str(real_delivery), "--visitor-column",
-         "post_visid_high", "--visitor-column", "post_visid_low"],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "feedsync",
+            "parse",
+            str(real_delivery),
+            "--visitor-column",
+            "post_visid_high",
+            "--visitor-column",
+            "post_visid_low",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["rows"] == 592

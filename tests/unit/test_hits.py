@@ -16,7 +16,10 @@ from tests import feedgen
 def reference_rows(raw: bytes, wanted):
     reader = csv.reader(
         io.StringIO(raw.decode("iso-8859-1"), newline=""),
-        delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\", lineterminator="\n",
+        delimiter="\t",
+        quoting=csv.QUOTE_NONE,
+        escapechar="\\",
+        lineterminator="\n",
     )
     return [tuple(row[i].encode("iso-8859-1") for i in wanted) for row in reader]
 
@@ -66,7 +69,7 @@ def test_last_row_without_newline_counts():
 
 def test_short_row_is_an_error_naming_the_row():
     raw = b"a\tb\tc\nd\te\nf\tg\th\n"
-    with pytest.raises(CorruptFileError, match="row 2 has 2 fields, column_headers.tsv names 3"):
+    with pytest.raises(CorruptFileError, match=r"row 2 has 2 fields, column_headers\.tsv names 3"):
         scan(raw, 3, (2,))
 
 

@@ -32,7 +32,11 @@ def test_parses_sections():
         "02-acme_2026-11-20.tsv.gz",
     ]
     lookup = manifest.lookup_files[0]
-    assert (lookup.md5, lookup.size, lookup.records) == ("5fc56e6872b75870d9be809fdc97459f", 3129118, None)
+    assert (lookup.md5, lookup.size, lookup.records) == (
+        "5fc56e6872b75870d9be809fdc97459f",
+        3129118,
+        None,
+    )
 
 
 def test_crlf_and_extra_blank_lines_are_fine():

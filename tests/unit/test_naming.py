@@ -22,7 +22,10 @@ from feedsync.errors import FeedNameError
 def test_recognises_adobe_names(name, kind, rsid, hour, index):
     parsed = parse_feed_name(name)
     assert (parsed.kind, parsed.delivery.rsid, parsed.delivery.hour, parsed.index) == (
-        kind, rsid, hour, index,
+        kind,
+        rsid,
+        hour,
+        index,
     )
 
 

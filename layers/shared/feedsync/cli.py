@@ -46,7 +46,9 @@ def _find_manifest(path: Path) -> Path:
             continue
     if len(manifests) != 1:
         found = ", ".join(m.name for m in manifests) or "none"
-        raise CliError(f"{path}: expected exactly one manifest (rsid_YYYY-mm-dd.txt), found {found}")
+        raise CliError(
+            f"{path}: expected exactly one manifest (rsid_YYYY-mm-dd.txt), found {found}"
+        )
     return manifests[0]
 
 

@@ -49,7 +49,8 @@ class S3Store:
 
     def open(self, key: str) -> BinaryIO:
         try:
-            return self._s3.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+            body: BinaryIO = self._s3.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+            return body
         except self._s3.exceptions.NoSuchKey:
             raise FileNotFoundError(self.describe(key)) from None
 

@@ -7,16 +7,19 @@ returning a silently short file.
 
 from __future__ import annotations
 
+import types
 import zlib
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import Any
 
+from feedsync.datafeed.integrity import Readable
 from feedsync.errors import CorruptFileError
 
+_zlib: types.ModuleType
 try:  # isal decompresses the same bytes as zlib, much faster; optional so dev setups still work
     from isal import isal_zlib as _zlib
 except ImportError:  # pragma: no cover - exercised only where isal is absent
-    _zlib = zlib  # type: ignore[no-redef]
+    _zlib = zlib
 
 DECOMPRESSOR = _zlib.__name__.rsplit(".", 1)[-1]
 _GZIP_WBITS = 31
@@ -24,7 +27,7 @@ _ERRORS: tuple[type[BaseException], ...] = (zlib.error, getattr(_zlib, "error", 
 
 
 def decompressed_chunks(
-    stream: BinaryIO, source: str, read_size: int = 1 << 18, chunk_size: int = 1 << 20
+    stream: Readable, source: str, read_size: int = 1 << 18, chunk_size: int = 1 << 20
 ) -> Iterator[bytes]:
     """Yield the decompressed bytes of a gzip stream in chunks of at most ``chunk_size``.
 

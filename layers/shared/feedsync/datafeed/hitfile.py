@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import tarfile
 from dataclasses import dataclass
-from typing import BinaryIO
+from functools import partial
+from typing import IO, BinaryIO, cast
 
 from feedsync.datafeed.gzipstream import decompressed_chunks
 from feedsync.datafeed.hits import RowScanner
@@ -53,13 +54,12 @@ def scan_single_file_hits(stream: BinaryIO, source: str, layout: HitLayout) -> H
     tally = VisitorTally(layout)
     found = False
     try:
-        with tarfile.open(fileobj=reader, mode="r|gz") as archive:  # type: ignore[call-overload]
+        with tarfile.open(fileobj=cast(IO[bytes], reader), mode="r|gz") as archive:
             for member in archive:
                 if member.isfile() and member.name.rsplit("/", 1)[-1] == SINGLE_FILE_HITS:
                     handle = archive.extractfile(member)
                     assert handle is not None
-                    chunks = iter(lambda: handle.read(1 << 20), b"")
-                    for batch in scanner.rows(chunks):
+                    for batch in scanner.rows(iter(partial(handle.read, 1 << 20), b"")):
                         tally.add(batch)
                     found = True
     except (tarfile.TarError, OSError, EOFError) as exc:

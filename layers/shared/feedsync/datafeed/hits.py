@@ -142,7 +142,7 @@ class RowScanner:
         pos, end = start, len(buf)
         match = _ESCAPED_FIELD.match
         while True:
-            field_end = match(buf, pos).end()
+            field_end = match(buf, pos).end()  # type: ignore[union-attr]  # matches empty
             fields.append(buf[pos:field_end])
             if field_end >= end:
                 if not final:

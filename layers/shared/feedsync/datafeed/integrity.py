@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-from typing import BinaryIO
+from typing import Protocol
+
+
+class Readable(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
 
 
 class HashingReader:
     """A read-only stream wrapper that hashes and counts every byte read through it."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: Readable) -> None:
         self._raw = raw
         self._md5 = hashlib.md5(usedforsecurity=False)
         self.size = 0

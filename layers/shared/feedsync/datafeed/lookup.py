@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import tarfile
-from typing import BinaryIO
+from typing import IO, cast
 
+from feedsync.datafeed.integrity import Readable
 from feedsync.errors import CorruptFileError
 
 COLUMN_HEADERS = "column_headers.tsv"
@@ -21,13 +22,13 @@ def parse_column_headers(raw: bytes, source: str) -> list[str]:
     return headers
 
 
-def read_column_headers(stream: BinaryIO, source: str) -> list[str]:
+def read_column_headers(stream: Readable, source: str) -> list[str]:
     """Stream the archive until ``column_headers.tsv``; nothing else is extracted.
 
     The stream is left positioned after that member, so a caller hashing it can drain the rest.
     """
     try:
-        with tarfile.open(fileobj=stream, mode="r|gz") as archive:  # type: ignore[call-overload]
+        with tarfile.open(fileobj=cast(IO[bytes], stream), mode="r|gz") as archive:
             for member in archive:
                 if member.isfile() and member.name.rsplit("/", 1)[-1] == COLUMN_HEADERS:
                     handle = archive.extractfile(member)

@@ -118,7 +118,9 @@ def parse_manifest(text: str, name: str = "manifest") -> Manifest:
         (datas if is_data else lookups).append(entry)
 
     if len(lookups) != n_lookup:
-        raise ManifestError(name, f"header says Lookup-Files: {n_lookup}, sections list {len(lookups)}")
+        raise ManifestError(
+            name, f"header says Lookup-Files: {n_lookup}, sections list {len(lookups)}"
+        )
     if len(datas) != n_data:
         raise ManifestError(name, f"header says Data-Files: {n_data}, sections list {len(datas)}")
     listed = sum(entry.records or 0 for entry in datas)

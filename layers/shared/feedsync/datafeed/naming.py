@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from feedsync.errors import FeedNameError
 
@@ -26,7 +26,7 @@ _PATTERNS = (
 )
 
 
-class FileKind(str, Enum):
+class FileKind(StrEnum):
     DATA = "data"  # one gzip part of a multiple-file delivery
     LOOKUP = "lookup"  # lookup archive of a multiple-file delivery
     SINGLE = "single"  # single-file packaging: hits and lookups in one archive

@@ -57,14 +57,16 @@ class DeliveryFailed(FeedError):
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def _open(feed: ObjectStore, key: str) -> BinaryIO:
     try:
         return feed.open(key)
     except FileNotFoundError:
-        raise IntegrityError(posixpath.basename(key), "listed in the manifest but missing") from None
+        raise IntegrityError(
+            posixpath.basename(key), "listed in the manifest but missing"
+        ) from None
 
 
 def handle_feed_object(
@@ -327,7 +329,9 @@ def _parse_listed(
 
 
 def _delivery_visitors(state: ObjectStore, record: dict[str, Any]) -> Iterator[tuple[str, bool]]:
-    streams = [read_visitors(state, f["visitors_key"]) for f in record["files"] if f["kind"] == "data"]
+    streams = [
+        read_visitors(state, f["visitors_key"]) for f in record["files"] if f["kind"] == "data"
+    ]
     return merge_visitors(streams)
 
 

@@ -2,9 +2,9 @@
 
 Layout (keys relative to the state store)::
 
-    results/<feed folder>/<delivery id>/<file name>.json                 per-file summary (written last)
-    results/<feed folder>/<delivery id>/<file name>.<md5>.visitors.gz    sorted "id<TAB>P|K" lines
-    deliveries/<feed folder>/<delivery id>.json                           delivery record
+    results/<folder>/<delivery>/<file>.json               per-file summary (written last)
+    results/<folder>/<delivery>/<file>.<md5>.visitors.gz  sorted "id<TAB>P|K" lines
+    deliveries/<folder>/<delivery>.json                    delivery record
 
 The visitor stream is named by the file's digest, so a re-delivered file never mixes with its
 old result, and the summary points at exactly the stream it describes.

@@ -1,0 +1,301 @@
+"""Reader benchmark: feedsync's hit scanner against the named baselines, in one run.
+
+    make bench                      # 300,000 rows x 300 columns, 1% escaped rows
+    python -m bench.bench_reader --rows 100000
+
+Baselines, each in its own subprocess (so peak RSS is its own):
+  decompress  inflate only, with the fastest gzip library installed (isal > zlib-ng > zlib)
+  feedsync    RowScanner + VisitorTally (what the parse step runs)
+  csv         stdlib csv.reader configured correctly (tab, QUOTE_NONE, escapechar, newline='')
+  pandas      the blog-post approach: read_csv of the whole file, then filter
+Prints times, peak memory and ratios, and checks that feedsync and csv agree on every row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import random
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "bench" / ".data"
+VISITOR, CRM = ("mcvisid",), "post_evar22"
+
+
+def generate(rows: int, path: Path) -> list[str]:
+    from tests import feedgen
+
+    rng = random.Random(42)
+    headers = feedgen.column_headers(300)
+    keys = {name: i for i, name in enumerate(headers) if name in feedgen.KEY_COLUMNS}
+    pool = [
+        "",
+        "",
+        "",
+        "",
+        "0",
+        "1",
+        "Y",
+        "::hash::0",
+        "100,101",
+        "en-US,en;q=0.8",
+        "https://example.com/products/widget-9?utm_source=news",
+        "Mozilla/5.0 (X11; Linux x86_64)",
+    ]
+    backgrounds = [[rng.choice(pool) for _ in headers] for _ in range(500)]
+    visitors = [f"{rng.randrange(10**37, 10**38):038d}" for _ in range(rows // 8)]
+    noise = [feedgen.escape(n) for n in feedgen.NOISE]
+    with gzip.open(path, "wb", compresslevel=6) as out:
+        batch = []
+        for n in range(rows):
+            fields = list(rng.choice(backgrounds))
+            fields[keys["exclude_hit"]] = "0" if rng.random() > 0.03 else "1"
+            fields[keys["hit_source"]] = "1" if rng.random() > 0.05 else rng.choice("25789")
+            visitor = rng.choice(visitors) if rng.random() > 0.01 else ""
+            fields[keys["mcvisid"]] = visitor
+            fields[keys["post_visid_high"]], fields[keys["post_visid_low"]] = (
+                visitor[:19],
+                visitor[19:],
+            )
+            fields[keys["post_evar22"]] = f"CRM{rng.randrange(10**6)}" if rng.random() < 0.2 else ""
+            if rng.random() < 0.01:  # 1% escaped rows, escapes before the key columns
+                fields[5] = rng.choice(noise)
+            batch.append("\t".join(fields))
+            if len(batch) == 5000 or n == rows - 1:
+                out.write(("\n".join(batch) + "\n").encode("iso-8859-1"))
+                batch = []
+    return headers
+
+
+# -- the measured workloads (each runs in a child process) ---------------------------------------
+def run_decompress(path: Path, headers: list[str]) -> dict:
+    try:
+        from isal import isal_zlib as lib
+    except ImportError:
+        try:
+            from zlib_ng import zlib_ng as lib
+        except ImportError:
+            import zlib as lib
+    decomp, total = lib.decompressobj(31), 0
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 18):
+            total += len(decomp.decompress(block))
+    return {"library": lib.__name__, "bytes": total}
+
+
+def _digest_rows(rows, digest) -> None:
+    for row in rows:
+        digest.update(b"\x00".join(row) + b"\n")
+
+
+def run_feedsync(path: Path, headers: list[str], check: bool = False) -> dict:
+    from feedsync.datafeed.gzipstream import decompressed_chunks
+    from feedsync.datafeed.hits import RowScanner
+    from feedsync.datafeed.visitors import HitLayout, VisitorTally
+
+    layout = HitLayout.from_headers(headers, VISITOR, CRM)
+    scanner = RowScanner(layout.n_columns, layout.wanted, str(path))
+    tally = VisitorTally(layout)
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for batch in scanner.rows(decompressed_chunks(handle, str(path))):
+            tally.add(batch)
+            if check:
+                _digest_rows(batch, digest)
+    return _summary(
+        tally.rows,
+        tally.excluded_rows,
+        len(tally.seen - tally.known),
+        len(tally.known),
+        digest.hexdigest() if check else None,
+    )
+
+
+def run_csv(path: Path, headers: list[str], check: bool = True) -> dict:
+    import csv
+
+    from feedsync.datafeed.visitors import HitLayout, VisitorTally
+
+    layout = HitLayout.from_headers(headers, VISITOR, CRM)
+    tally = VisitorTally(layout)
+    digest = hashlib.sha256()
+    wanted = layout.wanted
+    with gzip.open(path, "rt", encoding="iso-8859-1", newline="") as text:
+        reader = csv.reader(text, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\")
+        batch = []
+        for row in reader:
+            batch.append(tuple(row[i].encode("iso-8859-1") for i in wanted))
+            if len(batch) == 10000:
+                tally.add(batch)
+                _digest_rows(batch, digest)
+                batch = []
+        tally.add(batch)
+        _digest_rows(batch, digest)
+    return _summary(
+        tally.rows,
+        tally.excluded_rows,
+        len(tally.seen - tally.known),
+        len(tally.known),
+        digest.hexdigest(),
+    )
+
+
+def run_pandas(path: Path, headers: list[str]) -> dict:
+    import pandas as pd
+
+    frame = pd.read_csv(
+        path,
+        sep="\t",
+        header=None,
+        names=headers,
+        dtype=str,
+        quoting=3,
+        escapechar="\\",
+        encoding="iso-8859-1",
+        keep_default_na=False,
+    )
+    rows = len(frame)
+    counted = frame[
+        (frame["exclude_hit"].isin(["", "0"])) & (~frame["hit_source"].isin(list("5789")))
+    ]
+    counted = counted[counted["mcvisid"] != ""]
+    known = set(counted.loc[counted["post_evar22"] != "", "mcvisid"])
+    pending = set(counted["mcvisid"]) - known
+    return _summary(rows, None, len(pending), len(known), None)
+
+
+def _summary(rows, excluded, pending, known, digest) -> dict:
+    return {
+        "rows": rows,
+        "excluded": excluded,
+        "pending": pending,
+        "known": known,
+        "digest": digest,
+    }
+
+
+def child(name: str, path: str, headers_file: str, check: bool) -> None:
+    headers = json.loads(Path(headers_file).read_text())
+    func = {
+        "decompress": run_decompress,
+        "feedsync": run_feedsync,
+        "csv": run_csv,
+        "pandas": run_pandas,
+    }[name]
+    start = time.perf_counter()
+    result = func(Path(path), headers, check) if name == "feedsync" else func(Path(path), headers)
+    result["seconds"] = time.perf_counter() - start
+    result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+def measure(
+    name: str, path: Path, headers_file: Path, check: bool = False, repeat: int = 1
+) -> dict:
+    best = None
+    for _ in range(repeat):
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.bench_reader",
+                "--child",
+                name,
+                str(path),
+                str(headers_file),
+                "--check" if check else "--no-check",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        if best is None or result["seconds"] < best["seconds"]:
+            best = result
+    assert best is not None
+    return best
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=300_000)
+    parser.add_argument("--skip-pandas", action="store_true")
+    parser.add_argument("--child", nargs=3)
+    parser.add_argument("--check", action=argparse.BooleanOptionalAction, default=False)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child, args.check)
+        return 0
+
+    DATA.mkdir(parents=True, exist_ok=True)
+    sizes = {"small": args.rows // 3, "full": args.rows}
+    files = {}
+    for label, rows in sizes.items():
+        path = DATA / f"hits-{rows}.tsv.gz"
+        headers_file = DATA / "headers.json"
+        if not path.exists():
+            print(f"generating {rows:,} rows x 300 columns -> {path.name}", flush=True)
+            headers = generate(rows, path)
+            headers_file.write_text(json.dumps(headers))
+        files[label] = path
+    headers_file = DATA / "headers.json"
+    full = files["full"]
+    print(f"feed: {full.name}, {full.stat().st_size / 1e6:.1f} MB gzip")
+
+    results = {
+        "decompress": measure("decompress", full, headers_file, repeat=3),
+        "feedsync": measure("feedsync", full, headers_file, repeat=3),
+        "feedsync_checked": measure("feedsync", full, headers_file, check=True),
+        "feedsync_small": measure("feedsync", files["small"], headers_file),
+        "csv": measure("csv", full, headers_file, check=True),
+    }
+    if not args.skip_pandas:
+        results["pandas"] = measure("pandas", full, headers_file)
+
+    base = results["feedsync"]
+    print(f"\nuncompressed: {results['decompress']['bytes'] / 1e6:.0f} MB, rows: {base['rows']:,}")
+    print(f"{'run':18s} {'seconds':>8s} {'peak MB':>8s}   ratio")
+    for name, r in results.items():
+        ratio = r["seconds"] / base["seconds"]
+        print(f"{name:18s} {r['seconds']:8.2f} {r['peak_mb']:8.0f}   {ratio:5.2f}x feedsync")
+    dec = results["decompress"]
+    print(
+        f"\nfeedsync / decompress-only ({dec['library']}):   "
+        f"{base['seconds'] / dec['seconds']:.2f}x   (target <= 1.6x)"
+    )
+    print(
+        f"csv / feedsync:                          "
+        f"{results['csv']['seconds'] / base['seconds']:.2f}x faster (target >= 6x)"
+    )
+    if "pandas" in results:
+        print(
+            f"pandas / feedsync:                       "
+            f"{results['pandas']['seconds'] / base['seconds']:.2f}x faster (target >= 30x)"
+        )
+    print(
+        f"peak memory {sizes['small']:,} rows -> {sizes['full']:,} rows: "
+        f"{results['feedsync_small']['peak_mb']:.0f} MB -> {base['peak_mb']:.0f} MB"
+    )
+    same = results["feedsync_checked"]["digest"] == results["csv"]["digest"]
+    agree = all(
+        results["feedsync_checked"][k] == results["csv"][k] for k in ("rows", "pending", "known")
+    )
+    print(f"every row identical to the csv reader: {same}; visitor sets agree: {agree}")
+    if "pandas" in results:
+        print(
+            "pandas visitor sets agree:",
+            all(results["pandas"][k] == base[k] for k in ("pending", "known")),
+        )
+    return 0 if same and agree else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
