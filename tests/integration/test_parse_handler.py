@@ -189,11 +189,9 @@ def test_eventbridge_shape_is_accepted(aws, tmp_path):
     s3, handler = aws
     delivery = make(tmp_path)
     upload(s3, delivery)
-    event = {
-        "source": "aws.s3",
-        "detail-type": "Object Created",
-        "detail": {"bucket": {"name": FEED}, "object": {"key": FOLDER + delivery.manifest_name}},
-    }
+    event = json.loads((EVENTS / "eventbridge-object-created.json").read_text())
+    event["detail"]["bucket"]["name"] = FEED
+    assert event["detail"]["object"]["key"] == FOLDER + delivery.manifest_name  # not URL-encoded
     assert handler.lambda_handler(event, Context())["results"][0]["status"] == "complete"
 
 
