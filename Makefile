@@ -15,7 +15,10 @@ PY312 ?= $(shell for p in $$(command -v python3.12) $$HOME/.pyenv/versions/3.12*
 	"$$p" -c pass 2>/dev/null && echo "$$p" && break; done)
 STAMP := $(VENV)/.installed
 
-.PHONY: help install lint format typecheck cfn-lint validate build artifacts-test pytest test demo bench clean
+NATIVE_SRC := layers/shared/feedsync/datafeed/native/feedscan.c
+NATIVE_LIB := layers/shared/feedsync/datafeed/native/libfeedscan.so
+
+.PHONY: help install native lint format typecheck cfn-lint validate build artifacts-test pytest test demo bench clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -27,6 +30,11 @@ $(STAMP): pyproject.toml layers/shared/requirements.txt
 	touch $@
 
 install: $(STAMP)  ## create .venv with the package, dev tools and benchmark baselines
+
+$(NATIVE_LIB): $(NATIVE_SRC) $(STAMP)
+	$(BIN)/python -m ziglang cc -O2 -shared -fPIC -Wall -Wextra -Werror -o $@ $<
+
+native: $(NATIVE_LIB)  ## build the native hit scanner for this machine (zig cc, from PyPI)
 
 lint: $(STAMP)  ## ruff lint + format check
 	$(BIN)/ruff check .
@@ -54,19 +62,20 @@ artifacts-test: build  ## import every handler from .aws-sam/build as Lambda wou
 	else \
 		$(BIN)/python -m pip install --quiet --no-compile --upgrade --target .aws-sam/lambda-runtime \
 			--python-version 3.12 --only-binary=:all: boto3 && \
-		$(PY312) tests/artifacts/import_handlers.py .aws-sam/build; \
+		LAMBDA_WHEEL_ARCH=$(if $(filter arm64,$(ARCH)),aarch64,x86_64) \
+			$(PY312) tests/artifacts/import_handlers.py .aws-sam/build; \
 	fi
 
-pytest: $(STAMP)  ## unit and integration tests
+pytest: $(STAMP) $(NATIVE_LIB)  ## unit and integration tests
 	$(BIN)/python -m pytest
 
 test: lint typecheck cfn-lint validate artifacts-test pytest  ## every check
 
-demo: $(STAMP)  ## generate a delivery, land it in (moto) S3, run the parse handler, print the result
+demo: $(STAMP) $(NATIVE_LIB)  ## generate a delivery, land it in (moto) S3, run the parse handler, print the result
 	$(BIN)/python -m sandbox.demo
 
-bench: $(STAMP)  ## reader benchmark against the named baselines
+bench: $(STAMP) $(NATIVE_LIB)  ## reader benchmark against the named baselines
 	$(BIN)/python -m bench.bench_reader
 
 clean:  ## remove build outputs (keeps .venv)
-	rm -rf .aws-sam .demo bench/.data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .aws-sam .demo bench/.data .pytest_cache .mypy_cache .ruff_cache $(NATIVE_LIB)

@@ -39,6 +39,10 @@ def main(build_dir: str) -> int:
         from feedsync.datafeed import gzipstream
 
         assert gzipstream.DECOMPRESSOR == "isal_zlib", "isal did not load from the layer"
+        from feedsync.datafeed import nativescan
+
+        if os.uname().machine == os.environ.get("LAMBDA_WHEEL_ARCH", "x86_64"):
+            assert nativescan.SCANNER == "native", "the native scanner did not load from the layer"
         print(f"ok {name}: {handler} (python {sys.version.split()[0]}, feedsync from {layer})")
     return 0
 

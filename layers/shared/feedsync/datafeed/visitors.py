@@ -31,6 +31,7 @@ class HitLayout:
     hit_source: int | None
     visitor_columns: tuple[str, ...]
     crm_id_column: str
+    column_index: dict[str, int]  # header name -> column index, for the columns above
 
     @property
     def filters(self) -> list[str]:
@@ -70,6 +71,7 @@ class HitLayout:
             hit_source=slot.get(HIT_SOURCE),
             visitor_columns=tuple(visitor_columns),
             crm_id_column=crm_id_column,
+            column_index={col: index[col] for col in roles},
         )
 
 
@@ -87,6 +89,18 @@ class VisitorTally:
     @property
     def counted_rows(self) -> int:
         return self.rows - self.excluded_rows
+
+    def add_keys(
+        self, rows: int, excluded: int, without: int, pending: bytes, known: bytes
+    ) -> None:
+        """Counts and newline-terminated visitor keys from the native scanner."""
+        self.rows += rows
+        self.excluded_rows += excluded
+        self.rows_without_visitor += without
+        if pending:
+            self.seen.update(pending[:-1].split(b"\n"))
+        if known:
+            self.known.update(known[:-1].split(b"\n"))
 
     def add(self, rows: Iterable[tuple[bytes, ...]]) -> None:
         layout = self.layout

@@ -1,0 +1,94 @@
+"""The native scanner must give exactly what the Python scanner gives, on every kind of input."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from feedsync.datafeed import nativescan
+from feedsync.datafeed.hits import RowScanner
+from feedsync.datafeed.visitors import HitLayout, VisitorTally
+from feedsync.errors import CorruptFileError
+from tests import feedgen
+
+pytestmark = pytest.mark.skipif(
+    not nativescan.available(),
+    reason=f"native scanner not built ({nativescan.LIBRARY}); `make native` builds it",
+)
+
+
+def tallies(raw: bytes, layout: HitLayout, chunk_sizes=(1 << 20,), seed=1):
+    rng = random.Random(seed)
+    chunks, pos = [], 0
+    while pos < len(raw):
+        size = rng.choice(chunk_sizes)
+        chunks.append(raw[pos : pos + size])
+        pos += size
+    native = VisitorTally(layout)
+    nativescan.NativeScan(layout, native, "f.tsv.gz").run(chunks)
+    python = VisitorTally(layout)
+    for batch in RowScanner(layout.n_columns, layout.wanted, "f.tsv.gz").rows(chunks):
+        python.add(batch)
+    return native, python
+
+
+def same(native: VisitorTally, python: VisitorTally) -> None:
+    for name in ("rows", "excluded_rows", "rows_without_visitor", "known", "seen"):
+        assert getattr(native, name) == getattr(python, name), name
+
+
+@pytest.fixture(scope="module")
+def generated():
+    rng = random.Random(9)
+    headers = feedgen.column_headers(300)
+    hits = feedgen.random_hits(4000, rng, 500)
+    for hit in hits[::25]:
+        hit.noisy = rng.choice(feedgen.NOISE)
+    # escapes inside interpreted columns: the native scanner hands these rows to Python
+    hits[10].visitor = "12345\\678\t9"
+    hits[11].crm_id = "tab\tin crm"
+    hits[12].visitor, hits[12].crm_id = "555\n000", ""
+    for hit in hits[10:13]:
+        hit.exclude_hit, hit.hit_source = "0", "1"
+    text = "".join(feedgen.render_row(h, headers, rng) for h in hits)
+    return headers, hits, text.encode("iso-8859-1")
+
+
+@pytest.mark.parametrize("chunk_sizes", [(1 << 20,), (1, 2, 5, 13), (700, 4099, 65536)])
+@pytest.mark.parametrize(
+    "visitor", [("mcvisid",), ("post_visid_high", "post_visid_low")], ids=["mcvisid", "high_low"]
+)
+def test_native_equals_python(generated, chunk_sizes, visitor):
+    headers, hits, raw = generated
+    layout = HitLayout.from_headers(headers, visitor, "post_evar22")
+    native, python = tallies(raw, layout, chunk_sizes)
+    same(native, python)
+    assert native.rows == len(hits)
+    if visitor == ("mcvisid",):
+        assert b"555\n000" in native.seen
+        assert b"12345\\678\t9" in native.seen | native.known
+
+
+def test_without_filter_columns():
+    headers = ["mcvisid", "post_evar22", "x"]
+    layout = HitLayout.from_headers(headers, ("mcvisid",), "post_evar22")
+    raw = b"v1\t\tx\nv1\tC\tx\nv2\t\t\\\tx\n\t\tx\nv3\t\tlast"
+    native, python = tallies(raw, layout)
+    same(native, python)
+    assert (native.rows, native.rows_without_visitor) == (5, 1)
+    assert (native.known, native.seen) == ({b"v1"}, {b"v1", b"v2", b"v3"})
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"a\tb\tc\nd\te\n", "row 2 has 2 fields"),
+        (b"a\tb\tc\td\n", "row 1 has 4 fields"),
+        (b"a\tb\tc\\", "ends inside a backslash escape"),
+    ],
+)
+def test_errors_match_the_python_scanner(raw, message):
+    layout = HitLayout.from_headers(["mcvisid", "post_evar22", "z"], ("mcvisid",), "post_evar22")
+    with pytest.raises(CorruptFileError, match=message):
+        nativescan.NativeScan(layout, VisitorTally(layout), "f").run([raw])
