@@ -216,3 +216,35 @@ def make_delivery(
         for name, body in files.items():
             (folder / name).write_bytes(body)
     return Delivery(folder, rsid, day, files, expected, manifest_name)
+
+
+def make_single_file_delivery(
+    folder: Path, hits: list[Hit], rsid: str = "acmeprod", stem_day: str = "2026-11-20-130000"
+) -> Delivery:
+    """Single-file packaging: hit_data.tsv and the lookups in one rsid_day.tar.gz."""
+    rng = random.Random(3)
+    headers = column_headers(300)
+    expected = Expected()
+    for hit in hits:
+        expected.add(hit)
+    hit_data = "".join(render_row(hit, headers, rng) for hit in hits).encode("iso-8859-1")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, body in (
+            ("hit_data.tsv", hit_data),
+            ("browser.tsv", b"1\tChrome\n"),
+            ("column_headers.tsv", ("\t".join(headers) + "\n").encode("iso-8859-1")),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            archive.addfile(info, io.BytesIO(body))
+    archive_name = f"{rsid}_{stem_day}.tar.gz"
+    files = {archive_name: buffer.getvalue()}
+    manifest_name = f"{rsid}_{stem_day}.txt"
+    files[manifest_name] = manifest_text(
+        {}, {archive_name: (files[archive_name], len(hits))}
+    ).encode()
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, body in files.items():
+        (folder / name).write_bytes(body)
+    return Delivery(folder, rsid, stem_day, files, expected, manifest_name)

@@ -202,3 +202,45 @@ def test_bad_paths_are_clear(tmp_path, capsys, bad):
         (path / "a_2026-01-02.txt").write_text("")
     code, _, err = run(capsys, path)
     assert code == 2 and str(path) in err
+
+
+def test_single_file_hourly_delivery(tmp_path, capsys):
+    rng = random.Random(21)
+    hits = feedgen.random_hits(2000, rng, 300)
+    delivery = feedgen.make_single_file_delivery(tmp_path / "single", hits)
+    pending_out = tmp_path / "pending.txt"
+    code, out, err = run(capsys, delivery.folder, "--pending-out", pending_out)
+    assert code == 0, err
+    assert out["delivery"] == "acmeprod_2026-11-20-130000"
+    assert out["rows"] == delivery.expected.rows
+    assert out["visitors_pending"] == len(delivery.expected.final_pending)
+    assert pending_out.read_text().splitlines() == sorted(delivery.expected.final_pending)
+    assert out["files"] == [
+        {"name": "acmeprod_2026-11-20-130000.tar.gz", "md5_ok": True, "size_ok": True,
+         "records": 2000, "records_ok": True, "error": None},
+    ]  # fmt: skip
+
+
+def test_hourly_multi_file_delivery(tmp_path, capsys):
+    rng = random.Random(8)
+    files = [feedgen.random_hits(500, rng, 100), feedgen.random_hits(500, rng, 100)]
+    delivery = feedgen.make_delivery(tmp_path / "hourly", files, day="2026-11-20-050000")
+    code, out, _ = run(capsys, delivery.folder)
+    assert code == 0
+    assert out["delivery"] == "acmeprod_2026-11-20-050000"
+    assert out["visitors_pending"] == len(delivery.expected.final_pending)
+
+
+def test_zip_single_file_is_refused_clearly(tmp_path, capsys):
+    delivery = feedgen.make_single_file_delivery(
+        tmp_path / "zip", feedgen.random_hits(10, random.Random(1), 5)
+    )
+    archive = delivery.folder / "acmeprod_2026-11-20-130000.tar.gz"
+    zipped = archive.with_name("acmeprod_2026-11-20-130000.zip")
+    zipped.write_bytes(b"PK\x03\x04 a real zip would start like this")
+    archive.unlink()
+    manifest = delivery.folder / delivery.manifest_name
+    manifest.write_text(manifest.read_text().replace(archive.name, zipped.name))
+    code, _, err = run(capsys, delivery.folder)
+    assert code == 1
+    assert "zip single-file packaging is not supported" in err

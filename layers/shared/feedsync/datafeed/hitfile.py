@@ -47,8 +47,16 @@ def scan_gzip_hits(stream: BinaryIO, source: str, layout: HitLayout) -> HitFileS
     return HitFileScan(reader.md5, reader.size, tally)
 
 
+def _require_tar(source: str) -> None:
+    if source.endswith(".zip"):
+        raise CorruptFileError(
+            source, "zip single-file packaging is not supported; set the feed to gzip compression"
+        )
+
+
 def single_file_headers(stream: BinaryIO, source: str) -> tuple[list[str], str, int]:
     """Column headers of a single-file archive, plus the archive's md5 and size."""
+    _require_tar(source)
     reader = HashingReader(stream)
     headers = read_column_headers(reader, source)
     reader.drain()
@@ -57,10 +65,7 @@ def single_file_headers(stream: BinaryIO, source: str) -> tuple[list[str], str, 
 
 def scan_single_file_hits(stream: BinaryIO, source: str, layout: HitLayout) -> HitFileScan:
     """Single-file packaging: ``hit_data.tsv`` inside ``rsid_YYYY-mm-dd.tar.gz``."""
-    if source.endswith(".zip"):
-        raise CorruptFileError(
-            source, "zip single-file packaging is not supported; set the feed to gzip compression"
-        )
+    _require_tar(source)
     reader = HashingReader(stream)
     tally: VisitorTally | None = None
     try:
