@@ -34,6 +34,8 @@ def main() -> int:
     import boto3
     from moto import mock_aws
 
+    from feedsync.cli import PARSE_FIELDS
+    from sandbox.lambda_context import FakeLambdaContext
     from tests import feedgen
 
     rng = random.Random(2026)
@@ -58,23 +60,13 @@ def main() -> int:
             event = copy.deepcopy(template)
             event["Records"][0]["s3"]["bucket"]["name"] = FEED
             event["Records"][0]["s3"]["object"]["key"] = quote_plus(FOLDER + name, safe="/")
-            result = handler.lambda_handler(event, _Context())["results"][0]
+            result = handler.lambda_handler(event, FakeLambdaContext("ParseFeedFunction"))[
+                "results"
+            ][0]
             print(f"{name:45s} -> {result['status']}")
         key = f"deliveries/{FOLDER}{delivery.rsid}_{delivery.day}.json"
         record = json.loads(s3.get_object(Bucket=STATE, Key=key)["Body"].read())
-    summary = {
-        k: record[k]
-        for k in (
-            "delivery",
-            "status",
-            "rows",
-            "counted_rows",
-            "excluded_rows",
-            "rows_without_visitor",
-            "visitors_pending",
-            "visitors_known",
-        )
-    }
+    summary = {k: record[k] for k in PARSE_FIELDS}
     print(json.dumps(summary, indent=2))
     expected = len(delivery.expected.final_pending)
     print(
@@ -83,16 +75,6 @@ def main() -> int:
     )
     print(f"delivery record: s3://{STATE}/{key}   local copy of the feed: {delivery.folder}")
     return 0 if expected == record["visitors_pending"] else 1
-
-
-class _Context:
-    function_name = "ParseFeedFunction"
-    memory_limit_in_mb = 1769
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ParseFeedFunction"
-    aws_request_id = "demo"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 900_000
 
 
 if __name__ == "__main__":

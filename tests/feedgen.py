@@ -116,6 +116,19 @@ def render_row(hit: Hit, headers: list[str], rng: random.Random) -> str:
 NOISE = ("tab\there", "new\nline", "back\\slash", "trailing\\", "\\\t\n\\\\", "caf\xe9 \xfc")
 
 
+def noisy_hits(n: int, seed: int, n_visitors: int, every: int) -> tuple[random.Random, list[Hit]]:
+    """Random hits where every ``every``-th one has a value needing escapes before the keys."""
+    rng = random.Random(seed)
+    hits = random_hits(n, rng, n_visitors)
+    for hit in hits[::every]:
+        hit.noisy = rng.choice(NOISE)
+    return rng, hits
+
+
+def render(hits: list[Hit], headers: list[str], rng: random.Random) -> bytes:
+    return "".join(render_row(h, headers, rng) for h in hits).encode("iso-8859-1")
+
+
 def random_hits(n: int, rng: random.Random, n_visitors: int) -> list[Hit]:
     visitors = [f"{rng.randrange(10**37, 10**38):038d}" for _ in range(n_visitors)]
     hits = []
@@ -126,7 +139,7 @@ def random_hits(n: int, rng: random.Random, n_visitors: int) -> list[Hit]:
                 visitor=visitor,
                 crm_id=f"CRM-{rng.randrange(10**6)}" if rng.random() < 0.2 else "",
                 exclude_hit="0" if rng.random() > 0.05 else rng.choice(("1", "2", "10")),
-                hit_source=rng.choice(("1",) * 12 + ("2", "5", "7", "8", "9")),
+                hit_source=rng.choice(("1",) * 40 + ("2", "5", "7", "8", "9")),
                 noisy=rng.choice(NOISE) if rng.random() < 0.05 else "",
             )
         )

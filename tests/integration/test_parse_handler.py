@@ -15,6 +15,7 @@ import pytest
 from moto import mock_aws
 
 from feedsync.pipeline.parse import DeliveryFailed
+from sandbox.lambda_context import FakeLambdaContext
 from tests import feedgen
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -22,14 +23,8 @@ FEED, STATE = "feedsync-feed-test", "feedsync-state-test"
 FOLDER = "adobe/acme prod/"  # a space: S3 sends it URL-encoded as '+'
 
 
-class Context:
-    function_name = "ParseFeedFunction"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:ParseFeedFunction"
-    aws_request_id = "test-request"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 600_000
+def Context() -> FakeLambdaContext:
+    return FakeLambdaContext("ParseFeedFunction")
 
 
 @pytest.fixture

@@ -38,12 +38,9 @@ def scan(raw: bytes, n_columns: int, wanted, chunk_sizes=(1 << 20,)):
 
 @pytest.fixture(scope="module")
 def feed_text():
-    rng = random.Random(3)
     headers = feedgen.column_headers(300)
-    hits = feedgen.random_hits(3000, rng, 400)
-    for hit in hits[::40]:
-        hit.noisy = rng.choice(feedgen.NOISE)
-    return headers, "".join(feedgen.render_row(h, headers, rng) for h in hits).encode("iso-8859-1")
+    rng, hits = feedgen.noisy_hits(3000, seed=3, n_visitors=400, every=40)
+    return headers, feedgen.render(hits, headers, rng)
 
 
 @pytest.mark.parametrize("chunk_sizes", [(1 << 20,), (1, 2, 3, 7, 64), (511, 4093, 65536)])

@@ -40,19 +40,15 @@ def same(native: VisitorTally, python: VisitorTally) -> None:
 
 @pytest.fixture(scope="module")
 def generated():
-    rng = random.Random(9)
     headers = feedgen.column_headers(300)
-    hits = feedgen.random_hits(4000, rng, 500)
-    for hit in hits[::25]:
-        hit.noisy = rng.choice(feedgen.NOISE)
+    rng, hits = feedgen.noisy_hits(4000, seed=9, n_visitors=500, every=25)
     # escapes inside interpreted columns: the native scanner hands these rows to Python
     hits[10].visitor = "12345\\678\t9"
     hits[11].crm_id = "tab\tin crm"
     hits[12].visitor, hits[12].crm_id = "555\n000", ""
     for hit in hits[10:13]:
         hit.exclude_hit, hit.hit_source = "0", "1"
-    text = "".join(feedgen.render_row(h, headers, rng) for h in hits)
-    return headers, hits, text.encode("iso-8859-1")
+    return headers, hits, feedgen.render(hits, headers, rng)
 
 
 @pytest.mark.parametrize("chunk_sizes", [(1 << 20,), (1, 2, 5, 13), (700, 4099, 65536)])
