@@ -54,13 +54,10 @@ def _require_tar(source: str) -> None:
         )
 
 
-def single_file_headers(stream: BinaryIO, source: str) -> tuple[list[str], str, int]:
-    """Column headers of a single-file archive, plus the archive's md5 and size."""
+def single_file_headers(stream: BinaryIO, source: str) -> list[str]:
+    """Column headers of a single-file archive (the scan pass computes its digest)."""
     _require_tar(source)
-    reader = HashingReader(stream)
-    headers = read_column_headers(reader, source)
-    reader.drain()
-    return headers, reader.md5, reader.size
+    return read_column_headers(stream, source)
 
 
 def scan_single_file_hits(stream: BinaryIO, source: str, layout: HitLayout) -> HitFileScan:

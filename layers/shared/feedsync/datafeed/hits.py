@@ -88,7 +88,7 @@ class RowScanner:
         if b"\\" not in tail:
             self._clean_region(tail + b"\n", 0, len(tail) + 1, out)
             return out
-        result = self._escaped_row(tail, 0, final=True)
+        result = self.parse_row(tail, 0, final=True)
         assert result is not None  # final=True never asks for more data
         out.append(result[0])
         self.records += 1
@@ -108,7 +108,7 @@ class RowScanner:
             row_start = max(buf.rfind(b"\n", pos, backslash) + 1, pos)
             if row_start > pos:
                 self._clean_region(buf, pos, row_start, out)
-            result = self._escaped_row(buf, row_start, final=False)
+            result = self.parse_row(buf, row_start, final=False)
             if result is None:  # the row continues in the next chunk
                 return row_start
             out.append(result[0])
@@ -130,14 +130,17 @@ class RowScanner:
         # Some row has the wrong number of fields: walk the rows to name the first bad one.
         pos = start
         while pos < end:
-            result = self._escaped_row(buf, pos, final=False)
+            result = self.parse_row(buf, pos, final=False)
             assert result is not None  # the region ends with a newline
             out.append(result[0])
             self.records += 1
             pos = result[1]
 
-    def _escaped_row(self, buf: bytes, start: int, final: bool) -> tuple[Row, int] | None:
-        """Parse one row from ``start``; None if it needs bytes not yet read."""
+    def parse_row(self, buf: bytes, start: int, final: bool) -> tuple[Row, int] | None:
+        """Parse one escape-aware row from ``start``: (wanted fields, end); None if incomplete.
+
+        Errors name the row as ``records + 1``; callers that count rows themselves set records.
+        """
         fields: list[bytes] = []
         pos, end = start, len(buf)
         match = _ESCAPED_FIELD.match

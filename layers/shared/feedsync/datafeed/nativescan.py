@@ -147,7 +147,7 @@ class NativeScan:
                 break
             if rc == _NEEDS_PYTHON:  # an escape inside an interpreted column: unescape in Python
                 self._python.records = tally.rows
-                row = self._python._escaped_row(buf, pos, final)
+                row = self._python.parse_row(buf, pos, final)
                 if row is None:
                     break
                 tally.add([row[0]])

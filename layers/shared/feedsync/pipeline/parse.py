@@ -313,8 +313,9 @@ def _parse_listed(
 ) -> dict[str, Any]:
     try:
         if kind is FileKind.SINGLE:
+            # Two passes: inside the archive, column_headers.tsv may come after hit_data.tsv.
             with _open(feed, folder + entry.name) as stream:
-                single_headers, _, _ = single_file_headers(stream, entry.name)
+                single_headers = single_file_headers(stream, entry.name)
             layout = _layout(single_headers, settings, entry.name)
             with _open(feed, folder + entry.name) as stream:
                 scan = scan_single_file_hits(stream, entry.name, layout)

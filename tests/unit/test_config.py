@@ -1,0 +1,34 @@
+import pytest
+
+from feedsync.config import ParseFunctionConfig
+from feedsync.errors import ConfigError
+
+
+def test_defaults():
+    config = ParseFunctionConfig.from_env({"STATE_BUCKET": "feedsync-state-1"})
+    assert config.settings.visitor_columns == ("mcvisid",)
+    assert config.settings.crm_id_column == "post_evar22"
+
+
+def test_composite_visitor_key():
+    env = {"STATE_BUCKET": "b-1x", "VISITOR_COLUMNS": "post_visid_high, post_visid_low"}
+    assert ParseFunctionConfig.from_env(env).settings.visitor_columns == (
+        "post_visid_high",
+        "post_visid_low",
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "STATE_BUCKET is not set"),
+        ({"STATE_BUCKET": "Not_A_Bucket"}, "STATE_BUCKET='Not_A_Bucket' is not an S3 bucket name"),
+        ({"STATE_BUCKET": "bkt", "VISITOR_COLUMNS": "mcvisid;drop"}, "VISITOR_COLUMNS="),
+        ({"STATE_BUCKET": "bkt", "VISITOR_COLUMNS": " , "}, "VISITOR_COLUMNS="),
+        ({"STATE_BUCKET": "bkt", "CRM_ID_COLUMN": "post_evar1,post_evar2"}, "exactly one column"),
+        ({"STATE_BUCKET": "bkt", "CRM_ID_COLUMN": "mcvisid"}, "must differ"),
+    ],
+)
+def test_bad_settings_are_named(env, message):
+    with pytest.raises(ConfigError, match=message):
+        ParseFunctionConfig.from_env(env)
