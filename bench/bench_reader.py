@@ -22,6 +22,7 @@ import resource
 import subprocess
 import sys
 import time
+from itertools import islice
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,6 +81,22 @@ def run_decompress(path: Path, headers: list[str]) -> dict:
     return {"library": lib.__name__, "bytes": total}
 
 
+def _tally_batches(batches, layout, check: bool) -> dict:
+    """Tally batches of extracted rows; with check, digest every row for the identity test."""
+    from feedsync.datafeed.visitors import VisitorTally
+
+    tally = VisitorTally(layout)
+    digest = hashlib.sha256()
+    for batch in batches:
+        tally.add(batch)
+        if check:
+            _digest_rows(batch, digest)
+    pending, known = len(tally.seen - tally.known), len(tally.known)
+    return _summary(
+        tally.rows, tally.excluded_rows, pending, known, digest.hexdigest() if check else None
+    )
+
+
 def _digest_rows(rows, digest) -> None:
     for row in rows:
         digest.update(b"\x00".join(row) + b"\n")
@@ -106,53 +123,25 @@ def run_python_scanner(path: Path, headers: list[str], check: bool = False) -> d
     """The pure-Python scanner (the fallback), optionally digesting every extracted row."""
     from feedsync.datafeed.gzipstream import decompressed_chunks
     from feedsync.datafeed.hits import RowScanner
-    from feedsync.datafeed.visitors import HitLayout, VisitorTally
+    from feedsync.datafeed.visitors import HitLayout
 
     layout = HitLayout.from_headers(headers, VISITOR, CRM)
     scanner = RowScanner(layout.n_columns, layout.wanted, str(path))
-    tally = VisitorTally(layout)
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for batch in scanner.rows(decompressed_chunks(handle, str(path))):
-            tally.add(batch)
-            if check:
-                _digest_rows(batch, digest)
-    return _summary(
-        tally.rows,
-        tally.excluded_rows,
-        len(tally.seen - tally.known),
-        len(tally.known),
-        digest.hexdigest() if check else None,
-    )
+        return _tally_batches(scanner.rows(decompressed_chunks(handle, str(path))), layout, check)
 
 
 def run_csv(path: Path, headers: list[str], check: bool = True) -> dict:
     import csv
 
-    from feedsync.datafeed.visitors import HitLayout, VisitorTally
+    from feedsync.datafeed.visitors import HitLayout
 
     layout = HitLayout.from_headers(headers, VISITOR, CRM)
-    tally = VisitorTally(layout)
-    digest = hashlib.sha256()
     wanted = layout.wanted
     with gzip.open(path, "rt", encoding="iso-8859-1", newline="") as text:
         reader = csv.reader(text, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\")
-        batch = []
-        for row in reader:
-            batch.append(tuple(row[i].encode("iso-8859-1") for i in wanted))
-            if len(batch) == 10000:
-                tally.add(batch)
-                _digest_rows(batch, digest)
-                batch = []
-        tally.add(batch)
-        _digest_rows(batch, digest)
-    return _summary(
-        tally.rows,
-        tally.excluded_rows,
-        len(tally.seen - tally.known),
-        len(tally.known),
-        digest.hexdigest(),
-    )
+        rows = (tuple(row[i].encode("iso-8859-1") for i in wanted) for row in reader)
+        return _tally_batches(iter(lambda: list(islice(rows, 10000)), []), layout, check)
 
 
 def run_pandas(path: Path, headers: list[str]) -> dict:
