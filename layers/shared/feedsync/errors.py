@@ -42,3 +42,53 @@ class IntegrityError(FeedError):
 
 class ColumnError(FeedError):
     """A configured column is not in the delivery's column_headers.tsv."""
+
+
+class ApiError(FeedsyncError):
+    """A remote API refused a call or answered with something unusable.
+
+    ``code`` is the service's own error code (Adobe ``403025``/``invalid_client``, Marketo
+    ``607``...), ``status`` the HTTP status; the message never carries a secret or a token.
+    """
+
+    def __init__(
+        self,
+        service: str,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        operation: str = "",
+    ) -> None:
+        where = f" {operation}" if operation else ""
+        parts = [p for p in (f"HTTP {status}" if status else "", code or "") if p]
+        detail = f" [{', '.join(parts)}]" if parts else ""
+        super().__init__(f"{service}{where}{detail}: {message}")
+        self.service = service
+        self.status = status
+        self.code = code
+        self.operation = operation
+        self.detail = message
+
+
+class AuthError(ApiError):
+    """Credentials were refused (bad client id/secret, wrong scope, expired or bad JWT)."""
+
+
+class RateLimitedError(ApiError):
+    """The service kept answering 'too many requests' until the retries or the time ran out."""
+
+
+class ServiceUnavailableError(ApiError):
+    """5xx or connection failures until the retries or the time ran out."""
+
+
+class OutcomeUnknownError(ApiError):
+    """A non-idempotent call (an upload) was sent but its answer was lost.
+
+    The caller must look the result up (job listing, idempotency key) before sending again.
+    """
+
+
+class QuotaExhaustedError(ApiError):
+    """A daily quota is used up (Marketo 607); nothing more can be done today."""

@@ -1,0 +1,178 @@
+"""Adobe IMS access tokens: OAuth Server-to-Server, and the legacy service-account JWT.
+
+One TokenCache per credential: the token is reused until shortly before it expires, refreshed
+by one thread while the others wait, and dropped when an API answers 401.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import jwt
+
+from feedsync.adobe.credentials import AdobeCredentials
+from feedsync.adobe.errors import AdobeApiError, AdobeAuthError, error_from_response, json_body
+from feedsync.errors import ConfigError
+from feedsync.secret import Secret
+from feedsync.transport import Transport
+
+JWT_LIFETIME = 300  # seconds the signed assertion is valid; IMS only needs it for the exchange
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    value: Secret
+    expires_at: float  # epoch seconds
+
+    def fresh(self, now: float, margin: float) -> bool:
+        return now + margin < self.expires_at
+
+
+class TokenSource(Protocol):
+    def token(self) -> Secret: ...
+
+    def invalidate(self, token: Secret) -> None: ...
+
+
+class TokenCache:
+    """Thread-safe cache around a fetch function; refreshes ``margin`` early (10% or 5 min)."""
+
+    def __init__(
+        self, fetch: Callable[[], AccessToken], clock: Callable[[], float] = time.time
+    ) -> None:
+        self._fetch = fetch
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._token: AccessToken | None = None
+        self.fetches = 0
+
+    def _margin(self, token: AccessToken) -> float:
+        return min(300.0, max(5.0, (token.expires_at - self._clock()) * 0.1))
+
+    def token(self) -> Secret:
+        with self._lock:
+            current = self._token
+            if current is None or not current.fresh(self._clock(), self._margin(current)):
+                current = self._fetch()
+                self.fetches += 1
+                self._token = current
+            return current.value
+
+    def expires_at(self) -> float | None:
+        return None if self._token is None else self._token.expires_at
+
+    def invalidate(self, token: Secret) -> None:
+        with self._lock:
+            if self._token is not None and self._token.value == token:
+                self._token = None
+
+
+def _token_from(
+    service: str,
+    transport: Transport,
+    url: str,
+    data: dict[str, str],
+    unit: float,
+    clock: Callable[[], float],
+) -> AccessToken:
+    response = transport.send("POST", url, idempotent=True, data=data)
+    if response.status_code >= 400:
+        error = error_from_response(service, response)
+        raise AdobeAuthError(
+            service, error.detail, status=error.status, code=error.code, operation=error.operation
+        )
+    body = json_body(service, response)
+    try:
+        value = str(body["access_token"])
+        expires_in = float(body["expires_in"]) * unit
+    except (KeyError, TypeError, ValueError):
+        raise AdobeApiError(
+            service, "token response lacks access_token or expires_in", status=response.status_code
+        ) from None
+    return AccessToken(Secret(value), clock() + expires_in)
+
+
+class OAuthServerToServer(TokenCache):
+    """``POST {ims}/ims/token/v3`` with client credentials; ``expires_in`` is in seconds."""
+
+    def __init__(
+        self,
+        credentials: AdobeCredentials,
+        transport: Transport,
+        ims_url: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        def fetch() -> AccessToken:
+            return _token_from(
+                "Adobe IMS",
+                transport,
+                f"{ims_url}/ims/token/v3",
+                {
+                    "grant_type": "client_credentials",
+                    "client_id": credentials.client_id,
+                    "client_secret": credentials.client_secret.reveal(),
+                    "scope": ",".join(credentials.scopes),
+                },
+                1.0,
+                clock,
+            )
+
+        super().__init__(fetch, clock)
+
+
+def signed_jwt(credentials: AdobeCredentials, ims_url: str, now: float) -> str:
+    """The RS256 assertion Adobe's service-account flow exchanges for an access token."""
+    claims: dict[str, object] = {
+        "exp": int(now) + JWT_LIFETIME,
+        "iss": credentials.org_id,
+        "sub": credentials.technical_account_id,
+        "aud": f"{ims_url}/c/{credentials.client_id}",
+    }
+    for metascope in credentials.metascopes:
+        name = metascope if metascope.startswith("http") else f"{ims_url}/s/{metascope}"
+        claims[name] = True
+    try:
+        return jwt.encode(claims, credentials.private_key.reveal(), algorithm="RS256")
+    except (ValueError, TypeError, jwt.PyJWTError):
+        # The library's message may quote the key material; keep only the kind of failure.
+        raise ConfigError(
+            "the Adobe private key (ADOBE_PRIVATE_KEY / ADOBE_PRIVATE_KEY_FILE) is not a PEM RSA "
+            "private key"
+        ) from None
+
+
+class ServiceAccountJwt(TokenCache):
+    """``POST {ims}/ims/exchange/jwt``; here ``expires_in`` is in **milliseconds**."""
+
+    def __init__(
+        self,
+        credentials: AdobeCredentials,
+        transport: Transport,
+        ims_url: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        def fetch() -> AccessToken:
+            return _token_from(
+                "Adobe IMS",
+                transport,
+                f"{ims_url}/ims/exchange/jwt",
+                {
+                    "client_id": credentials.client_id,
+                    "client_secret": credentials.client_secret.reveal(),
+                    "jwt_token": signed_jwt(credentials, ims_url, clock()),
+                },
+                0.001,
+                clock,
+            )
+
+        super().__init__(fetch, clock)
+
+
+def token_source(credentials: AdobeCredentials, transport: Transport, ims_url: str) -> TokenCache:
+    if credentials.auth == "jwt":
+        return ServiceAccountJwt(credentials, transport, ims_url)
+    return OAuthServerToServer(credentials, transport, ims_url)
