@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import socket
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from sandbox.run import Sandbox
 
 REAL_DELIVERY = Path(__file__).resolve().parents[2] / "shared/fixtures/zwitchdev_2015-07-13"
 _real_connect = socket.socket.connect
@@ -41,3 +47,91 @@ def real_delivery() -> Path:
     if not (REAL_DELIVERY / "zwitchdev_2015-07-13.txt").is_file():
         pytest.skip(f"the real sample delivery is not at {REAL_DELIVERY} (../shared is absent)")
     return REAL_DELIVERY
+
+
+# --- secrets must never surface ------------------------------------------------------------
+# Every secret a test hands to the code (client secrets, private keys, issued tokens) is
+# registered here; after each test, every log record and everything the test report shows
+# (exception text, captured stdout/stderr) is scanned for them.
+KNOWN_SECRETS: set[str] = set()
+
+
+class _RecordAll(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(record.getMessage())
+        except Exception:  # a broken format string is not this check's business
+            self.lines.append(str(record.msg))
+        if record.exc_info and record.exc_info[1] is not None:
+            self.lines.append(repr(record.exc_info[1]))
+
+
+def _leaks(text: str) -> list[str]:
+    return [s[:6] + "..." for s in KNOWN_SECRETS if len(s) >= 8 and s in text]
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_in_logs() -> Iterator[None]:
+    handler = _RecordAll()
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+    leaked = _leaks("\n".join(handler.lines))
+    assert not leaked, f"a secret appeared in a log line: {leaked}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    text = report.longreprtext + "".join(content for _, content in report.sections)
+    leaked = _leaks(text)
+    if leaked:
+        report.outcome = "failed"
+        report.longrepr = f"a secret appeared in test output or an exception: {leaked}"
+
+
+@pytest.fixture
+def rsa_key_pair() -> tuple[str, str]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    KNOWN_SECRETS.update(line for line in private.splitlines() if "PRIVATE KEY" not in line)
+    return private, public
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    """The Adobe (and Marketo) stand-ins on a loopback port, with fast BDIA pacing."""
+    from sandbox.adobe import ISSUED_TOKEN_HOOKS
+    from sandbox.run import Sandbox
+
+    if KNOWN_SECRETS.add not in ISSUED_TOKEN_HOOKS:
+        ISSUED_TOKEN_HOOKS.append(KNOWN_SECRETS.add)
+    box = Sandbox.start(bdia_interval=0.05, bdia_group_interval=0.3, jobs_page_size=2)
+    KNOWN_SECRETS.add(box.adobe.account.client_secret)
+    try:
+        yield box
+    finally:
+        box.stop()

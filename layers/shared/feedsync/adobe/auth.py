@@ -27,6 +27,7 @@ JWT_LIFETIME = 300  # seconds the signed assertion is valid; IMS only needs it f
 class AccessToken:
     value: Secret
     expires_at: float  # epoch seconds
+    lifetime: float  # seconds it was issued for
 
     def fresh(self, now: float, margin: float) -> bool:
         return now + margin < self.expires_at
@@ -50,8 +51,9 @@ class TokenCache:
         self._token: AccessToken | None = None
         self.fetches = 0
 
-    def _margin(self, token: AccessToken) -> float:
-        return min(300.0, max(5.0, (token.expires_at - self._clock()) * 0.1))
+    @staticmethod
+    def _margin(token: AccessToken) -> float:
+        return min(300.0, max(5.0, token.lifetime * 0.1))
 
     def token(self) -> Secret:
         with self._lock:
@@ -93,7 +95,7 @@ def _token_from(
         raise AdobeApiError(
             service, "token response lacks access_token or expires_in", status=response.status_code
         ) from None
-    return AccessToken(Secret(value), clock() + expires_in)
+    return AccessToken(Secret(value), clock() + expires_in, expires_in)
 
 
 class OAuthServerToServer(TokenCache):

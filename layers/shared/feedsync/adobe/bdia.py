@@ -13,7 +13,8 @@ import gzip
 import io
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from feedsync.adobe.errors import AdobeApiError, json_body
@@ -159,7 +160,11 @@ def file_problems(data: bytes, limit: int = 20) -> list[str]:
 
 
 class Pacer:
-    """At most one request a second overall and one per ``group_interval`` per visitor group."""
+    """At most one request per ``interval`` overall and per ``group_interval`` per visitor group.
+
+    Spacing is measured from the end of the previous call, so however long a request takes to
+    reach Adobe, the server never sees two closer together than the rule allows.
+    """
 
     def __init__(
         self,
@@ -175,22 +180,26 @@ class Pacer:
         self._lock = threading.Lock()
         self._last_any = float("-inf")
         self._last_group: dict[str, float] = {}
+        self.waited = 0.0
 
-    def wait(self, group: str | None = None) -> float:
-        """Sleep until a request is allowed; returns the seconds waited."""
-        with self._lock:
-            now = self._clock()
+    @contextmanager
+    def slot(self, group: str | None = None) -> Iterator[None]:
+        """Hold the pace for one request: waits for its turn, marks the time when it ends."""
+        with self._lock:  # one request at a time, as Adobe wants uploads within a group
             ready = self._last_any + self.interval
             if group is not None:
                 ready = max(ready, self._last_group.get(group, float("-inf")) + self.group_interval)
-            delay = max(0.0, ready - now)
+            delay = max(0.0, ready - self._clock())
             if delay:
                 self._sleep(delay)
-            stamp = now + delay
-            self._last_any = stamp
-            if group is not None:
-                self._last_group[group] = stamp
-            return delay
+                self.waited += delay
+            try:
+                yield
+            finally:
+                end = self._clock()
+                self._last_any = end
+                if group is not None:
+                    self._last_group[group] = end
 
 
 class BdiaClient:
@@ -203,25 +212,25 @@ class BdiaClient:
 
     def validate(self, data: bytes, visitor_group: str = "validate") -> dict[str, Any]:
         """Adobe's own check of a file; ingests nothing."""
-        self.pacer.wait()
-        response = self.session.request(
-            SERVICE,
-            "POST",
-            self._url("/validate"),
-            idempotent=True,  # nothing is ingested, re-sending is harmless
-            headers={"x-adobe-vgid": visitor_group},
-            files={"file": ("events.csv.gz", data, "application/gzip")},
-        )
+        with self.pacer.slot():
+            response = self.session.request(
+                SERVICE,
+                "POST",
+                self._url("/validate"),
+                idempotent=True,  # nothing is ingested, re-sending is harmless
+                headers={"x-adobe-vgid": visitor_group},
+                files={"file": ("events.csv.gz", data, "application/gzip")},
+            )
         body: dict[str, Any] = json_body(SERVICE, response)
         return body
 
     def key_status(self, key: str) -> dict[str, Any] | None:
         """What Adobe knows of an upload by idempotency key; None if it never arrived."""
-        self.pacer.wait()
         try:
-            response = self.session.request(
-                SERVICE, "GET", self._url(f"/key/{key}"), idempotent=True
-            )
+            with self.pacer.slot():
+                response = self.session.request(
+                    SERVICE, "GET", self._url(f"/key/{key}"), idempotent=True
+                )
         except AdobeApiError as exc:
             if exc.status == 404:
                 return None
@@ -236,19 +245,19 @@ class BdiaClient:
         if not visitor_group or not idempotency_key:
             raise ValueError("BDIA uploads need a visitor group and an idempotency key")
         for attempt in range(UPLOAD_ATTEMPTS):
-            self.pacer.wait(visitor_group)
             try:
-                response = self.session.request(
-                    SERVICE,
-                    "POST",
-                    self._url(),
-                    idempotent=False,
-                    headers={
-                        "x-adobe-vgid": visitor_group,
-                        "x-adobe-idempotency-key": idempotency_key,
-                    },
-                    files={"file": (f"{idempotency_key}.csv.gz", data, "application/gzip")},
-                )
+                with self.pacer.slot(visitor_group):
+                    response = self.session.request(
+                        SERVICE,
+                        "POST",
+                        self._url(),
+                        idempotent=False,
+                        headers={
+                            "x-adobe-vgid": visitor_group,
+                            "x-adobe-idempotency-key": idempotency_key,
+                        },
+                        files={"file": (f"{idempotency_key}.csv.gz", data, "application/gzip")},
+                    )
                 body: dict[str, Any] = json_body(SERVICE, response)
                 return body
             except OutcomeUnknownError:

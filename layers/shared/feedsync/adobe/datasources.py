@@ -25,8 +25,17 @@ UPLOAD_ATTEMPTS = 3
 
 
 class DataSourcesClient:
-    def __init__(self, analytics: AnalyticsClient) -> None:
+    def __init__(
+        self,
+        analytics: AnalyticsClient,
+        settle: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.analytics = analytics
+        # After a lost answer the first attempt may still be in flight on Adobe's side; look
+        # twice, ``settle`` seconds apart, before concluding it never arrived.
+        self.settle = settle
+        self._sleep = sleep
 
     # accounts
     def accounts(self, rsid: str) -> list[dict[str, Any]]:
@@ -118,6 +127,9 @@ class DataSourcesClient:
             except OutcomeUnknownError:
                 # The upload may have arrived: only re-send when no job carries the file name.
                 existing = self.find_job(rsid, data_source_id, filename)
+                if existing is None:
+                    self._sleep(self.settle)
+                    existing = self.find_job(rsid, data_source_id, filename)
                 if existing is not None:
                     return existing
                 if attempt == UPLOAD_ATTEMPTS - 1:

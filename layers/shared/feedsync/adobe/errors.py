@@ -63,13 +63,17 @@ def error_from_response(service: str, response: requests.Response) -> AdobeApiEr
         text = response.text.strip().replace("\n", " ")
         message = text[:300] if text else response.reason or "no detail"
     kind: type[AdobeApiError] = AdobeApiError
-    if (status in (401, 403) and code in (
-        "invalid_client",
-        "invalid_scope",
-        "invalid_token",
-        "unauthorized_client",
-        "invalid_grant",
-    )) or status == 401:
+    if (
+        status in (401, 403)
+        and code
+        in (
+            "invalid_client",
+            "invalid_scope",
+            "invalid_token",
+            "unauthorized_client",
+            "invalid_grant",
+        )
+    ) or status == 401:
         kind = AdobeAuthError
     elif status == 429:
         kind = AdobeRateLimitedError

@@ -1,0 +1,62 @@
+"""Start every stand-in on one loopback port and tell clients where it is."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sandbox.adobe import AdobeAccount, AdobeStandIn
+from sandbox.server import SandboxServer
+
+
+@dataclass
+class Sandbox:
+    server: SandboxServer
+    adobe: AdobeStandIn
+
+    @classmethod
+    def start(cls, host: str = "127.0.0.1", port: int = 0, **adobe_options: Any) -> Sandbox:
+        server = SandboxServer(host, port)
+        adobe = AdobeStandIn(server, AdobeAccount(), **adobe_options)
+        server.start()
+        return cls(server, adobe)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that point feedsync at this sandbox."""
+        account = self.adobe.account
+        return {
+            "ADOBE_IMS_URL": self.url,
+            "ADOBE_ANALYTICS_URL": self.url,
+            "ADOBE_ANALYTICS14_URL": f"{self.url}/admin/1.4/rest/",
+            "ADOBE_BDIA_URL": self.url,
+            "ADOBE_TARGET_URL": self.url,
+            "ADOBE_TARGET_EDGE_URL": self.url,
+            "ADOBE_CJA_URL": self.url,
+            "ADOBE_CLIENT_ID": account.client_id,
+            "ADOBE_CLIENT_SECRET": account.client_secret,
+            "ADOBE_ORG_ID": account.org_id,
+            "ADOBE_TARGET_TENANT": account.tenant,
+            "ADOBE_TARGET_CLIENT": account.target_client,
+        }
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def serve(host: str, port: int) -> None:
+    """``feedsync sandbox``: run until interrupted, after printing the variables to export."""
+    box = Sandbox.start(host, port)
+    print(f"# feedsync sandbox on {box.url} (Ctrl-C to stop). Point feedsync at it with:")
+    for name, value in box.env().items():
+        print(f"export {name}={value}")
+    print(f"# what it received: curl {box.url}/_sandbox/adobe", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        box.stop()
