@@ -43,6 +43,28 @@ def main(build_dir: str) -> int:
 
         if os.uname().machine == os.environ.get("LAMBDA_WHEEL_ARCH", "x86_64"):
             assert nativescan.SCANNER == "native", "the native scanner did not load from the layer"
+            # cryptography is native: sign a JWT with the layer's wheels, as the JWT flow does
+            import jwt
+            from cryptography.hazmat.primitives import serialization
+            from cryptography.hazmat.primitives.asymmetric import rsa
+
+            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            pem = key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            assert jwt.encode({"a": 1}, pem, algorithm="RS256").count(".") == 2
+            assert Path(sys.modules["cryptography"].__file__ or "").is_relative_to(layer)
+        import requests
+
+        assert Path(requests.__file__).is_relative_to(layer), "requests not from the layer"
+        import feedsync.adobe.bdia
+        import feedsync.adobe.cja
+        import feedsync.adobe.datasources
+        import feedsync.adobe.datasources14
+        import feedsync.adobe.target
+
         print(f"ok {name}: {handler} (python {sys.version.split()[0]}, feedsync from {layer})")
     return 0
 

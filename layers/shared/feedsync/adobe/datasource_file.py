@@ -24,6 +24,16 @@ _NAMED_METRICS = frozenset({"Revenue", "Units", "Orders", "Page Views", "Visits"
 _DATE = re.compile(r"\d{2}/\d{2}/\d{4}(/\d{2}/\d{2}/\d{2})?")
 
 
+def _valid_date(value: str) -> bool:
+    if not _DATE.fullmatch(value):
+        return False
+    try:
+        datetime.strptime(value, DATE_FORMAT if len(value) > 10 else "%m/%d/%Y")
+    except ValueError:
+        return False
+    return True
+
+
 def is_metric(header: str) -> bool:
     return bool(_EVENT.fullmatch(header)) or header in _NAMED_METRICS
 
@@ -99,7 +109,7 @@ def problems(data: bytes, limit: int = 20) -> list[str]:
             continue
         if date_at >= 0:
             value = fields[date_at]
-            if not _DATE.fullmatch(value):
+            if not _valid_date(value):
                 if add(f"line {number}: Date {value!r} is not MM/DD/YYYY/HH/mm/SS"):
                     return found
             else:

@@ -1,18 +1,17 @@
-"""The ``feedsync`` operator command line."""
+"""``feedsync parse``: the parse step on a local delivery."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from feedsync import __version__
+from feedsync.cli.common import CliError
 from feedsync.config import columns
 from feedsync.datafeed.naming import FileKind, parse_feed_name
-from feedsync.errors import FeedNameError, FeedsyncError
+from feedsync.errors import FeedNameError
 from feedsync.pipeline.parse import ParseSettings, close_delivery, pending_visitors
 from feedsync.storage import LocalStore, MemoryStore
 
@@ -26,10 +25,6 @@ PARSE_FIELDS = (
     "visitors_pending",
     "visitors_known",
 )
-
-
-class CliError(FeedsyncError):
-    pass
 
 
 def _find_manifest(path: Path) -> Path:
@@ -83,11 +78,7 @@ def cmd_parse(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="feedsync", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"feedsync {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parse = sub.add_parser(
         "parse",
         help="verify a local delivery and count its pending visitors",
@@ -107,13 +98,3 @@ def build_parser() -> argparse.ArgumentParser:
         "--state-dir", metavar="DIR", help="keep per-file results here (default: in memory)"
     )
     parse.set_defaults(func=cmd_parse)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args))
-    except FeedsyncError as exc:
-        print(f"feedsync: {exc}", file=sys.stderr)
-        return 2

@@ -1,0 +1,214 @@
+"""Operator commands for Adobe: whoami, Data Sources, BDIA, Target batch status, the sandbox."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from feedsync.adobe import bdia, datasource_file
+from feedsync.cli.common import CliError, adobe_session, analytics_client, emit, required_env
+from feedsync.transport import Deadline
+
+
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise CliError(f"{path}: {exc.strerror}") from None
+
+
+def cmd_whoami(args: argparse.Namespace) -> int:
+    from feedsync.adobe.analytics import AnalyticsClient
+
+    session = adobe_session()
+    companies = AnalyticsClient(session).discovery()
+    expires = session.tokens.expires_at()
+    out = {
+        "client_id": session.credentials.client_id,
+        "org_id": session.credentials.org_id,
+        "auth": session.credentials.auth,
+        "token_expires_at": datetime.fromtimestamp(expires, UTC).isoformat() if expires else None,
+        "companies": [
+            {k: c.get(k) for k in ("globalCompanyId", "companyName", "imsOrgId")} for c in companies
+        ],
+    }
+    lines = [
+        f"client {out['client_id']} ({out['auth']}) in org {out['org_id']}",
+        f"token expires {out['token_expires_at']}",
+        *(f"company {c['globalCompanyId']}: {c['companyName']}" for c in out["companies"]),
+    ]
+    emit(out, args.json, "\n".join(lines))
+    return 0
+
+
+def _datasources() -> Any:
+    from feedsync.adobe.datasources import DataSourcesClient
+
+    return DataSourcesClient(analytics_client())
+
+
+def cmd_ds_accounts(args: argparse.Namespace) -> int:
+    accounts = _datasources().accounts(args.rsid)
+    safe = [{k: v for k, v in a.items() if k != "ftp_password"} for a in accounts]
+    text = "\n".join(f"{a['data_source_id']}\t{a.get('type')}\t{a.get('name')}" for a in safe)
+    emit(safe, args.json, text or "no data source accounts")
+    return 0
+
+
+def cmd_ds_upload(args: argparse.Namespace) -> int:
+    data = _read(args.file)
+    problems = datasource_file.problems(data)
+    if problems:
+        for problem in problems:
+            print(f"feedsync: {args.file}: {problem}", file=sys.stderr)
+        return 1
+    client = _datasources()
+    job = client.upload(args.rsid, args.data_source_id, Path(args.file).name, data)
+    if args.wait:
+        job = client.wait(
+            args.rsid, args.data_source_id, job["job_id"], Deadline.after(args.timeout), args.poll
+        )
+    emit(job, args.json, f"job {job.get('job_id')}: {job.get('status')} ({job.get('rows')} rows)")
+    return 1 if job.get("status") == "failure" else 0
+
+
+def cmd_ds_jobs(args: argparse.Namespace) -> int:
+    jobs = list(_datasources().jobs(args.rsid, args.data_source_id, status=args.status))
+    text = "\n".join(
+        f"{j.get('job_id')}\t{j.get('status')}\t{j.get('rows')}\t{j.get('filename')}" for j in jobs
+    )
+    emit(jobs, args.json, text or "no jobs")
+    return 0
+
+
+def cmd_bdia_validate(args: argparse.Namespace) -> int:
+    from feedsync.adobe.bdia import BdiaClient
+
+    data = _read(args.file)
+    problems = bdia.file_problems(data)
+    result: dict[str, Any] = {"file": args.file, "local_problems": problems}
+    if not problems and not args.local:
+        result["adobe"] = BdiaClient(adobe_session()).validate(data)
+    emit(result, args.json, "valid" if not problems else "\n".join(problems))
+    return 1 if problems else 0
+
+
+def cmd_bdia_upload(args: argparse.Namespace) -> int:
+    from feedsync.adobe.bdia import BdiaClient
+
+    data = _read(args.file)
+    problems = bdia.file_problems(data)
+    if problems:
+        raise CliError(f"{args.file}: " + "; ".join(problems))
+    # A key derived from the content makes re-running the same command a no-op at Adobe.
+    key = args.idempotency_key or hashlib.sha256(args.visitor_group.encode() + data).hexdigest()
+    result = BdiaClient(adobe_session()).upload(data, args.visitor_group, key)
+    emit({**result, "idempotency_key": key}, args.json, f"sent {args.file} with key {key}")
+    return 0
+
+
+def cmd_target_batch_status(args: argparse.Namespace) -> int:
+    from feedsync.adobe.target import TargetClient
+
+    client = TargetClient(
+        adobe_session(),
+        required_env("ADOBE_TARGET_TENANT", "the Target tenant of the admin API"),
+        required_env("ADOBE_TARGET_CLIENT", "the Target client code"),
+    )
+    deadline = time.monotonic() + args.timeout
+    try:
+        status = client.batch_status(args.url)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    while args.wait and not status.finished and time.monotonic() < deadline:
+        time.sleep(args.poll)
+        status = client.batch_status(args.url)
+    out = {"batch_id": status.batch_id, "status": status.status, "batch_size": status.size}
+    emit(out, args.json, f"{status.batch_id}: {status.status} ({status.size} rows)")
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    try:
+        from sandbox.run import serve
+    except ImportError:
+        raise CliError(
+            "the sandbox is a development tool: run this from a feedsync checkout "
+            "(pip install -e .)"
+        ) from None
+    serve(args.host, args.port)
+    return 0
+
+
+def _json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    adobe = sub.add_parser("adobe", help="Adobe credentials").add_subparsers(
+        dest="adobe_command", required=True
+    )
+    whoami = adobe.add_parser("whoami", help="get a token; list the Analytics companies")
+    _json_flag(whoami)
+    whoami.set_defaults(func=cmd_whoami)
+
+    ds = sub.add_parser("datasources", help="Data Sources 2.0").add_subparsers(
+        dest="ds_command", required=True
+    )
+    accounts = ds.add_parser("accounts", help="list the data source accounts of a report suite")
+    accounts.add_argument("rsid")
+    _json_flag(accounts)
+    accounts.set_defaults(func=cmd_ds_accounts)
+    upload = ds.add_parser("upload", help="check a data source file, then upload it")
+    upload.add_argument("rsid")
+    upload.add_argument("data_source_id")
+    upload.add_argument("file")
+    upload.add_argument("--wait", action="store_true", help="wait until the job finishes")
+    upload.add_argument("--timeout", type=float, default=1800, help="seconds --wait waits")
+    upload.add_argument("--poll", type=float, default=15, help="seconds between job checks")
+    _json_flag(upload)
+    upload.set_defaults(func=cmd_ds_upload)
+    jobs = ds.add_parser("jobs", help="list the jobs of a data source (all pages)")
+    jobs.add_argument("rsid")
+    jobs.add_argument("data_source_id")
+    jobs.add_argument(
+        "--status", choices=("uploaded", "processing", "success", "failure", "deleted")
+    )
+    _json_flag(jobs)
+    jobs.set_defaults(func=cmd_ds_jobs)
+
+    bd = sub.add_parser("bdia", help="Bulk Data Insertion API").add_subparsers(
+        dest="bdia_command", required=True
+    )
+    validate = bd.add_parser("validate", help="check a BDIA file locally, then with Adobe")
+    validate.add_argument("file")
+    validate.add_argument("--local", action="store_true", help="local checks only")
+    _json_flag(validate)
+    validate.set_defaults(func=cmd_bdia_validate)
+    send = bd.add_parser("upload", help="ingest a BDIA file (permanent)")
+    send.add_argument("file")
+    send.add_argument("--visitor-group", required=True, metavar="G")
+    send.add_argument("--idempotency-key", metavar="KEY", help="default: hash of group + file")
+    _json_flag(send)
+    send.set_defaults(func=cmd_bdia_upload)
+
+    tg = sub.add_parser("target", help="Adobe Target").add_subparsers(
+        dest="target_command", required=True
+    )
+    status = tg.add_parser("batch-status", help="the state of a bulk profile update")
+    status.add_argument("url", help="the batchStatus URL batchUpdate returned")
+    status.add_argument("--wait", action="store_true", help="poll until it finishes")
+    status.add_argument("--timeout", type=float, default=3600)
+    status.add_argument("--poll", type=float, default=30)
+    _json_flag(status)
+    status.set_defaults(func=cmd_target_batch_status)
+
+    box = sub.add_parser("sandbox", help="run the local Adobe/Marketo stand-ins (development)")
+    box.add_argument("--host", default="127.0.0.1")
+    box.add_argument("--port", type=int, default=8765)
+    box.set_defaults(func=cmd_sandbox)

@@ -1,0 +1,130 @@
+"""The Adobe operator commands, run through ``feedsync.cli.main`` against the sandbox."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from feedsync.adobe import bdia, target
+from feedsync.cli import main
+from sandbox.run import Sandbox
+from tests.integration.test_adobe_clients import BDIA_COLUMNS, GOOD_FILE, _bdia_rows
+
+
+@pytest.fixture
+def cli_env(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    for name in list(__import__("os").environ):
+        if name.startswith("ADOBE_"):
+            monkeypatch.delenv(name)
+    for name, value in sandbox.env().items():
+        monkeypatch.setenv(name, value)
+    return sandbox
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_whoami_prints_companies_and_expiry_never_the_token(
+    cli_env: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = _run(capsys, "adobe", "whoami", "--json")
+    assert code == 0
+    body = json.loads(out)
+    assert body["companies"] == [
+        {
+            "globalCompanyId": "acmeco0",
+            "companyName": "Acme Co",
+            "imsOrgId": cli_env.adobe.account.org_id,
+        }
+    ]
+    assert body["token_expires_at"].startswith("20")
+    assert not any(token in out for token in cli_env.adobe.tokens.issued)
+    code, out, _ = _run(capsys, "adobe", "whoami")
+    assert "company acmeco0: Acme Co" in out
+
+
+def test_whoami_with_bad_secret_exits_1_with_adobes_code(
+    cli_env: Sandbox, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ADOBE_CLIENT_SECRET", "p8e-wrong-secret-value-123456")
+    code, out, err = _run(capsys, "adobe", "whoami")
+    assert code == 1 and out == ""
+    assert "invalid_client" in err and "p8e-wrong" not in err
+
+
+def test_missing_credentials_exit_2_naming_the_setting(
+    cli_env: Sandbox, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ADOBE_ORG_ID")
+    code, _, err = _run(capsys, "adobe", "whoami")
+    assert code == 2 and "lack org_id" in err
+
+
+def test_datasources_accounts_upload_wait_and_jobs(
+    cli_env: Sandbox, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, _ = _run(capsys, "datasources", "accounts", "acmeprod", "--json")
+    assert code == 0 and json.loads(out)[0]["data_source_id"] == 101
+    assert "ftp_password" not in out
+    upload = tmp_path / "acmeprod_2015-07-13.txt"
+    upload.write_bytes(GOOD_FILE)
+    code, out, _ = _run(
+        capsys,
+        "datasources",
+        "upload",
+        "acmeprod",
+        "101",
+        str(upload),
+        "--wait",
+        "--poll",
+        "0.01",
+        "--json",
+    )
+    assert code == 0 and json.loads(out)["status"] == "success"
+    code, out, _ = _run(capsys, "datasources", "jobs", "acmeprod", "101", "--status", "success")
+    assert code == 0 and "acmeprod_2015-07-13.txt" in out
+
+
+def test_datasources_upload_refuses_a_bad_file_before_sending(
+    cli_env: Sandbox, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"Date\ttransactionID\tEvent 51\teVar22\n13/07/2015\tx\t1\tL-1\n")
+    code, _, err = _run(capsys, "datasources", "upload", "acmeprod", "101", str(bad))
+    assert code == 1
+    assert "needs the space: Evar 22" in err and "is not MM/DD/YYYY" in err
+    assert not cli_env.server.requests_to("POST", r"/datasources/job/")
+
+
+def test_bdia_validate_and_upload_twice_sends_once(
+    cli_env: Sandbox, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    cli_env.adobe.bdia_group_interval = 0.0
+    path = tmp_path / "hits.csv.gz"
+    path.write_bytes(bdia.write_files(BDIA_COLUMNS, _bdia_rows(5))[0])
+    code, out, _ = _run(capsys, "bdia", "validate", str(path), "--json")
+    assert code == 0 and json.loads(out)["adobe"]["rows"] == 10
+    for _ in range(2):
+        code, out, _ = _run(capsys, "bdia", "upload", str(path), "--visitor-group", "g1", "--json")
+        assert code == 0
+    assert len(cli_env.adobe.bdia_ingested) == 1
+    junk = tmp_path / "junk.csv.gz"
+    junk.write_bytes(b"not gzip")
+    code, out, _ = _run(capsys, "bdia", "validate", str(junk), "--local")
+    assert code == 1 and "not a gzip file" in out
+
+
+def test_target_batch_status(cli_env: Sandbox, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.adobe_helpers import session_for
+
+    client = target.TargetClient(session_for(cli_env), "acme", "acme")
+    url = client.batch_update(target.write_batches(["a"], [("L-1", {"a": "1"})])[0])
+    code, out, _ = _run(capsys, "target", "batch-status", url, "--wait", "--poll", "0.01", "--json")
+    assert code == 0 and json.loads(out)["status"] == "complete"
+    code, _, err = _run(capsys, "target", "batch-status", "https://example.com/nope")
+    assert code != 0 and "batchStatus URL" in err
