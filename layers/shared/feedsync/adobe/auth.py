@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-import jwt
 
 from feedsync.adobe.credentials import AdobeCredentials
 from feedsync.adobe.errors import AdobeApiError, AdobeAuthError, error_from_response, json_body
@@ -137,6 +136,9 @@ def signed_jwt(credentials: AdobeCredentials, ims_url: str, now: float) -> str:
     for metascope in credentials.metascopes:
         name = metascope if metascope.startswith("http") else f"{ims_url}/s/{metascope}"
         claims[name] = True
+    # Imported here: PyJWT loads cryptography (13 MB of native code); OAuth users never pay it.
+    import jwt
+
     try:
         return jwt.encode(claims, credentials.private_key.reveal(), algorithm="RS256")
     except (ValueError, TypeError, jwt.PyJWTError):
