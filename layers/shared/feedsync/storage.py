@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
@@ -21,6 +22,10 @@ class ObjectStore(Protocol):
     def put(self, key: str, data: bytes, content_type: str = ...) -> None: ...
 
     def exists(self, key: str) -> bool: ...
+
+    def list(self, prefix: str) -> Iterator[str]:
+        """Keys under ``prefix``, sorted."""
+        ...
 
     def describe(self, key: str) -> str:
         """Where the key lives, for messages (s3://bucket/key or a path)."""
@@ -74,6 +79,14 @@ class S3Store:
             raise
         return True
 
+    def list(self, prefix: str) -> Iterator[str]:
+        pages = self._s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self._key(prefix)
+        )
+        for page in pages:
+            for item in page.get("Contents", []):
+                yield item["Key"][len(self.prefix) :]
+
     def describe(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
 
@@ -101,6 +114,14 @@ class LocalStore:
     def exists(self, key: str) -> bool:
         return (self.root / key).is_file()
 
+    def list(self, prefix: str) -> Iterator[str]:
+        if not self.root.is_dir():
+            return
+        for path in sorted(self.root.rglob("*")):
+            key = path.relative_to(self.root).as_posix()
+            if path.is_file() and key.startswith(prefix) and not key.endswith(".tmp"):
+                yield key
+
     def describe(self, key: str) -> str:
         return str(self.root / key)
 
@@ -124,6 +145,9 @@ class MemoryStore:
 
     def exists(self, key: str) -> bool:
         return key in self.objects
+
+    def list(self, prefix: str) -> Iterator[str]:
+        yield from sorted(k for k in list(self.objects) if k.startswith(prefix))
 
     def describe(self, key: str) -> str:
         return f"memory:{key}"

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-
 from feedsync.adobe.credentials import AdobeCredentials
 from feedsync.adobe.errors import AdobeApiError, AdobeAuthError, error_from_response, json_body
 from feedsync.errors import ConfigError

@@ -1,0 +1,1 @@
+"""CRM sources: Marketo lookups, or a file export in S3."""

@@ -1,0 +1,176 @@
+"""The mapping file: which CRM fields become which Adobe data source columns.
+
+```json
+{"visitor_id_field": "Adobe_Visitor_ID",
+ "success_event": "Event 51",
+ "columns": {"id": "Evar 22", "Account_Type__c": "Evar 23"},
+ "crm_id_field": "id",
+ "max_bytes": {"Evar 23": 100}}
+```
+``visitor_id_field``: the CRM field holding the Adobe visitor id (what lookups filter on).
+``success_event``: a metric column set to 1 on every row. ``columns``: CRM field -> data source
+header (``Evar N`` or any other header). ``crm_id_field`` (default ``id``): the CRM id, used as
+Target's ``thirdPartyId``. ``max_bytes``: per-column UTF-8 byte limits (default 255).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from feedsync.adobe.datasource_file import header_problem, is_metric
+from feedsync.errors import ConfigError
+
+DEFAULT_MAX_BYTES = 255
+_STRIP = re.compile(r"[\t\r\n]+")
+_SPACES = re.compile(r" {2,}")
+
+
+class ValueProblem(ValueError):
+    pass
+
+
+def normalise(value: Any, max_bytes: int) -> str:
+    """A CRM value as data source text: booleans and numbers spelled plainly; tabs, newlines and
+    semicolons removed; cut to ``max_bytes`` of UTF-8 on a character boundary."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, int):
+        text = str(value)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueProblem(f"not a finite number: {value!r}")
+        text = str(int(value)) if value.is_integer() else format(Decimal(repr(value)), "f")
+    elif isinstance(value, str):
+        text = value
+    else:
+        raise ValueProblem(f"a {type(value).__name__} is not a column value")
+    text = _SPACES.sub(" ", _STRIP.sub(" ", text).replace(";", "")).strip()
+    raw = text.encode("utf-8")
+    if len(raw) > max_bytes:
+        text = raw[:max_bytes].decode("utf-8", "ignore").rstrip()
+    return text
+
+
+@dataclass(frozen=True)
+class MappedRow:
+    visitor: str
+    crm_id: str
+    values: dict[str, str]  # data source header -> value
+    attributes: dict[str, str]  # CRM field -> value (Target profile attributes)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    visitor: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Mapping:
+    visitor_id_field: str
+    success_event: str
+    columns: dict[str, str]
+    crm_id_field: str = "id"
+    max_bytes: dict[str, int] = field(default_factory=dict)
+    source: str = "mapping"
+
+    @classmethod
+    def from_json(cls, text: str | bytes, source: str) -> Mapping:
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: not valid JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: expected a JSON object")
+        problems: list[str] = []
+        visitor = data.get("visitor_id_field")
+        if not isinstance(visitor, str) or not visitor.strip():
+            problems.append("visitor_id_field: name the CRM field holding the Adobe visitor id")
+        event = data.get("success_event")
+        if not isinstance(event, str) or not is_metric(event) or header_problem(event):
+            problems.append(f"success_event: {event!r} is not a metric column such as 'Event 51'")
+        columns = data.get("columns")
+        if not isinstance(columns, dict) or not columns:
+            problems.append("columns: map at least one CRM field to a data source header")
+            columns = {}
+        reserved = {"Date", "transactionID", event}
+        seen: set[str] = set()
+        for crm_field, header in columns.items():
+            if not isinstance(header, str):
+                problems.append(f"columns.{crm_field}: the header must be a string")
+                continue
+            problem = header_problem(header)
+            if problem:
+                problems.append(f"columns.{crm_field}: {problem}")
+            if header in reserved or header in seen:
+                problems.append(f"columns.{crm_field}: header {header!r} is used twice")
+            if is_metric(header):
+                problems.append(
+                    f"columns.{crm_field}: {header!r} is a metric; map CRM fields to dimensions"
+                )
+            seen.add(header)
+        limits = data.get("max_bytes", {})
+        if not isinstance(limits, dict) or not all(
+            isinstance(v, int) and 0 < v <= 4096 for v in limits.values()
+        ):
+            problems.append("max_bytes: header -> byte limit (1..4096)")
+            limits = {}
+        unknown = set(data) - {
+            "visitor_id_field",
+            "success_event",
+            "columns",
+            "crm_id_field",
+            "max_bytes",
+        }
+        if unknown:
+            problems.append(f"unknown keys: {', '.join(sorted(unknown))}")
+        if problems:
+            raise ConfigError(f"{source}: " + "; ".join(problems))
+        return cls(
+            visitor_id_field=str(visitor),
+            success_event=str(event),
+            columns={str(k): str(v) for k, v in columns.items()},
+            crm_id_field=str(data.get("crm_id_field") or "id"),
+            max_bytes={str(k): int(v) for k, v in limits.items()},
+            source=source,
+        )
+
+    @property
+    def headers(self) -> list[str]:
+        return ["Date", "transactionID", self.success_event, *self.columns.values()]
+
+    @property
+    def crm_fields(self) -> list[str]:
+        """Fields to request from the CRM."""
+        return list(dict.fromkeys([self.visitor_id_field, self.crm_id_field, *self.columns]))
+
+    def map(self, visitor: str, record: dict[str, Any]) -> MappedRow | Rejected:
+        values: dict[str, str] = {}
+        attributes: dict[str, str] = {}
+        notes: list[str] = []
+        for crm_field, header in self.columns.items():
+            try:
+                text = normalise(
+                    record.get(crm_field), self.max_bytes.get(header, DEFAULT_MAX_BYTES)
+                )
+            except ValueProblem as exc:
+                notes.append(f"{crm_field}: {exc}")
+                continue
+            values[header] = text
+            attributes[crm_field] = text
+        if notes:
+            return Rejected(visitor, "; ".join(notes))
+        if not any(values.values()):
+            return Rejected(visitor, "no mapped field has a value")
+        try:
+            crm_id = normalise(record.get(self.crm_id_field), 255)
+        except ValueProblem:
+            crm_id = ""
+        return MappedRow(visitor, crm_id, values, attributes)
