@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sandbox.adobe import AdobeAccount, AdobeStandIn
+from sandbox.marketo import MarketoStandIn
 from sandbox.server import SandboxServer
 
 
@@ -14,13 +15,21 @@ from sandbox.server import SandboxServer
 class Sandbox:
     server: SandboxServer
     adobe: AdobeStandIn
+    marketo: MarketoStandIn
 
     @classmethod
-    def start(cls, host: str = "127.0.0.1", port: int = 0, **adobe_options: Any) -> Sandbox:
+    def start(
+        cls,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        marketo: dict[str, Any] | None = None,
+        **adobe_options: Any,
+    ) -> Sandbox:
         server = SandboxServer(host, port)
         adobe = AdobeStandIn(server, AdobeAccount(), **adobe_options)
+        crm = MarketoStandIn(server, **(marketo or {}))
         server.start()
-        return cls(server, adobe)
+        return cls(server, adobe, crm)
 
     @property
     def url(self) -> str:
@@ -42,6 +51,9 @@ class Sandbox:
             "ADOBE_ORG_ID": account.org_id,
             "ADOBE_TARGET_TENANT": account.tenant,
             "ADOBE_TARGET_CLIENT": account.target_client,
+            "MARKETO_BASE_URL": self.url,
+            "MARKETO_CLIENT_ID": self.marketo.client_id,
+            "MARKETO_CLIENT_SECRET": self.marketo.client_secret,
         }
 
     def stop(self) -> None:
@@ -54,7 +66,8 @@ def serve(host: str, port: int) -> None:
     print(f"# feedsync sandbox on {box.url} (Ctrl-C to stop). Point feedsync at it with:")
     for name, value in box.env().items():
         print(f"export {name}={value}")
-    print(f"# what it received: curl {box.url}/_sandbox/adobe", flush=True)
+    print(f"# what it received: curl {box.url}/_sandbox/adobe  {box.url}/_sandbox/marketo")
+    print("# Marketo leads: none yet; the demo (make demo) loads some", flush=True)
     try:
         while True:
             time.sleep(3600)

@@ -26,6 +26,7 @@ class Request:
     query: dict[str, list[str]]
     headers: dict[str, str]  # lower-case names
     body: bytes
+    target: str = ""  # the request line's target, as sent (path and query)
 
     def param(self, name: str, default: str = "") -> str:
         values = self.query.get(name)
@@ -176,6 +177,7 @@ class SandboxServer:
             parse_qs(parts.query, keep_blank_values=True),
             {k.lower(): v for k, v in raw.headers.items()},
             body,
+            raw.path,
         )
         with self.lock:
             self.received.append(request)

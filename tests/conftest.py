@@ -6,7 +6,7 @@ import logging
 import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -102,6 +102,29 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 @pytest.fixture
+def dynamo_table() -> Iterator[Any]:
+    """StateTable as the template defines it, in moto."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        resource = boto3.resource("dynamodb", region_name="us-east-1")
+        table = resource.create_table(
+            TableName="feedsync-state-test",
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield table
+
+
+@pytest.fixture
 def rsa_key_pair() -> tuple[str, str]:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -129,8 +152,14 @@ def sandbox() -> Iterator[Sandbox]:
 
     if KNOWN_SECRETS.add not in ISSUED_TOKEN_HOOKS:
         ISSUED_TOKEN_HOOKS.append(KNOWN_SECRETS.add)
-    box = Sandbox.start(bdia_interval=0.05, bdia_group_interval=0.3, jobs_page_size=2)
+    box = Sandbox.start(
+        bdia_interval=0.05,
+        bdia_group_interval=0.3,
+        jobs_page_size=2,
+        marketo={"calls_per_window": 100, "window": 20.0, "concurrency": 10},
+    )
     KNOWN_SECRETS.add(box.adobe.account.client_secret)
+    KNOWN_SECRETS.add(box.marketo.client_secret)
     try:
         yield box
     finally:

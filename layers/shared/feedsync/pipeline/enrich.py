@@ -61,6 +61,34 @@ class RunRequest:
     continuation: int = 0
     run_id: str = ""  # dry runs: one id across continuations, so a new dry run starts afresh
 
+    @classmethod
+    def from_event(cls, event: dict[str, Any], dry_run_default: bool = False) -> RunRequest:
+        """A scheduled event (``scheduled_time``), a backfill (``delivery`` or ``date``, optional
+        ``dry_run``) or a continuation (those plus ``continuation``/``run_id``)."""
+        if not isinstance(event, dict):
+            raise FeedsyncError("the event must be a JSON object")
+        delivery = event.get("delivery") or None
+        raw_date = event.get("date") or None
+        if delivery and raw_date:
+            raise FeedsyncError("name a delivery or a date, not both")
+        try:
+            day = dt.date.fromisoformat(str(raw_date)) if raw_date else None
+        except ValueError:
+            raise FeedsyncError(f"date {raw_date!r}: expected YYYY-MM-DD") from None
+        dry = event.get("dry_run", dry_run_default)
+        if not isinstance(dry, bool):
+            raise FeedsyncError(f"dry_run {dry!r}: expected true or false")
+        continuation = event.get("continuation", 0)
+        if not isinstance(continuation, int) or continuation < 0:
+            raise FeedsyncError(f"continuation {continuation!r}: expected a count")
+        return cls(
+            delivery=str(delivery) if delivery else None,
+            date=day,
+            dry_run=dry,
+            continuation=continuation,
+            run_id=str(event.get("run_id") or ""),
+        )
+
     def event(self) -> dict[str, Any]:
         """The event that continues this request in a new invocation."""
         out: dict[str, Any] = {"continuation": self.continuation + 1, "dry_run": self.dry_run}
