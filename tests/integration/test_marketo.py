@@ -114,7 +114,7 @@ def test_stand_in_enforces_url_limit_and_300_values(sandbox: Sandbox) -> None:
         timeout=5,
     ).json()
     assert over["errors"][0]["code"] == "1003"
-    with pytest.raises(ValueError, match="1..300"):
+    with pytest.raises(ValueError, match=r"1\.\.300"):
         list(client.leads_by_filter("Adobe_Visitor_ID", [ecid(n) for n in range(301)], ["id"]))
 
 
