@@ -11,7 +11,10 @@ import os
 import sys
 from pathlib import Path
 
-HANDLERS = {"ParseFeedFunction": "parse_feed.lambda_handler"}
+HANDLERS = {
+    "ParseFeedFunction": "parse_feed.lambda_handler",
+    "EnrichUploadFunction": "enrich_upload.lambda_handler",
+}
 
 
 def main(build_dir: str) -> int:
@@ -26,6 +29,10 @@ def main(build_dir: str) -> int:
         AWS_SECRET_ACCESS_KEY="none",
         POWERTOOLS_SERVICE_NAME="feedsync",
         POWERTOOLS_METRICS_NAMESPACE="feedsync",
+        STATE_TABLE="feedsync-state-table-example",
+        DATA_SOURCE_ID="101",
+        MARKETO_BASE_URL="https://123-ABC-456.mktorest.com",
+        MARKETO_SECRET_ARN="arn:aws:secretsmanager:us-east-1:123456789012:secret:marketo",
     )
     for name, handler in HANDLERS.items():
         module_name, func = handler.rsplit(".", 1)
