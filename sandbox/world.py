@@ -1,0 +1,185 @@
+"""A whole feedsync installation in one process: moto S3/DynamoDB/Secrets Manager, the Adobe and
+Marketo stand-ins, parsed deliveries, and the real EnrichUploadFunction handler.
+
+Used by the integration tests and by ``make demo``. The caller keeps ``moto.mock_aws`` active.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import random
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+
+from feedsync.datafeed.naming import parse_feed_name
+from feedsync.pipeline.parse import ParseSettings, close_delivery, pending_visitors
+from feedsync.storage import LocalStore, S3Store, get_json
+from sandbox.lambda_context import FakeLambdaContext
+from sandbox.run import Sandbox
+
+ROOT = Path(__file__).resolve().parents[1]
+STATE_BUCKET = "feedsync-state-world"
+TABLE = "feedsync-state-table-world"
+FOLDER = "adobe/acmeprod/"
+MAPPING = {
+    "visitor_id_field": "Adobe_Visitor_ID",
+    "success_event": "Event 51",
+    "columns": {"id": "Evar 22", "Account_Type__c": "Evar 23", "Industry": "Evar 24"},
+}
+ACCOUNT_TYPES = ("Customer", "Partner", "Prospect", "Customer; Gold", "Reseller\tEMEA")
+
+
+class LambdaInvocations:
+    """Stands in for the boto3 Lambda client the handler uses to continue itself."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def invoke(self, FunctionName: str, InvocationType: str, Payload: bytes) -> dict[str, Any]:
+        assert InvocationType == "Event"
+        self.events.append(json.loads(Payload))
+        return {"StatusCode": 202}
+
+
+class World:
+    def __init__(self, box: Sandbox, workdir: Path, env: dict[str, str] | None = None) -> None:
+        self.box = box
+        self.workdir = workdir
+        self.s3 = boto3.client("s3", region_name="us-east-1")
+        self.s3.create_bucket(Bucket=STATE_BUCKET)
+        self.state = S3Store(self.s3, STATE_BUCKET)
+        dynamo = boto3.resource("dynamodb", region_name="us-east-1")
+        self.table = dynamo.create_table(
+            TableName=TABLE,
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        secrets = boto3.client("secretsmanager", region_name="us-east-1")
+        account = box.adobe.account
+        adobe_arn = secrets.create_secret(
+            Name="feedsync/adobe",
+            SecretString=json.dumps(
+                {
+                    "CLIENT_ID": account.client_id,
+                    "CLIENT_SECRETS": [account.client_secret],
+                    "ORG_ID": account.org_id,
+                    "SCOPES": ["openid", "AdobeID", "read_organizations"],
+                }
+            ),
+        )["ARN"]
+        marketo_arn = secrets.create_secret(
+            Name="feedsync/marketo",
+            SecretString=json.dumps(
+                {"client_id": box.marketo.client_id, "client_secret": box.marketo.client_secret}
+            ),
+        )["ARN"]
+        self.put_mapping(MAPPING)
+        urls = {k: v for k, v in box.env().items() if k.endswith("_URL")}
+        self.env = {
+            **urls,
+            "STATE_BUCKET": STATE_BUCKET,
+            "STATE_TABLE": TABLE,
+            "DESTINATIONS": "datasources",
+            "DATA_SOURCE_ID": "101",
+            "CRM_SOURCE": "marketo",
+            "MARKETO_SECRET_ARN": marketo_arn,
+            "ADOBE_SECRET_ARN": adobe_arn,
+            "ADOBE_TARGET_TENANT": account.tenant,
+            "ADOBE_TARGET_CLIENT": account.target_client,
+            "BATCH_SIZE": "300",
+            "MARKETO_CALLS_PER_20S": str(min(100, box.marketo.calls_per_window)),
+            "MARKETO_WINDOW_SECONDS": str(box.marketo.window),
+            "MARKETO_CONCURRENCY": str(box.marketo.concurrency),
+            "POWERTOOLS_SERVICE_NAME": "feedsync",
+            "POWERTOOLS_METRICS_NAMESPACE": "feedsync",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
+            **(env or {}),
+        }
+        self.lambda_calls = LambdaInvocations()
+
+    def put_mapping(self, mapping: dict[str, Any]) -> None:
+        self.state.put("config/mapping.json", json.dumps(mapping).encode())
+
+    def deliver(self, hits_per_file: list[list[Any]], day: str) -> dict[str, Any]:
+        """Write a generated delivery and parse it into the state bucket, as ParseFeedFunction does."""
+        from tests import feedgen
+
+        delivery = feedgen.make_delivery(self.workdir / day / FOLDER, hits_per_file, day=day)
+        name = parse_feed_name(delivery.manifest_name)
+        return close_delivery(
+            LocalStore(self.workdir / day),
+            self.state,
+            FOLDER,
+            name.delivery,
+            ParseSettings(("mcvisid",), "post_evar22"),
+        )
+
+    def pending(self, record: dict[str, Any]) -> list[str]:
+        return list(pending_visitors(self.state, record))
+
+    def add_leads(self, visitors: list[str], seed: int = 5) -> dict[str, dict[str, Any]]:
+        rng = random.Random(seed)
+        leads = {}
+        for visitor in visitors:
+            fields = {
+                "Account_Type__c": rng.choice(ACCOUNT_TYPES),
+                "Industry": rng.choice(("Retail", "Finance", None)),
+            }
+            self.box.marketo.add_lead(visitor, **fields)
+            leads[visitor] = self.box.marketo.leads[visitor][0]
+        return leads
+
+    def handler(self, monkeypatch: Any = None) -> ModuleType:
+        import os
+
+        for name, value in self.env.items():
+            if monkeypatch is not None:
+                monkeypatch.setenv(name, value)
+            else:
+                os.environ[name] = value
+        path = str(ROOT / "functions" / "enrich_upload")
+        if path not in sys.path:
+            sys.path.insert(0, path)
+        module = (
+            importlib.reload(importlib.import_module("enrich_upload"))
+            if "enrich_upload" in sys.modules
+            else importlib.import_module("enrich_upload")
+        )
+        module.LAMBDA = self.lambda_calls  # type: ignore[attr-defined]
+        return module
+
+    def invoke(
+        self, event: dict[str, Any], context: Any = None, monkeypatch: Any = None
+    ) -> dict[str, Any]:
+        module = self.handler(monkeypatch)
+        result: dict[str, Any] = module.lambda_handler(
+            event, context or FakeLambdaContext("EnrichUploadFunction")
+        )
+        return result
+
+    def report(self, key: str) -> dict[str, Any]:
+        report = get_json(self.state, f"reports/{key}.json")
+        assert report is not None, key
+        return report
+
+    def uploaded_rows(self) -> list[list[str]]:
+        """Every data row Adobe's Data Sources stand-in accepted, across jobs."""
+        rows = []
+        for data in self.box.adobe.datasource_files.values():
+            lines = [x for x in data.decode().splitlines() if x and not x.startswith("#")]
+            rows.extend(line.split("\t") for line in lines[1:])
+        return rows
