@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from feedsync import __version__
-from feedsync.cli import adobe_cmds, parse_cmd
+from feedsync.cli import adobe_cmds, daily_cmds, parse_cmd
 from feedsync.cli.parse_cmd import PARSE_FIELDS
 from feedsync.errors import ApiError, ConfigError, FeedError, FeedsyncError
 
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     parse_cmd.register(sub)
     adobe_cmds.register(sub)
+    daily_cmds.register(sub)
     return parser
 
 

@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 DRY = "dry-run/"
 MAX_REJECT_SAMPLES = 50
+LOCK_LEASE = 960.0  # one Lambda invocation (900 s) and a margin
 FIGURES = (
     "pending",
     "already_enriched",
@@ -141,6 +142,24 @@ def delivery_keys(state: ObjectStore, request: RunRequest) -> list[str]:
     return sorted(pending, key=lambda k: (k.rsplit("_", 1)[-1], k))
 
 
+def map_records(
+    ids: list[str], found: dict[str, dict[str, Any]], mapping: Mapping
+) -> tuple[list[MappedRow], list[Rejected]]:
+    """Rows for the ids the CRM knows, in id order, and the records the mapping refused."""
+    rows: list[MappedRow] = []
+    rejected: list[Rejected] = []
+    for visitor in ids:
+        record = found.get(visitor)
+        if record is None:
+            continue
+        mapped = mapping.map(visitor, record)
+        if isinstance(mapped, MappedRow):
+            rows.append(mapped)
+        else:
+            rejected.append(mapped)
+    return rows, rejected
+
+
 def _batches(ids: Iterator[str], size: int) -> Iterator[list[str]]:
     while chunk := list(itertools.islice(ids, size)):
         yield chunk
@@ -175,13 +194,8 @@ class _Run:
             if "," in v
         ]
         found = ports.crm.lookup(usable) if usable else {}
-        rows: list[MappedRow] = []
-        for visitor in usable:
-            crm = found.get(visitor)
-            if crm is None:
-                continue
-            mapped = ports.mapping.map(visitor, crm)
-            (rows if isinstance(mapped, MappedRow) else rejected).append(mapped)  # type: ignore[arg-type]
+        rows, bad = map_records(usable, found, ports.mapping)
+        rejected.extend(bad)
         batch = Batch(
             self.rsid, self.day, str(self.record["delivery"]), self.run, index, rows, ports.mapping
         )
@@ -281,7 +295,10 @@ def enrich_delivery(
         return {"key": key, "status": "skipped", "error": reason}
     run = _Run(ports, key, record, dry_run_id)
     dry = run.dry
-    if not ports.runs.acquire(run.run, ports.owner, max(60.0, deadline.remaining() + 60.0)):
+    def lease() -> float:  # to the end of the invocation; renewed every batch for local runs
+        return min(max(60.0, deadline.remaining() + 60.0), LOCK_LEASE)
+
+    if not ports.runs.acquire(run.run, ports.owner, lease()):
         return {
             "key": key,
             "status": "busy",
@@ -299,6 +316,8 @@ def enrich_delivery(
             if not deadline.allows(estimate):
                 status = "in_progress"
                 break
+            if not ports.runs.acquire(run.run, ports.owner, lease()):
+                raise FeedsyncError(f"{key}: lost the run lock to another invocation")
             started = time.monotonic()
             figures = run.batch(index, ids)
             done[index] = figures

@@ -1,0 +1,185 @@
+"""Operator commands for the daily run: run-daily, marketo lookup, build-upload."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from feedsync.cli.common import CliError, emit, required_env
+from feedsync.errors import ConfigError
+from feedsync.secret import Secret
+
+
+def cmd_run_daily(args: argparse.Namespace) -> int:
+    import boto3
+
+    from feedsync.config import EnrichFunctionConfig
+    from feedsync.pipeline.enrich import RunRequest, run_daily
+    from feedsync.transport import Deadline
+    from feedsync.wiring import build_ports, settings
+
+    env = dict(os.environ)
+    if args.mapping:
+        env["MAPPING_FILE"] = args.mapping
+    config = EnrichFunctionConfig.from_env(env)
+    clients: dict[str, Any] = {
+        "s3": boto3.client("s3"),
+        "secretsmanager": boto3.client("secretsmanager"),
+        "table": boto3.resource("dynamodb").Table(config.state_table),
+    }
+    event: dict[str, Any] = {"dry_run": args.dry_run or config.dry_run}
+    if args.date:
+        event["date"] = args.date
+    if args.delivery:
+        event["delivery"] = args.delivery
+    request = RunRequest.from_event(event)
+    deadline = Deadline()  # a local run has no invocation limit: it runs to the end
+    ports = build_ports(config, clients, deadline, request.dry_run, owner=f"cli-{os.getpid()}")
+    summary = run_daily(ports, settings(config), request, deadline)
+    lines = [
+        f"{d['key']}: {d['status']}"
+        + (f" - {d['error']}" if d.get("error") else "")
+        + (
+            f" (pending {d['pending']}, matched {d['matched']}, "
+            f"uploaded {d['uploaded_rows']}, rejected {d['rejected']})"
+            if d.get("pending") is not None
+            else ""
+        )
+        for d in summary["deliveries"]
+    ]
+    emit(summary, args.json, "\n".join(lines) or "nothing to enrich")
+    return 0 if all(d["status"] == "complete" for d in summary["deliveries"]) else 1
+
+
+def _ids(values: list[str]) -> list[str]:
+    ids = values or [line.strip() for line in sys.stdin if line.strip()]
+    if not ids:
+        raise CliError("give visitor ids as arguments or one per line on stdin")
+    return ids
+
+
+def cmd_marketo_lookup(args: argparse.Namespace) -> int:
+    from feedsync.crm.marketo import MarketoClient, MarketoSettings
+    from feedsync.crm.ratelimit import Limits, LocalRateLimiter
+
+    settings = MarketoSettings(
+        required_env(
+            "MARKETO_BASE_URL", "the instance's REST base, https://123-ABC-456.mktorest.com"
+        ),
+        required_env("MARKETO_CLIENT_ID", "the LaunchPoint service's client id"),
+        Secret(required_env("MARKETO_CLIENT_SECRET", "the LaunchPoint service's client secret")),
+    )
+    limits = Limits(calls=int(os.environ.get("MARKETO_CALLS_PER_20S", "50")))
+    client = MarketoClient(settings, limiter=LocalRateLimiter(limits))
+    fields = [f for f in (args.fields or "").split(",") if f] or ["id", "email"]
+    found = client.lookup(args.field, _ids(args.ids), fields)
+    for lead in found.values():
+        print(json.dumps(lead, default=str))
+    print(f"feedsync: {len(found)} matched, {client.stats.calls} Marketo calls", file=sys.stderr)
+    return 0
+
+
+def cmd_build_upload(args: argparse.Namespace) -> int:
+    from feedsync.crm.sources import FileSource
+    from feedsync.pipeline.enrich import map_records
+    from feedsync.pipeline.mapping import Mapping
+    from feedsync.pipeline.uploadfile import build_datasource_files
+
+    def read(path: str) -> bytes:
+        try:
+            return Path(path).read_bytes()
+        except OSError as exc:
+            raise CliError(f"{path}: {exc.strerror}") from None
+
+    try:
+        day = dt.date.fromisoformat(args.date)
+    except ValueError:
+        raise CliError(f"--date {args.date!r}: expected YYYY-MM-DD (the hit day)") from None
+    mapping = Mapping.from_json(read(args.mapping), args.mapping)
+    pending = [
+        line.strip() for line in read(args.pending).decode("utf-8").splitlines() if line.strip()
+    ]
+    try:
+        crm = FileSource(read(args.crm), args.crm, mapping.visitor_id_field, mapping.crm_fields)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+    rows, rejected = map_records(pending, crm.lookup(pending), mapping)
+    built = build_datasource_files(rows, mapping, day, comment=f"feedsync build-upload {day}")
+    rejected += built.rejected
+    out = Path(args.out)
+    written = []
+    for number, data in enumerate(built.parts, start=1):
+        path = out if number == 1 else out.with_name(f"{out.stem}-part{number}{out.suffix}")
+        path.write_bytes(data)
+        written.append(str(path))
+    result = {
+        "pending": len(pending),
+        "matched": len(rows) + len(rejected),
+        "rows": built.rows,
+        "rejected": [{"visitor": r.visitor, "reason": r.reason} for r in rejected],
+        "files": written,
+    }
+    for r in rejected:
+        print(f"feedsync: rejected {r.visitor}: {r.reason}", file=sys.stderr)
+    emit(result, args.json, f"{built.rows} rows -> {', '.join(written) or 'no file (no rows)'}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = sub.add_parser(
+        "run-daily",
+        help="enrich complete deliveries and upload them (as EnrichUploadFunction does)",
+        description="Runs the daily step against the configured AWS account (or AWS_ENDPOINT_URL) "
+        "with the same settings as the function (STATE_BUCKET, STATE_TABLE, ...).",
+    )
+    which = run.add_mutually_exclusive_group()
+    which.add_argument(
+        "--date", metavar="YYYY-MM-DD", help="(re)run the deliveries of this hit day"
+    )
+    which.add_argument(
+        "--delivery", metavar="KEY", help="(re)run one delivery, e.g. adobe/rsid/rsid_2026-11-20"
+    )
+    run.add_argument(
+        "--dry-run", action="store_true", help="write upload files and the report only"
+    )
+    run.add_argument(
+        "--mapping",
+        metavar="FILE",
+        help="a local mapping file (default: MAPPING_KEY in the state bucket)",
+    )
+    run.add_argument("--json", action="store_true")
+    run.set_defaults(func=cmd_run_daily)
+
+    marketo = sub.add_parser("marketo", help="Marketo").add_subparsers(
+        dest="marketo_command", required=True
+    )
+    lookup = marketo.add_parser("lookup", help="leads whose FIELD is one of the ids (JSON Lines)")
+    lookup.add_argument(
+        "--field", required=True, help="the lead field holding the Adobe visitor id"
+    )
+    lookup.add_argument("--fields", metavar="F,...", help="lead fields to print (default id,email)")
+    lookup.add_argument(
+        "ids", nargs="*", metavar="ID", help="visitor ids (default: one per line on stdin)"
+    )
+    lookup.set_defaults(func=cmd_marketo_lookup)
+
+    build = sub.add_parser("build-upload", help="write a data source file from local inputs")
+    build.add_argument(
+        "--pending", required=True, metavar="FILE", help="pending visitor ids, one per line"
+    )
+    build.add_argument(
+        "--crm",
+        required=True,
+        metavar="FILE",
+        help="CRM records, JSON Lines as Marketo returns them (or CSV)",
+    )
+    build.add_argument("--mapping", required=True, metavar="FILE")
+    build.add_argument("--date", required=True, metavar="YYYY-MM-DD", help="the hit day")
+    build.add_argument("--out", required=True, metavar="FILE")
+    build.add_argument("--json", action="store_true")
+    build.set_defaults(func=cmd_build_upload)
