@@ -48,13 +48,13 @@ def test_the_documented_mapping_is_accepted() -> None:
     ],
 )
 def test_bad_mappings_name_the_problem(changes: dict[str, object], message: str) -> None:
-    with pytest.raises(ConfigError, match="mapping.json") as caught:
+    with pytest.raises(ConfigError, match=r"mapping\.json") as caught:
         _mapping(**changes)
     assert message in str(caught.value)
 
 
 def test_not_json_is_named() -> None:
-    with pytest.raises(ConfigError, match="m.json: not valid JSON"):
+    with pytest.raises(ConfigError, match=r"m\.json: not valid JSON"):
         Mapping.from_json("{", "m.json")
 
 
