@@ -1,8 +1,12 @@
-"""`make demo`: the parse stage end to end on a generated delivery, in a moto S3.
+"""`make demo`: the whole pipeline on generated data - moto for AWS, the sandbox for Adobe and
+Marketo.
 
-Generates a realistic 3-file delivery (escapes, excluded hits, duplicates, visitors pending in
-one file and known in another), uploads it the way Adobe does (data files, lookup archive,
-manifest last), hands each S3 event to the real handler and prints the delivery record.
+1. Generates a realistic 3-file delivery (escapes, excluded hits, duplicates, visitors pending in
+   one file and known in another), uploads it the way Adobe does (data files, lookup archive,
+   manifest last) and hands each S3 event to the real ParseFeedFunction handler.
+2. Puts 10% of the pending visitors into the Marketo stand-in, then runs the real
+   EnrichUploadFunction handler against the Adobe stand-in, and prints what was matched and
+   uploaded - and runs it again to show that nothing is sent twice.
 """
 
 from __future__ import annotations
@@ -12,11 +16,13 @@ import importlib
 import json
 import os
 import random
+import shutil
+import sys
 from pathlib import Path
 from urllib.parse import quote_plus
 
 ROOT = Path(__file__).resolve().parents[1]
-FEED, STATE, FOLDER = "feedsync-feed-demo", "feedsync-state-demo", "adobe/acmeprod/"
+FEED, FOLDER = "feedsync-feed-demo", "adobe/acmeprod/"
 
 
 def main() -> int:
@@ -24,34 +30,39 @@ def main() -> int:
         AWS_ACCESS_KEY_ID="demo",
         AWS_SECRET_ACCESS_KEY="demo",
         AWS_DEFAULT_REGION="us-east-1",
-        STATE_BUCKET=STATE,
         POWERTOOLS_SERVICE_NAME="feedsync",
         POWERTOOLS_METRICS_NAMESPACE="feedsync",
         POWERTOOLS_TRACE_DISABLED="true",
         POWERTOOLS_LOG_LEVEL="WARNING",
         POWERTOOLS_METRICS_DISABLED="true",
     )
+    os.environ.pop("AWS_PROFILE", None)
     import boto3
     from moto import mock_aws
 
     from feedsync.cli import PARSE_FIELDS
     from sandbox.lambda_context import FakeLambdaContext
+    from sandbox.run import Sandbox
+    from sandbox.world import STATE_BUCKET, World
     from tests import feedgen
 
+    work = ROOT / ".demo"
+    shutil.rmtree(work, ignore_errors=True)
     rng = random.Random(2026)
     files = [feedgen.random_hits(20_000, rng, 6_000) for _ in range(3)]
     files[2].extend(files[0][:500])  # Adobe re-sends some hits
-    delivery = feedgen.make_delivery(ROOT / ".demo" / "feed", files)
+    delivery = feedgen.make_delivery(work / "feed", files)
     template = json.loads((ROOT / "events" / "s3-put-datafile.json").read_text())
+    box = Sandbox.start(bdia_interval=0.0, bdia_group_interval=0.0)
 
     with mock_aws():
+        world = World(box, work / "world", env={"BATCH_SIZE": "2000"})
+        os.environ["STATE_BUCKET"] = STATE_BUCKET
         s3 = boto3.client("s3")
-        for bucket in (FEED, STATE):
-            s3.create_bucket(Bucket=bucket)
-        import sys
-
+        s3.create_bucket(Bucket=FEED)
         sys.path.insert(0, str(ROOT / "functions" / "parse_feed"))
         handler = importlib.import_module("parse_feed")
+        print("== 1. parse: Adobe delivers the feed; ParseFeedFunction handles each object")
         order = [n for n in delivery.files if n.endswith("lookup_data.tar.gz")]
         order += sorted(n for n in delivery.files if n.endswith(".tsv.gz"))
         order.append(delivery.manifest_name)
@@ -63,18 +74,66 @@ def main() -> int:
             result = handler.lambda_handler(event, FakeLambdaContext("ParseFeedFunction"))[
                 "results"
             ][0]
-            print(f"{name:45s} -> {result['status']}")
-        key = f"deliveries/{FOLDER}{delivery.rsid}_{delivery.day}.json"
-        record = json.loads(s3.get_object(Bucket=STATE, Key=key)["Body"].read())
-    summary = {k: record[k] for k in PARSE_FIELDS}
-    print(json.dumps(summary, indent=2))
-    expected = len(delivery.expected.final_pending)
-    print(
-        f"independent count of pending visitors: {expected}  "
-        f"({'matches' if expected == record['visitors_pending'] else 'DIFFERS'})"
-    )
-    print(f"delivery record: s3://{STATE}/{key}   local copy of the feed: {delivery.folder}")
-    return 0 if expected == record["visitors_pending"] else 1
+            print(f"   {name:45s} -> {result['status']}")
+        key = f"{FOLDER}{delivery.rsid}_{delivery.day}"
+        record = json.loads(
+            s3.get_object(Bucket=STATE_BUCKET, Key=f"deliveries/{key}.json")["Body"].read()
+        )
+        print("   " + json.dumps({k: record[k] for k in PARSE_FIELDS}))
+        expected = len(delivery.expected.final_pending)
+        parse_ok = expected == record["visitors_pending"]
+        print(
+            f"   independent count of pending visitors: {expected} ({'matches' if parse_ok else 'DIFFERS'})"
+        )
+
+        print("== 2. enrich: 10% of them are in Marketo; EnrichUploadFunction runs on its schedule")
+        pending = world.pending(record)
+        leads = world.add_leads(pending[::10])
+        summary = world.invoke({"scheduled_time": "2026-11-21T06:00:00Z"})
+        report = world.report(key)
+        figures = (
+            "pending",
+            "already_enriched",
+            "looked_up",
+            "matched",
+            "uploaded_rows",
+            "rejected",
+            "crm_calls",
+        )
+        print("   " + json.dumps({"status": report["status"], **{k: report[k] for k in figures}}))
+        jobs = report["jobs"].get("datasources", [])
+        print(
+            f"   Data Sources jobs: {len(jobs)} files, e.g. {jobs[0]['file']} -> job {jobs[0]['job_id']} ({jobs[0]['status']})"
+        )
+        example = next(iter(box.adobe.datasource_files.values())).decode().splitlines()
+        print("   first lines of the first upload file:")
+        for line in example[:4]:
+            print("     " + line.replace("\t", " | "))
+        uploaded = world.uploaded_rows()
+        enrich_ok = (
+            sorted(r[1] for r in uploaded) == sorted(leads) and report["status"] == "complete"
+        )
+        print(
+            f"   Adobe received {len(uploaded)} rows for the {len(leads)} matched visitors ({'exactly' if enrich_ok else 'MISMATCH'})"
+        )
+
+        print(
+            "== 3. the same run again (a retried schedule, a re-run backfill): nothing is sent twice"
+        )
+        calls, jobs_before = len(box.marketo.call_times), len(box.adobe.datasource_jobs)
+        again = world.invoke({"delivery": key})
+        rerun_ok = (
+            len(box.marketo.call_times) == calls and len(box.adobe.datasource_jobs) == jobs_before
+        )
+        print(
+            f"   {again['deliveries'][0]['status']}: {len(box.marketo.call_times) - calls} new Marketo calls, "
+            f"{len(box.adobe.datasource_jobs) - jobs_before} new uploads"
+        )
+        print(
+            f"   report: s3://{STATE_BUCKET}/reports/{key}.json  (runs were: {summary['deliveries'][0]['status']})"
+        )
+    box.stop()
+    return 0 if parse_ok and enrich_ok and rerun_ok else 1
 
 
 if __name__ == "__main__":
