@@ -74,8 +74,9 @@ test: lint typecheck cfn-lint validate artifacts-test pytest  ## every check
 demo: $(STAMP) $(NATIVE_LIB)  ## generate a delivery, land it in (moto) S3, run the parse handler, print the result
 	$(BIN)/python -m sandbox.demo
 
-bench: $(STAMP) $(NATIVE_LIB)  ## reader benchmark against the named baselines
+bench: $(STAMP) $(NATIVE_LIB)  ## reader and daily-run benchmarks against the named baselines
 	$(BIN)/python -m bench.bench_reader
+	$(BIN)/python -m bench.bench_enrich
 
 clean:  ## remove build outputs (keeps .venv)
 	rm -rf .aws-sam .demo bench/.data .pytest_cache .mypy_cache .ruff_cache $(NATIVE_LIB)

@@ -124,7 +124,12 @@ def crm_source(
     client = MarketoClient(
         settings, limiter=limiter, transport=Transport("Marketo", deadline=deadline)
     )
-    return MarketoSource(client, mapping.visitor_id_field, mapping.crm_fields), client
+    return (
+        MarketoSource(
+            client, mapping.visitor_id_field, mapping.crm_fields, config.marketo_concurrency
+        ),
+        client,
+    )
 
 
 def destinations(config: EnrichFunctionConfig, session: AdobeSession | None) -> list[Destination]:

@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -190,24 +191,33 @@ class MarketoClient:
             form = {**form, "nextPageToken": str(token)}
 
     def lookup(
-        self, field: str, ids: Iterable[str], fields: Sequence[str]
+        self, field: str, ids: Iterable[str], fields: Sequence[str], workers: int = 1
     ) -> dict[str, dict[str, Any]]:
-        """Visitor id -> lead, for ids in chunks of 300 (the first lead wins on duplicates)."""
+        """Visitor id -> lead, for ids in chunks of 300 (the first lead wins on duplicates).
+
+        ``workers`` calls run at once; the limiter still decides when each may go.
+        """
+        values = list(ids)
+        chunks = [
+            values[i : i + MAX_FILTER_VALUES] for i in range(0, len(values), MAX_FILTER_VALUES)
+        ]
         found: dict[str, dict[str, Any]] = {}
-        chunk: list[str] = []
-        for visitor in ids:
-            chunk.append(visitor)
-            if len(chunk) == MAX_FILTER_VALUES:
+        if workers <= 1 or len(chunks) <= 1:
+            for chunk in chunks:
                 self._collect(field, chunk, fields, found)
-                chunk = []
-        if chunk:
-            self._collect(field, chunk, fields, found)
+            return found
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="marketo") as pool:
+            parts = list(pool.map(lambda c: self._collect(field, c, fields, {}), chunks))
+        for part in parts:  # in chunk order, so "first lead wins" does not depend on timing
+            for key, lead in part.items():
+                found.setdefault(key, lead)
         return found
 
     def _collect(
         self, field: str, chunk: list[str], fields: Sequence[str], found: dict[str, dict[str, Any]]
-    ) -> None:
+    ) -> dict[str, dict[str, Any]]:
         for lead in self.leads_by_filter(field, chunk, fields):
             key = str(lead.get(field) or "")
             if key and key not in found:
                 found[key] = lead
+        return found

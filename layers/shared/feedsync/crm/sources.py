@@ -23,13 +23,16 @@ class CrmSource(Protocol):
 class MarketoSource:
     name = "marketo"
 
-    def __init__(self, client: MarketoClient, id_field: str, fields: Sequence[str]) -> None:
+    def __init__(
+        self, client: MarketoClient, id_field: str, fields: Sequence[str], workers: int = 1
+    ) -> None:
         self.client = client
         self.id_field = id_field
         self.fields = list(dict.fromkeys(fields))
+        self.workers = workers
 
     def lookup(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        return self.client.lookup(self.id_field, ids, self.fields)
+        return self.client.lookup(self.id_field, ids, self.fields, workers=self.workers)
 
 
 class FileSource:

@@ -295,6 +295,7 @@ def enrich_delivery(
         return {"key": key, "status": "skipped", "error": reason}
     run = _Run(ports, key, record, dry_run_id)
     dry = run.dry
+
     def lease() -> float:  # to the end of the invocation; renewed every batch for local runs
         return min(max(60.0, deadline.remaining() + 60.0), LOCK_LEASE)
 

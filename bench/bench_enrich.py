@@ -1,0 +1,268 @@
+"""Daily-run benchmark: 1,000,000 pending visitors, 10% of them in the Marketo stand-in.
+
+    make bench                                  # reader, then this
+    python -m bench.bench_enrich --visitors 200000
+
+What it measures (the enrichment runs in a child process so its peak RSS is its own; the
+Marketo stand-in serves from this process over loopback):
+  calls        Marketo calls made, against the ceiling ceil(visitors / 300)
+  window       the most calls the stand-in saw in any window, against the limit N
+  memory       peak RSS of the run, against the naive approach (every pending id in a list,
+               the matched rows in a pandas DataFrame written with to_csv)
+  build        time to build the upload files, against pandas DataFrame(...).to_csv
+Time is scaled: Marketo's 20 s window becomes --window seconds (default 0.5) so a run that
+needs ~22 minutes of real Marketo time finishes in well under a minute; calls and the calls per
+window are what they would be.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "bench" / ".data" / "enrich"
+FIELD = "Adobe_Visitor_ID"
+MAPPING = {
+    "visitor_id_field": FIELD,
+    "success_event": "Event 51",
+    "columns": {"id": "Evar 22", "Account_Type__c": "Evar 23", "Industry": "Evar 24"},
+}
+DAY = "2026-11-20"
+
+
+def visitor_ids(count: int) -> list[str]:
+    rng = random.Random(11)
+    return sorted({f"{rng.randrange(10**37, 10**38):038d}" for _ in range(count + count // 100)})[
+        :count
+    ]
+
+
+def write_delivery(ids: list[str]) -> dict[str, object]:
+    """Per-file results as the parse step writes them: two files, visitors spread over both."""
+    from feedsync.pipeline.results import DeliveryKeys, write_visitors
+    from feedsync.storage import LocalStore, put_json
+
+    shutil.rmtree(DATA, ignore_errors=True)
+    store = LocalStore(DATA)
+    keys = DeliveryKeys("adobe/acmeprod/", f"acmeprod_{DAY}")
+    files = []
+    for part in (0, 1):
+        key = keys.visitors(f"0{part + 1}-acmeprod_{DAY}.tsv.gz", f"{part:032d}")
+        write_visitors(store, key, ids[part::2], [])
+        files.append({"kind": "data", "name": key, "visitors_key": key})
+    record = {
+        "delivery": keys.delivery_id,
+        "rsid": "acmeprod",
+        "day": DAY,
+        "complete": True,
+        "status": "complete",
+        "files": files,
+        "reasons": [],
+        "visitors_pending": len(ids),
+    }
+    put_json(store, keys.record, record)
+    return record
+
+
+def child_run(args: argparse.Namespace) -> None:
+    from feedsync.crm.marketo import MarketoClient, MarketoSettings
+    from feedsync.crm.ratelimit import Limits, LocalRateLimiter
+    from feedsync.crm.sources import MarketoSource
+    from feedsync.pipeline.destinations import DataSourcesDestination
+    from feedsync.pipeline.enrich import EnrichPorts, EnrichSettings, RunRequest, run_daily
+    from feedsync.pipeline.ledger import MemoryLedger
+    from feedsync.pipeline.mapping import Mapping
+    from feedsync.pipeline.runstate import MemoryRunState
+    from feedsync.secret import Secret
+    from feedsync.storage import LocalStore
+    from feedsync.transport import Deadline
+
+    mapping = Mapping.from_json(json.dumps(MAPPING), "bench mapping")
+    limiter = LocalRateLimiter(
+        Limits(calls=args.calls, window=args.window, concurrency=5, margin=0.01)
+    )
+    client = MarketoClient(
+        MarketoSettings(args.url, "marketo-sandbox-client", Secret("marketo-sandbox-secret-0000")),
+        limiter=limiter,
+    )
+    destination = DataSourcesDestination(None, "101")
+    build_seconds = [0.0]
+    original = destination.files
+
+    def timed_files(batch):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        try:
+            return original(batch)
+        finally:
+            build_seconds[0] += time.perf_counter() - started
+
+    destination.files = timed_files  # type: ignore[method-assign]
+    ports = EnrichPorts(
+        state=LocalStore(DATA),
+        ledger=MemoryLedger(),
+        runs=MemoryRunState(),
+        crm=MarketoSource(client, FIELD, mapping.crm_fields, workers=5),
+        mapping=mapping,
+        destinations=[destination],
+        crm_calls=lambda: client.stats.calls,
+    )
+    started = time.perf_counter()
+    summary = run_daily(
+        ports, EnrichSettings(batch_size=args.batch), RunRequest(dry_run=True), Deadline()
+    )
+    elapsed = time.perf_counter() - started
+    print(
+        json.dumps(
+            {
+                "summary": summary["deliveries"][0],
+                "seconds": elapsed,
+                "build_seconds": build_seconds[0],
+                "calls": client.stats.calls,
+                "retries": client.stats.retries,
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
+
+
+def child_naive(args: argparse.Namespace) -> None:
+    """The one-off-script way: every pending id in memory, then pandas for the upload file."""
+    import pandas as pd
+
+    from feedsync.pipeline.parse import pending_visitors
+    from feedsync.storage import LocalStore, get_json
+
+    store = LocalStore(DATA)
+    record = get_json(store, f"deliveries/adobe/acmeprod/acmeprod_{DAY}.json")
+    assert record is not None
+    pending = list(pending_visitors(store, record))
+    matched = pending[:: args.every]
+    rng = random.Random(5)
+    rows = {
+        "Date": ["11/20/2026/12/00/00"] * len(matched),
+        "transactionID": matched,
+        "Event 51": [1] * len(matched),
+        "Evar 22": [str(1_000_000 + n) for n in range(len(matched))],
+        "Evar 23": [rng.choice(("Customer", "Partner", "Prospect")) for _ in matched],
+        "Evar 24": [rng.choice(("Retail", "Finance", "")) for _ in matched],
+    }
+    started = time.perf_counter()
+    frame = pd.DataFrame(rows)
+    text = frame.to_csv(sep="\t", index=False)
+    build = time.perf_counter() - started
+    print(
+        json.dumps(
+            {
+                "build_seconds": build,
+                "bytes": len(text),
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
+
+
+def child(mode: str, args: argparse.Namespace, url: str = "") -> dict[str, object]:
+    command = [
+        sys.executable,
+        "-m",
+        "bench.bench_enrich",
+        f"--child={mode}",
+        f"--url={url}",
+        f"--calls={args.calls}",
+        f"--window={args.window}",
+        f"--batch={args.batch}",
+        f"--every={args.every}",
+    ]
+    done = subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT)
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--visitors", type=int, default=1_000_000)
+    parser.add_argument(
+        "--every", type=int, default=10, help="every Nth pending visitor is in Marketo"
+    )
+    parser.add_argument("--calls", type=int, default=50, help="N: Marketo calls allowed per window")
+    parser.add_argument(
+        "--window", type=float, default=0.5, help="seconds standing in for Marketo's 20 s"
+    )
+    parser.add_argument("--batch", type=int, default=15_000)
+    parser.add_argument("--child", default="")
+    parser.add_argument("--url", default="")
+    args = parser.parse_args()
+    if args.child == "run":
+        child_run(args)
+        return 0
+    if args.child == "naive":
+        child_naive(args)
+        return 0
+
+    from sandbox.run import Sandbox
+
+    print(f"generating {args.visitors:,} pending visitors ...", flush=True)
+    ids = visitor_ids(args.visitors)
+    write_delivery(ids)
+    box = Sandbox.start(marketo={"calls_per_window": 100, "window": args.window, "concurrency": 10})
+    for n, visitor in enumerate(ids[:: args.every]):
+        box.marketo.leads[visitor] = [
+            {
+                "id": 1_000_000 + n,
+                FIELD: visitor,
+                "Account_Type__c": ("Customer", "Partner; Gold")[n % 2],
+                "Industry": "Retail",
+            }
+        ]
+    print(
+        f"running the daily step (dry run, files only; window {args.window:g} s for 20 s) ...",
+        flush=True,
+    )
+    run = child("run", args, box.url)
+    window_max = box.marketo.max_calls_in_window()
+    refused = dict(box.marketo.refused)
+    box.stop()
+    naive = child("naive", args)
+    summary = run["summary"]
+    assert isinstance(summary, dict)
+    ceiling = -(-args.visitors // 300)
+    print()
+    print(
+        f"pending {summary['pending']:,}  matched {summary['matched']:,}  uploaded rows {summary['uploaded_rows']:,}  "
+        f"status {summary['status']}  ({run['seconds']:.1f} s; Marketo refusals: {refused or 'none'})"
+    )
+    print(f"{'measure':34s} {'feedsync':>12s} {'baseline':>12s} {'ratio':>8s}  baseline")
+    rows = [
+        ("Marketo calls", run["calls"], ceiling, "ceiling N/300"),
+        (f"most calls in any {args.window:g} s window", window_max, args.calls, "limit N"),
+        (
+            "peak memory (MB)",
+            run["peak_rss_mb"],
+            naive["peak_rss_mb"],
+            "list of ids + pandas to_csv",
+        ),
+        (
+            "build upload files (s)",
+            run["build_seconds"],
+            naive["build_seconds"],
+            "pandas DataFrame.to_csv",
+        ),
+    ]
+    for name, ours, base, label in rows:
+        ours_f, base_f = float(ours), float(base)  # type: ignore[arg-type]
+        print(f"{name:34s} {ours_f:12.2f} {base_f:12.2f} {ours_f / base_f:8.2f}  {label}")
+    return 0 if summary["status"] == "complete" and window_max <= args.calls else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
