@@ -122,7 +122,7 @@ def child_run(args: argparse.Namespace) -> None:
     destination.files = timed_files  # type: ignore[method-assign]
     ports = EnrichPorts(
         state=LocalStore(DATA),
-        ledger=MemoryLedger(),
+        ledger=FirstRunLedger(),
         runs=MemoryRunState(),
         crm=MarketoSource(client, FIELD, mapping.crm_fields, workers=5),
         mapping=mapping,
