@@ -150,7 +150,7 @@ class MarketoStandIn:
             return self._refuse("601", "Access token invalid")
         if expires <= time.time():
             return self._refuse("602", "Access token expired")
-        now = time.time()
+        now = request.received_at or time.time()
         with self.lock:
             if self.fail_next:
                 code = self.fail_next.pop(0)

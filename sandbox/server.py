@@ -28,6 +28,7 @@ class Request:
     headers: dict[str, str]  # lower-case names
     body: bytes
     target: str = ""  # the request line's target, as sent (path and query)
+    received_at: float = 0.0  # epoch seconds when the request line arrived
 
     def param(self, name: str, default: str = "") -> str:
         values = self.query.get(name)
@@ -174,6 +175,7 @@ class SandboxServer:
         return None
 
     def _dispatch(self, raw: BaseHTTPRequestHandler) -> None:
+        arrived = time.time()
         parts = urlsplit(raw.path)
         length = int(raw.headers.get("Content-Length") or 0)
         body = raw.rfile.read(length) if length else b""
@@ -184,6 +186,7 @@ class SandboxServer:
             {k.lower(): v for k, v in raw.headers.items()},
             body,
             raw.path,
+            arrived,
         )
         with self.lock:
             self.received.append(request)
