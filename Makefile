@@ -71,7 +71,7 @@ pytest: $(STAMP) $(NATIVE_LIB)  ## unit and integration tests
 
 test: lint typecheck cfn-lint validate artifacts-test pytest  ## every check
 
-demo: $(STAMP) $(NATIVE_LIB)  ## generate a delivery, land it in (moto) S3, run the parse handler, print the result
+demo: $(STAMP) $(NATIVE_LIB)  ## whole pipeline locally: parse a generated delivery (moto S3), then the daily run against the sandbox
 	$(BIN)/python -m sandbox.demo
 
 bench: $(STAMP) $(NATIVE_LIB)  ## reader and daily-run benchmarks against the named baselines
