@@ -318,3 +318,14 @@ def test_missing_mapping_is_a_clear_error(world: World) -> None:
     with pytest.raises(ConfigError) as caught:
         world.invoke({})
     assert "success_event" in str(caught.value) and "needs the space: Evar 22" in str(caught.value)
+
+
+def test_one_run_catches_up_on_missed_days_oldest_first(world: World) -> None:
+    second = _delivery(world, DAY2, seed=9)
+    first = _delivery(world, DAY1, seed=8)
+    _matched(world, world.pending(first) + world.pending(second), every=20)
+    summary = world.invoke({"scheduled_time": "2026-11-22T06:00:00Z"})
+    assert [d["key"] for d in summary["deliveries"]] == [KEY1, KEY2]
+    assert all(d["status"] == "complete" for d in summary["deliveries"])
+    dates = {r[0] for r in world.uploaded_rows()}
+    assert dates == {"11/20/2026/12/00/00", "11/21/2026/12/00/00"}  # each delivery's own hit day
