@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -140,22 +141,44 @@ def _hammer(clients: list[MarketoClient], calls_each: int) -> None:
         t.join()
 
 
+class AtomicTable:
+    """DynamoDB applies a conditional write atomically; moto does not under threads (its check
+    and write can interleave). This proxy gives moto DynamoDB's atomicity, one call at a time."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._table, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attribute(*args, **kwargs)
+
+        return call
+
+
 def test_limits_hold_across_invocations_sharing_dynamodb(
     sandbox: Sandbox, dynamo_table: Any
 ) -> None:
     # Four "invocations" (separate clients and limiters) share only the DynamoDB item.
     sandbox.marketo.calls_per_window, sandbox.marketo.window = 10, 1.0
     sandbox.marketo.concurrency, sandbox.marketo.latency = 3, 0.05
-    limits = Limits(calls=10, window=1.0, concurrency=3, margin=0.05)
+    # margin: time between taking a slot and Marketo receiving the call (0.5 s of 20 s by default).
+    limits = Limits(calls=10, window=1.0, concurrency=3, margin=0.1)
+    table = AtomicTable(dynamo_table)  # one table for all four, as DynamoDB is one service
     clients = [
         client_for(
             sandbox,
-            limiter=DynamoRateLimiter(dynamo_table, "marketo#sandbox", limits),
+            limiter=DynamoRateLimiter(table, "marketo#sandbox", limits),
             retry=RetryPolicy(attempts=1),
         )
         for _ in range(4)
     ]
-    _hammer(clients, 8)
+    _hammer_strict(clients, 8)
     assert len(sandbox.marketo.call_times) == 32
     assert sandbox.marketo.refused == {}  # never a 606 or 615
     assert sandbox.marketo.max_calls_in_window() <= 10
@@ -175,12 +198,12 @@ def test_without_a_shared_limiter_the_stand_in_refuses(sandbox: Sandbox) -> None
     assert sandbox.marketo.refused.get("606", 0) > 0
 
 
-def _hammer_strict(clients: list[MarketoClient]) -> None:
+def _hammer_strict(clients: list[MarketoClient], calls_each: int = 8) -> None:
     errors: list[Exception] = []
 
     def work(client: MarketoClient) -> None:
         try:
-            for n in range(8):
+            for n in range(calls_each):
                 client.lookup("Adobe_Visitor_ID", [ecid(n)], ["id"])
         except Exception as exc:
             errors.append(exc)
@@ -192,3 +215,51 @@ def _hammer_strict(clients: list[MarketoClient]) -> None:
         t.join()
     if errors:
         raise errors[0]
+
+
+def test_stand_in_refuses_over_concurrency_with_615_and_the_client_retries(
+    sandbox: Sandbox,
+) -> None:
+    sandbox.marketo.concurrency, sandbox.marketo.latency = 1, 0.1
+    limits = Limits(calls=100, window=20.0, concurrency=5)
+    retry = RetryPolicy(attempts=10, base_delay=0.1, max_delay=0.4)
+    clients = [client_for(sandbox, limiter=LocalRateLimiter(limits), retry=retry) for _ in range(3)]
+    _hammer_strict(clients, 2)  # retries with backoff until each call gets through
+    assert sandbox.marketo.refused.get("615", 0) > 0
+    assert sandbox.marketo.max_inflight == 1
+    assert len(sandbox.marketo.call_times) == 6
+
+
+def test_feedsync_sandbox_command_prints_working_exports(tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "feedsync", "sandbox", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    try:
+        assert process.stdout is not None
+        exports = {}
+        for line in process.stdout:
+            if line.startswith("export "):
+                name, _, value = line[len("export ") :].strip().partition("=")
+                exports[name] = value
+            if line.startswith("# what it received"):
+                break
+        env = {**os.environ, **exports, "PYTHONPATH": os.pathsep.join(sys.path)}
+        done = subprocess.run(
+            [sys.executable, "-m", "feedsync", "adobe", "whoami", "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["companies"][0]["globalCompanyId"] == "acmeco0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
