@@ -329,3 +329,28 @@ def test_one_run_catches_up_on_missed_days_oldest_first(world: World) -> None:
     assert all(d["status"] == "complete" for d in summary["deliveries"])
     dates = {r[0] for r in world.uploaded_rows()}
     assert dates == {"11/20/2026/12/00/00", "11/21/2026/12/00/00"}  # each delivery's own hit day
+
+
+def test_the_run_emits_its_figures_as_metrics(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    record = _delivery(world)
+    leads = _matched(world, world.pending(record))
+    world.env["POWERTOOLS_METRICS_DISABLED"] = "false"
+    world.invoke({}, monkeypatch=monkeypatch)
+    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert blobs, "no EMF metrics printed"
+    values: dict[str, float] = {}
+    for blob in blobs:
+        for metric in blob["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+            value = blob[metric["Name"]]
+            values[metric["Name"]] = values.get(metric["Name"], 0) + (
+                sum(value) if isinstance(value, list) else value
+            )
+    assert values["VisitorsMatched"] == len(leads)
+    assert values["RowsUploaded"] == len(leads)
+    assert values["VisitorsPending"] == record["visitors_pending"]
+    assert values["DeliveriesEnriched"] == 1
+    assert blobs[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "feedsync"
