@@ -213,3 +213,17 @@ def test_missing_credentials_name_what_is_missing() -> None:
                 "ADOBE_AUTH": "saml",
             }
         )
+
+
+def test_warm_invocations_share_a_live_token_per_credential(sandbox: Sandbox) -> None:
+    first, second = session_for(sandbox), session_for(sandbox)  # two invocations, one process
+    AnalyticsClient(first).discovery()
+    AnalyticsClient(second).discovery()
+    assert sandbox.adobe.token_requests == 1
+    other = session_for(sandbox, scopes="openid,AdobeID")  # another credential: its own token
+    AnalyticsClient(other).discovery()
+    assert sandbox.adobe.token_requests == 2
+    sandbox.adobe.revoke_tokens()  # a 401 drops the shared token for everyone
+    AnalyticsClient(first).discovery()
+    AnalyticsClient(second).discovery()
+    assert sandbox.adobe.token_requests == 3

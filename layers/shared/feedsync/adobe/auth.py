@@ -6,6 +6,7 @@ by one thread while the others wait, and dropped when an API answers 401.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -37,16 +38,42 @@ class TokenSource(Protocol):
     def invalidate(self, token: Secret) -> None: ...
 
 
+# Tokens outlive one Lambda invocation (~24 h): warm invocations with the same credential share
+# them through this process-wide store, keyed by a digest of the credential.
+_SHARED: dict[str, AccessToken] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def credential_key(credentials: AdobeCredentials, ims_url: str) -> str:
+    material = "|".join(
+        (
+            ims_url,
+            credentials.auth,
+            credentials.client_id,
+            credentials.client_secret.reveal(),
+            credentials.org_id,
+            ",".join(credentials.scopes),
+            credentials.technical_account_id,
+            credentials.private_key.reveal(),
+        )
+    )
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
 class TokenCache:
     """Thread-safe cache around a fetch function; refreshes ``margin`` early (10% or 5 min)."""
 
     def __init__(
-        self, fetch: Callable[[], AccessToken], clock: Callable[[], float] = time.time
+        self,
+        fetch: Callable[[], AccessToken],
+        clock: Callable[[], float] = time.time,
+        shared_key: str | None = None,
     ) -> None:
         self._fetch = fetch
         self._clock = clock
         self._lock = threading.Lock()
         self._token: AccessToken | None = None
+        self._shared_key = shared_key
         self.fetches = 0
 
     @staticmethod
@@ -56,10 +83,16 @@ class TokenCache:
     def token(self) -> Secret:
         with self._lock:
             current = self._token
+            if current is None and self._shared_key is not None:
+                with _SHARED_LOCK:
+                    current = _SHARED.get(self._shared_key)
             if current is None or not current.fresh(self._clock(), self._margin(current)):
                 current = self._fetch()
                 self.fetches += 1
-                self._token = current
+                if self._shared_key is not None:
+                    with _SHARED_LOCK:
+                        _SHARED[self._shared_key] = current
+            self._token = current
             return current.value
 
     def expires_at(self) -> float | None:
@@ -69,6 +102,11 @@ class TokenCache:
         with self._lock:
             if self._token is not None and self._token.value == token:
                 self._token = None
+            if self._shared_key is not None:
+                with _SHARED_LOCK:
+                    shared = _SHARED.get(self._shared_key)
+                    if shared is not None and shared.value == token:
+                        del _SHARED[self._shared_key]
 
 
 def _token_from(
@@ -105,6 +143,7 @@ class OAuthServerToServer(TokenCache):
         transport: Transport,
         ims_url: str,
         clock: Callable[[], float] = time.time,
+        shared_key: str | None = None,
     ) -> None:
         def fetch() -> AccessToken:
             return _token_from(
@@ -121,7 +160,7 @@ class OAuthServerToServer(TokenCache):
                 clock,
             )
 
-        super().__init__(fetch, clock)
+        super().__init__(fetch, clock, shared_key)
 
 
 def signed_jwt(credentials: AdobeCredentials, ims_url: str, now: float) -> str:
@@ -157,6 +196,7 @@ class ServiceAccountJwt(TokenCache):
         transport: Transport,
         ims_url: str,
         clock: Callable[[], float] = time.time,
+        shared_key: str | None = None,
     ) -> None:
         def fetch() -> AccessToken:
             return _token_from(
@@ -172,10 +212,14 @@ class ServiceAccountJwt(TokenCache):
                 clock,
             )
 
-        super().__init__(fetch, clock)
+        super().__init__(fetch, clock, shared_key)
 
 
-def token_source(credentials: AdobeCredentials, transport: Transport, ims_url: str) -> TokenCache:
+def token_source(
+    credentials: AdobeCredentials, transport: Transport, ims_url: str, share: bool = True
+) -> TokenCache:
+    """The credential's token cache; ``share`` lets warm invocations reuse a live token."""
+    key = credential_key(credentials, ims_url) if share else None
     if credentials.auth == "jwt":
-        return ServiceAccountJwt(credentials, transport, ims_url)
-    return OAuthServerToServer(credentials, transport, ims_url)
+        return ServiceAccountJwt(credentials, transport, ims_url, shared_key=key)
+    return OAuthServerToServer(credentials, transport, ims_url, shared_key=key)
