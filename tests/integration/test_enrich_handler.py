@@ -340,7 +340,7 @@ def test_the_run_emits_its_figures_as_metrics(
     leads = _matched(world, world.pending(record))
     world.env["POWERTOOLS_METRICS_DISABLED"] = "false"
     handler = world.handler(monkeypatch)
-    handler.metrics.clear_metrics()  # Powertools keeps metrics class-wide; earlier tests ran disabled
+    handler.metrics.clear_metrics()  # Powertools keeps metrics class-wide
     handler.lambda_handler({}, FakeLambdaContext("EnrichUploadFunction"))
     blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     assert blobs, "no EMF metrics printed"
