@@ -20,12 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from bench.memory import peak_rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "bench" / ".data" / "enrich"
@@ -36,15 +37,6 @@ MAPPING = {
     "columns": {"id": "Evar 22", "Account_Type__c": "Evar 23", "Industry": "Evar 24"},
 }
 DAY = "2026-11-20"
-
-
-def peak_rss_mb() -> float:
-    """This process's peak RSS. VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork and
-    exec, so a child would report the parent's peak (here: the stand-in's million leads)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def visitor_ids(count: int) -> list[str]:

@@ -18,12 +18,13 @@ import gzip
 import hashlib
 import json
 import random
-import resource
 import subprocess
 import sys
 import time
 from itertools import islice
 from pathlib import Path
+
+from bench.memory import peak_rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "bench" / ".data"
@@ -193,7 +194,7 @@ def child(name: str, path: str, headers_file: str, check: bool) -> None:
     else:
         result = func(Path(path), headers)
     result["seconds"] = time.perf_counter() - start
-    result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_mb"] = peak_rss_mb()
     print(json.dumps(result))
 
 
