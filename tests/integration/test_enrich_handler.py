@@ -177,7 +177,9 @@ def test_run_killed_after_an_upload_is_repeated_without_duplicates(
     assert len(world.box.adobe.datasource_jobs) == 2
     monkeypatch.setattr(DynamoRunState, "save_upload", original)
     # the lock of the killed invocation expires; a later one takes over
-    world.table.delete_item(Key={"pk": f"run#{KEY1}", "sk": "lock"})
+    from feedsync.pipeline.enrich import generation
+
+    world.table.delete_item(Key={"pk": f"run#{KEY1}@{generation(record)}", "sk": "lock"})
     world.invoke({})
     names = Counter(j["filename"] for j in world.box.adobe.datasource_jobs.values())
     assert max(names.values()) == 1  # the second file was found at Adobe, not sent again
@@ -356,3 +358,25 @@ def test_the_run_emits_its_figures_as_metrics(
     assert values["VisitorsPending"] == record["visitors_pending"]
     assert values["DeliveriesEnriched"] == 1
     assert blobs[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "feedsync"
+
+
+def test_a_redelivered_feed_is_walked_again_without_sending_anyone_twice(world: World) -> None:
+    record = _delivery(world)
+    first_pending = world.pending(record)
+    leads = _matched(world, first_pending)
+    world.invoke({})
+    # a duplicated manifest event re-closes the same content: nothing to do
+    assert _delivery(world)["visitors_pending"] == record["visitors_pending"]
+    assert world.invoke({})["deliveries"] == []
+    # Adobe re-runs the day with more hits: new content, same delivery key
+    newcomers = [f"{n:038d}" for n in range(7, 307)]
+    redelivered = _delivery(world, visitors=newcomers)
+    assert redelivered["visitors_pending"] > record["visitors_pending"]
+    new_leads = world.add_leads(newcomers[::3], seed=6)
+    summary = world.invoke({})
+    assert summary["deliveries"][0]["status"] == "complete"
+    report = world.report(KEY1)
+    assert report["already_enriched"] == len(first_pending)  # ledger: looked up or uploaded before
+    uploaded = Counter(r[1] for r in world.uploaded_rows())
+    assert set(uploaded) == set(leads) | set(new_leads)
+    assert max(uploaded.values()) == 1

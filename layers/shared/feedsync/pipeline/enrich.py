@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import itertools
 import logging
 import time
@@ -138,8 +139,25 @@ def delivery_keys(state: ObjectStore, request: RunRequest) -> list[str]:
         day = request.date.isoformat()
         return [k for k in keys if k.rsplit("_", 1)[-1].startswith(day)]
     done = {k[len("enriched/") :] for k in state.list("enriched/")}
-    pending = [k for k in keys if k not in done]
+    pending = [k for k in keys if k not in done or _redelivered(state, k)]
     return sorted(pending, key=lambda k: (k.rsplit("_", 1)[-1], k))
+
+
+def generation(record: dict[str, Any]) -> str:
+    """Identity of a delivery's content: its data files' digests. A duplicated manifest event
+    keeps it; Adobe re-delivering different files changes it."""
+    parts = sorted(
+        str(f.get("visitors_key")) for f in record.get("files", []) if f.get("kind") == "data"
+    )
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def _redelivered(state: ObjectStore, key: str) -> bool:
+    marker = get_json(state, f"enriched/{key}") or {}
+    record = get_json(state, f"deliveries/{key}.json")
+    if record is None or not record.get("complete"):
+        return False
+    return bool(marker.get("generation")) and marker["generation"] != generation(record)
 
 
 def map_records(
@@ -176,6 +194,10 @@ class _Run:
         self.record = record
         self.dry = dry_run_id is not None
         self.run = f"{DRY}{dry_run_id}/{key}" if dry_run_id is not None else key
+        self.generation = generation(record)
+        # Checkpoints belong to one content generation: a re-delivery is walked again (the
+        # ledger keeps visitors already uploaded from being sent twice).
+        self.state_key = f"{self.run}@{self.generation}"
         self.rsid = str(record["rsid"])
         self.day = dt.date.fromisoformat(str(record["day"]))
 
@@ -197,7 +219,13 @@ class _Run:
         rows, bad = map_records(usable, found, ports.mapping)
         rejected.extend(bad)
         batch = Batch(
-            self.rsid, self.day, str(self.record["delivery"]), self.run, index, rows, ports.mapping
+            self.rsid,
+            self.day,
+            str(self.record["delivery"]),
+            self.state_key,
+            index,
+            rows,
+            ports.mapping,
         )
         jobs: dict[str, list[dict[str, Any]]] = {}
         uploaded = 0
@@ -211,14 +239,14 @@ class _Run:
                     for n, _ in files
                 ]
                 continue
-            previous = ports.runs.upload(self.run, index, destination.name)
+            previous = ports.runs.upload(self.state_key, index, destination.name)
             if previous is not None and previous.get("state") == "sent":
                 jobs[destination.name] = previous["jobs"]
                 continue
-            ports.runs.save_upload(self.run, index, destination.name, {"state": "sending"})
+            ports.runs.save_upload(self.state_key, index, destination.name, {"state": "sending"})
             sent = destination.send(batch, files, check_existing=previous is not None)
             ports.runs.save_upload(
-                self.run, index, destination.name, {"state": "sent", "jobs": sent}
+                self.state_key, index, destination.name, {"state": "sent", "jobs": sent}
             )
             jobs[destination.name] = sent
         uploaded = len(rows)
@@ -256,6 +284,7 @@ def _report(
         "rsid": run.rsid,
         "day": run.day.isoformat(),
         "dry_run": run.dry,
+        "generation": run.generation,
         "status": status,
         "error": error,
         "batches_done": len(done),
@@ -299,13 +328,13 @@ def enrich_delivery(
     def lease() -> float:  # to the end of the invocation; renewed every batch for local runs
         return min(max(60.0, deadline.remaining() + 60.0), LOCK_LEASE)
 
-    if not ports.runs.acquire(run.run, ports.owner, lease()):
+    if not ports.runs.acquire(run.state_key, ports.owner, lease()):
         return {
             "key": key,
             "status": "busy",
             "error": "another invocation is enriching this delivery",
         }
-    done = ports.runs.batches(run.run)
+    done = ports.runs.batches(run.state_key)
     status, error = "complete", None
     estimate = settings.first_batch_seconds
     try:
@@ -317,12 +346,12 @@ def enrich_delivery(
             if not deadline.allows(estimate):
                 status = "in_progress"
                 break
-            if not ports.runs.acquire(run.run, ports.owner, lease()):
+            if not ports.runs.acquire(run.state_key, ports.owner, lease()):
                 raise FeedsyncError(f"{key}: lost the run lock to another invocation")
             started = time.monotonic()
             figures = run.batch(index, ids)
             done[index] = figures
-            ports.runs.save_batch(run.run, index, figures)
+            ports.runs.save_batch(run.state_key, index, figures)
             for name in (
                 "pending",
                 "looked_up",
@@ -343,12 +372,16 @@ def enrich_delivery(
     finally:
         report = _report(run, done, status, error)
         put_json(ports.state, f"reports/{run.run}.json", report)
-        ports.runs.release(run.run, ports.owner)
+        ports.runs.release(run.state_key, ports.owner)
     if status == "complete" and not dry:
         put_json(
             ports.state,
             f"enriched/{key}",
-            {"report": f"reports/{key}.json", "at": report["updated_at"]},
+            {
+                "report": f"reports/{key}.json",
+                "at": report["updated_at"],
+                "generation": run.generation,
+            },
         )
         ports.metric("deliveries_enriched", 1)
     return report
