@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from feedsync.adobe.analytics import AnalyticsClient
-from feedsync.adobe.auth import OAuthServerToServer, signed_jwt
+from feedsync.adobe.auth import ImsTokens, signed_jwt
 from feedsync.adobe.credentials import AdobeCredentials
 from feedsync.adobe.errors import AdobeAuthError
 from feedsync.errors import ConfigError
@@ -30,7 +30,7 @@ def test_oauth_token_is_fetched_once_and_reused(sandbox: Sandbox) -> None:
 def test_oauth_token_is_refreshed_shortly_before_expiry(sandbox: Sandbox) -> None:
     session = session_for(sandbox)
     now = [time.time()]
-    session.tokens = OAuthServerToServer(
+    session.tokens = ImsTokens(
         session.credentials, session.transport, session.endpoints.ims, clock=lambda: now[0]
     )
     first = session.tokens.token()

@@ -74,7 +74,6 @@ class TokenCache:
         self._lock = threading.Lock()
         self._token: AccessToken | None = None
         self._shared_key = shared_key
-        self.fetches = 0
 
     @staticmethod
     def _margin(token: AccessToken) -> float:
@@ -88,7 +87,6 @@ class TokenCache:
                     current = _SHARED.get(self._shared_key)
             if current is None or not current.fresh(self._clock(), self._margin(current)):
                 current = self._fetch()
-                self.fetches += 1
                 if self._shared_key is not None:
                     with _SHARED_LOCK:
                         _SHARED[self._shared_key] = current
@@ -134,35 +132,6 @@ def _token_from(
     return AccessToken(Secret(value), clock() + expires_in, expires_in)
 
 
-class OAuthServerToServer(TokenCache):
-    """``POST {ims}/ims/token/v3`` with client credentials; ``expires_in`` is in seconds."""
-
-    def __init__(
-        self,
-        credentials: AdobeCredentials,
-        transport: Transport,
-        ims_url: str,
-        clock: Callable[[], float] = time.time,
-        shared_key: str | None = None,
-    ) -> None:
-        def fetch() -> AccessToken:
-            return _token_from(
-                "Adobe IMS",
-                transport,
-                f"{ims_url}/ims/token/v3",
-                {
-                    "grant_type": "client_credentials",
-                    "client_id": credentials.client_id,
-                    "client_secret": credentials.client_secret.reveal(),
-                    "scope": ",".join(credentials.scopes),
-                },
-                1.0,
-                clock,
-            )
-
-        super().__init__(fetch, clock, shared_key)
-
-
 def signed_jwt(credentials: AdobeCredentials, ims_url: str, now: float) -> str:
     """The RS256 assertion Adobe's service-account flow exchanges for an access token."""
     claims: dict[str, object] = {
@@ -187,8 +156,29 @@ def signed_jwt(credentials: AdobeCredentials, ims_url: str, now: float) -> str:
         ) from None
 
 
-class ServiceAccountJwt(TokenCache):
-    """``POST {ims}/ims/exchange/jwt``; here ``expires_in`` is in **milliseconds**."""
+def _ims_request(
+    credentials: AdobeCredentials, ims_url: str, now: float
+) -> tuple[str, dict[str, str], float]:
+    """Path, form and the unit of ``expires_in`` (in seconds) of the credential's token request."""
+    if credentials.auth == "jwt":  # the exchange answers expires_in in **milliseconds**
+        form = {
+            "client_id": credentials.client_id,
+            "client_secret": credentials.client_secret.reveal(),
+            "jwt_token": signed_jwt(credentials, ims_url, now),
+        }
+        return "/ims/exchange/jwt", form, 0.001
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": credentials.client_id,
+        "client_secret": credentials.client_secret.reveal(),
+        "scope": ",".join(credentials.scopes),
+    }
+    return "/ims/token/v3", form, 1.0
+
+
+class ImsTokens(TokenCache):
+    """Tokens from IMS: OAuth Server-to-Server (``/ims/token/v3``) or the service-account JWT
+    exchange (``/ims/exchange/jwt``), by the credential's ``auth``."""
 
     def __init__(
         self,
@@ -199,18 +189,8 @@ class ServiceAccountJwt(TokenCache):
         shared_key: str | None = None,
     ) -> None:
         def fetch() -> AccessToken:
-            return _token_from(
-                "Adobe IMS",
-                transport,
-                f"{ims_url}/ims/exchange/jwt",
-                {
-                    "client_id": credentials.client_id,
-                    "client_secret": credentials.client_secret.reveal(),
-                    "jwt_token": signed_jwt(credentials, ims_url, clock()),
-                },
-                0.001,
-                clock,
-            )
+            path, form, unit = _ims_request(credentials, ims_url, clock())
+            return _token_from("Adobe IMS", transport, ims_url + path, form, unit, clock)
 
         super().__init__(fetch, clock, shared_key)
 
@@ -220,6 +200,4 @@ def token_source(
 ) -> TokenCache:
     """The credential's token cache; ``share`` lets warm invocations reuse a live token."""
     key = credential_key(credentials, ims_url) if share else None
-    if credentials.auth == "jwt":
-        return ServiceAccountJwt(credentials, transport, ims_url, shared_key=key)
-    return OAuthServerToServer(credentials, transport, ims_url, shared_key=key)
+    return ImsTokens(credentials, transport, ims_url, shared_key=key)

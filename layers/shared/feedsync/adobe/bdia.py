@@ -180,7 +180,6 @@ class Pacer:
         self._lock = threading.Lock()
         self._last_any = float("-inf")
         self._last_group: dict[str, float] = {}
-        self.waited = 0.0
 
     @contextmanager
     def slot(self, group: str | None = None) -> Iterator[None]:
@@ -192,7 +191,6 @@ class Pacer:
             delay = max(0.0, ready - self._clock())
             if delay:
                 self._sleep(delay)
-                self.waited += delay
             try:
                 yield
             finally:

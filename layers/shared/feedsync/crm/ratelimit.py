@@ -74,7 +74,6 @@ class LocalRateLimiter:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._state = LimitState()
-        self.waited = 0.0
 
     @contextmanager
     def slot(self) -> Iterator[None]:
@@ -84,7 +83,6 @@ class LocalRateLimiter:
                 taken, wait = decide(self._state, self._clock(), self.limits, lease)
             if taken:
                 break
-            self.waited += wait
             self._sleep(wait)
         try:
             yield
@@ -109,7 +107,6 @@ class DynamoRateLimiter:
         self.limits = limits
         self._clock = clock
         self._sleep = sleep
-        self.waited = 0.0
 
     def _load(self) -> tuple[LimitState, int]:
         item = self.table.get_item(Key=self.key, ConsistentRead=True).get("Item")
@@ -150,7 +147,6 @@ class DynamoRateLimiter:
                 if self._save(state, version):
                     break
                 continue
-            self.waited += wait
             self._sleep(wait)
         try:
             yield
