@@ -34,6 +34,22 @@ MAPPING = {
 ACCOUNT_TYPES = ("Customer", "Partner", "Prospect", "Customer; Gold", "Reseller\tEMEA")
 
 
+def create_state_table(name: str) -> Any:
+    """StateTable as template.yaml defines it (string pk/sk, on demand), in moto."""
+    return boto3.resource("dynamodb", region_name="us-east-1").create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
 class LambdaInvocations:
     """Stands in for the boto3 Lambda client the handler uses to continue itself."""
 
@@ -53,19 +69,7 @@ class World:
         self.s3 = boto3.client("s3", region_name="us-east-1")
         self.s3.create_bucket(Bucket=STATE_BUCKET)
         self.state = S3Store(self.s3, STATE_BUCKET)
-        dynamo = boto3.resource("dynamodb", region_name="us-east-1")
-        self.table = dynamo.create_table(
-            TableName=TABLE,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        self.table = create_state_table(TABLE)
         secrets = boto3.client("secretsmanager", region_name="us-east-1")
         account = box.adobe.account
         adobe_arn = secrets.create_secret(

@@ -12,6 +12,7 @@ import pytest
 
 if TYPE_CHECKING:
     from sandbox.run import Sandbox
+    from sandbox.world import World
 
 REAL_DELIVERY = Path(__file__).resolve().parents[2] / "shared/fixtures/zwitchdev_2015-07-13"
 _real_connect = socket.socket.connect
@@ -111,24 +112,26 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 @pytest.fixture
 def dynamo_table() -> Iterator[Any]:
     """StateTable as the template defines it, in moto."""
-    import boto3
     from moto import mock_aws
 
+    from sandbox.world import create_state_table
+
     with mock_aws():
-        resource = boto3.resource("dynamodb", region_name="us-east-1")
-        table = resource.create_table(
-            TableName="feedsync-state-test",
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        yield table
+        yield create_state_table("feedsync-state-test")
+
+
+@pytest.fixture
+def world(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    """A whole installation (moto + the stand-ins), its settings in the environment."""
+    from moto import mock_aws
+
+    from sandbox.world import World
+
+    with mock_aws():
+        built = World(sandbox, tmp_path)
+        for name, value in built.env.items():
+            monkeypatch.setenv(name, value)
+        yield built
 
 
 @pytest.fixture

@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from moto import mock_aws
 
 from feedsync.adobe.datasource_file import problems
 from feedsync.cli import main
 from sandbox.run import Sandbox
 from sandbox.world import MAPPING, World
 from tests.integration.test_enrich_handler import DAY1, KEY1, _delivery
-
-
-@pytest.fixture
-def world(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    with mock_aws():
-        built = World(sandbox, tmp_path)
-        for name, value in built.env.items():
-            monkeypatch.setenv(name, value)
-        yield built
 
 
 def test_run_daily_dry_run_then_for_real(world: World, capsys: pytest.CaptureFixture[str]) -> None:

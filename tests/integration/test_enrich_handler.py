@@ -4,30 +4,17 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
 from feedsync.errors import ConfigError
 from sandbox.lambda_context import FakeLambdaContext
-from sandbox.run import Sandbox
 from sandbox.world import FOLDER, World
 from tests import feedgen
 
 DAY1, DAY2 = "2026-11-20", "2026-11-21"
 KEY1, KEY2 = f"{FOLDER}acmeprod_{DAY1}", f"{FOLDER}acmeprod_{DAY2}"
-
-
-@pytest.fixture
-def world(sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    with mock_aws():
-        built = World(sandbox, tmp_path)
-        for name, value in built.env.items():
-            monkeypatch.setenv(name, value)
-        yield built
 
 
 def _delivery(
