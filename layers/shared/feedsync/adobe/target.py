@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from feedsync.adobe.errors import AdobeApiError, json_body
+from feedsync.adobe.errors import AdobeApiError, json_body, raise_for_error
 from feedsync.adobe.session import AdobeSession
 from feedsync.errors import OutcomeUnknownError
 
@@ -223,13 +223,7 @@ class TargetClient:
         if parts.scheme not in ("http", "https") or "batchStatus" not in parts.path:
             raise ValueError(f"{status_url!r} is not a Target batchStatus URL")
         response = self.session.transport.send("GET", status_url, idempotent=True)
-        if response.status_code >= 400:
-            raise AdobeApiError(
-                SERVICE,
-                response.text[:200],
-                status=response.status_code,
-                operation="GET batchStatus",
-            )
+        raise_for_error(SERVICE, response)
         fields = _xml_fields(response.text, "batchStatus")
         size = fields.get("batchSize")
         return BatchStatus(
@@ -255,13 +249,7 @@ class TargetClient:
             params=params,
             headers={"Authorization": f"Bearer {self.profile_token()}"},
         )
-        if response.status_code >= 400:
-            raise AdobeApiError(
-                SERVICE,
-                response.text[:200],
-                status=response.status_code,
-                operation="GET profile/update",
-            )
+        raise_for_error(SERVICE, response)
 
     def get_profile(self, *, third_party_id: str = "", tnt_id: str = "") -> dict[str, Any]:
         if bool(third_party_id) == bool(tnt_id):
@@ -278,9 +266,5 @@ class TargetClient:
             params={"client": self.client_code},
             headers={"Authorization": self.profile_token()},
         )
-        if response.status_code >= 400:
-            raise AdobeApiError(
-                SERVICE, response.text[:200], status=response.status_code, operation="GET profile"
-            )
-        body: dict[str, Any] = json_body(SERVICE, response)
+        body: dict[str, Any] = json_body(SERVICE, raise_for_error(SERVICE, response))
         return body
