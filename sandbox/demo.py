@@ -41,6 +41,7 @@ def main() -> int:
     from moto import mock_aws
 
     from feedsync.cli import PARSE_FIELDS
+    from feedsync.pipeline.enrich import FIGURES
     from sandbox.lambda_context import FakeLambdaContext
     from sandbox.run import Sandbox
     from sandbox.world import STATE_BUCKET, World
@@ -91,15 +92,7 @@ def main() -> int:
         leads = world.add_leads(pending[::10])
         summary = world.invoke({"scheduled_time": "2026-11-21T06:00:00Z"})
         report = world.report(key)
-        figures = (
-            "pending",
-            "already_enriched",
-            "looked_up",
-            "matched",
-            "uploaded_rows",
-            "rejected",
-            "crm_calls",
-        )
+        figures = (*FIGURES, "crm_calls")
         print("   " + json.dumps({"status": report["status"], **{k: report[k] for k in figures}}))
         jobs = report["jobs"].get("datasources", [])
         print(

@@ -228,7 +228,6 @@ class _Run:
             ports.mapping,
         )
         jobs: dict[str, list[dict[str, Any]]] = {}
-        uploaded = 0
         for destination in ports.destinations:
             files = destination.files(batch) if rows else []
             for name, data in files:
@@ -249,7 +248,6 @@ class _Run:
                 self.state_key, index, destination.name, {"state": "sent", "jobs": sent}
             )
             jobs[destination.name] = sent
-        uploaded = len(rows)
         matched = len(found)
         if not self.dry:
             entries = itertools.chain(
@@ -263,7 +261,7 @@ class _Run:
             "already_enriched": len(known),
             "looked_up": len(usable),
             "matched": matched,
-            "uploaded_rows": uploaded,
+            "uploaded_rows": len(rows),
             "rejected": len(rejected),
             "not_found": len(usable) - matched,
             "crm_calls": ports.crm_calls() - calls_before,
