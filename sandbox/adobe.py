@@ -1,9 +1,16 @@
-"""Adobe stand-in: IMS, Analytics 2.0 (discovery, Data Sources), 1.4 UploadData, BDIA, Target, CJA.
+"""Adobe stand-in: IMS, Analytics 2.0 (discovery, Data Sources), BDIA, Target, CJA.
 
-It refuses what Adobe refuses (bad client credentials, bad JWTs, missing headers, bad multipart
-bodies, data source and BDIA files that break the rules, pacing) and keeps what it accepted in
-plain attributes for tests: ``datasource_jobs``, ``legacy_jobs``, ``bdia_ingested``,
-``profiles``.
+Its rules come from Adobe's published specifications (each route names its source), never from
+feedsync's clients: ``tests/conformance/spec.py`` holds the same table the client tests use, and
+the sandbox's own tests check it against that table. It refuses what Adobe refuses (bad client
+credentials, bad JWTs, missing headers, bad multipart bodies, data source and BDIA files that
+break the rules, pacing) and keeps what it accepted in plain attributes for tests:
+``datasource_jobs``, ``bdia_ingested``, ``profiles``, ``batches``.
+
+Adobe's verdicts can be scripted: ``fail_jobs`` (file name substrings whose Data Sources jobs end
+in ``failure``), ``reject_bdia`` (idempotency keys answered ``REJECTED``), ``stuck_batches``
+(Target batches that end ``stuck``). The Analytics 1.4 API is gone (retired 2026-08-12): its
+endpoint answers 404 like the switched-off service.
 """
 
 from __future__ import annotations
@@ -96,6 +103,8 @@ class AdobeStandIn:
         self.bdia_group_interval = bdia_group_interval
         self.tokens = _Tokens()
         self.profile_tokens = _Tokens()
+        self.profile_token_lifetime = 3600.0
+        self.profile_token_requests = 0
         self.token_requests = 0
         self.lock = threading.RLock()
         self._ids = itertools.count(33_376_800)
@@ -104,7 +113,11 @@ class AdobeStandIn:
         }
         self.datasource_jobs: dict[int, dict[str, Any]] = {}
         self.datasource_files: dict[int, bytes] = {}
-        self.legacy_jobs: dict[str, dict[str, Any]] = {}
+        self.fail_jobs: set[str] = set()  # file name substrings: those jobs end in failure
+        self.reject_bdia: set[str] = set()  # idempotency keys answered status_code REJECTED
+        self.stuck_batches: set[str] = set()  # Target batch ids that end "stuck"
+        self.stick_next = 0  # the next N submitted Target batches end "stuck"
+        self.hold_jobs = False  # jobs stay "processing" (a slow Adobe)
         self.bdia_ingested: dict[str, dict[str, Any]] = {}  # idempotency key -> result
         self.bdia_files: dict[str, bytes] = {}
         self._bdia_last = float("-inf")
@@ -160,7 +173,6 @@ class AdobeStandIn:
         route("POST", r"/api/([^/]+)/datasources/job/([^/]+)/(\d+)", self.ds_upload)
         route("GET", r"/api/([^/]+)/datasources/job/([^/]+)/(\d+)", self.ds_jobs)
         route("GET", r"/api/([^/]+)/datasources/job/([^/]+)/(\d+)/(\d+)", self.ds_job)
-        route("POST", r"/admin/1\.4/rest/", self.legacy_upload)
         route("POST", r"/aa/collect/v1/events(/validate)?", self.bdia_events)
         route("GET", r"/aa/collect/v1/events/key/([^/]+)", self.bdia_key)
         route("POST", r"/([^/]+)/target/authentication/token", self.target_token)
@@ -173,9 +185,11 @@ class AdobeStandIn:
         route("GET", r"/m2/([^/]+)/profile/batchStatus", self.target_batch_status)
         route("GET", r"/m2/([^/]+)/profile/update", self.target_profile_update)
         route("GET", r"/rest/v1/profiles/thirdPartyId/([^/]+)", self.target_profile)
-        route("GET", r"/aresconfig/users/me", self.cja_me)
-        route("GET", r"/datagroups/dataviews", self.cja_dataviews)
-        route("POST", r"/datagroups/dataviews", self.cja_create)
+        # AdobeDocs/cja-apis static/swagger.json: getCurrentUser, getDataViewsForCompany,
+        # createDataView
+        route("GET", r"/configuration/users/me", self.cja_me)
+        route("GET", r"/data/dataviews", self.cja_dataviews)
+        route("POST", r"/data/dataviews", self.cja_create)
         route("GET", r"/_sandbox/adobe", self.summary)
 
     # -- IMS ---------------------------------------------------------------------------
@@ -347,72 +361,24 @@ class AdobeStandIn:
         )
 
     def ds_job(self, request: Request, m: re.Match[str]) -> Response:
+        # AdobeDocs/analytics-2.0-apis static/data-sources.json getJob; statuses uploaded,
+        # processing, success, failure (the job list's status enum)
         self._company(request, m[1])
         with self.lock:
             job = self.datasource_jobs.get(int(m[4]))
             if job is None or job["rsid"] != m[2]:
                 raise _error(404, "404", f"job {m[4]} not found")
-            # each look moves the job on: uploaded -> processing -> success
-            now = time.strftime("%Y-%m-%d %H:%M:%S")
-            if job["status"] == "uploaded":
-                job.update(status="processing", started_processing_date=now)
-            elif job["status"] == "processing":
-                job.update(status="success", finished_processing_date=now)
+            self._advance(job)
             return Response.json(self._public(job))
 
-    # -- 1.4 ---------------------------------------------------------------------------
-    def legacy_upload(self, request: Request, _: re.Match[str]) -> Response:
-        self._authorize(request)
-        if request.param("method") != "DataSources.UploadData":
-            raise HttpError(400, {"error": "Bad_Request", "error_description": "unknown method"})
-        try:
-            body = request.json()
-            columns, rows, name = body["columns"], body["rows"], body["jobName"]
-            finished = body["finished"]
-        except (ValueError, KeyError, TypeError):
-            raise HttpError(
-                400, {"error": "Bad_Request", "error_description": "malformed UploadData body"}
-            ) from None
-        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9]+", name):
-            raise HttpError(
-                400,
-                {"error": "Invalid_Job_Name", "error_description": "job names are alphanumeric"},
-            )
-        if not isinstance(finished, bool):
-            raise HttpError(
-                400, {"error": "Bad_Request", "error_description": "finished must be a boolean"}
-            )
-        if len(rows) > 10_000:
-            raise HttpError(
-                400, {"error": "Too_Many_Rows", "error_description": "at most 10,000 rows a call"}
-            )
-        if any(len(r) != len(columns) for r in rows):
-            raise HttpError(
-                400,
-                {"error": "Bad_Request", "error_description": "row length differs from columns"},
-            )
-        with self.lock:
-            job = self.legacy_jobs.setdefault(
-                name, {"calls": 0, "rows": [], "finished": False, "bytes": 0}
-            )
-            if job["finished"]:
-                raise HttpError(
-                    400,
-                    {
-                        "error": "Job_Finished",
-                        "error_description": f"job {name} is already finished",
-                    },
-                )
-            job["calls"] += 1
-            job["bytes"] += len(request.body)
-            if job["calls"] > 100 or job["bytes"] > 50 * 1024 * 1024:
-                raise HttpError(
-                    400, {"error": "Job_Too_Large", "error_description": "over 100 calls or 50 MB"}
-                )
-            job["columns"] = columns
-            job["rows"].extend(rows)
-            job["finished"] = finished
-        return Response.json(True)
+    def _advance(self, job: dict[str, Any]) -> None:
+        """Each look moves a job on: uploaded -> processing -> success (or failure)."""
+        now = time.strftime("%Y-%m-%d %H:%M:%S")
+        if job["status"] == "uploaded":
+            job.update(status="processing", started_processing_date=now)
+        elif job["status"] == "processing" and not self.hold_jobs:
+            failed = any(part in job["filename"] for part in self.fail_jobs)
+            job.update(status="failure" if failed else "success", finished_processing_date=now)
 
     # -- BDIA --------------------------------------------------------------------------
     def _pace(self, group: str | None) -> None:
@@ -433,49 +399,65 @@ class AdobeStandIn:
                 self._bdia_group_last[group] = now
 
     def bdia_events(self, request: Request, m: re.Match[str]) -> Response:
+        # AdobeDocs/analytics-2.0-apis src/pages/guides/endpoints/bulk-data-insertion/
+        # endpoints.md: x-adobe-vgid required for ingestion, x-adobe-idempotency-key optional
+        # (feedsync always sends one), multipart field "file"; file rules from file-format.md.
         self._authorize(request)
         validate_only = bool(m[1])
         group = request.header("x-adobe-vgid")
-        if not group:
+        if not group and not validate_only:
             raise _error(400, "400", "x-adobe-vgid header is required")
         key = request.header("x-adobe-idempotency-key")
-        if not validate_only and not key:
-            raise _error(400, "400", "x-adobe-idempotency-key header is required")
         self._pace(None if validate_only else group)
         parts = request.multipart()
         if "file" not in parts:
             raise _error(400, "400", "the request needs a multipart field 'file'")
-        data = parts["file"][1]
+        filename, data = parts["file"]
         problems = bdia_rules.file_problems(data)
-        if problems:
+        if validate_only:  # "Success response" / "Failure response" of the validate endpoint
+            if problems:
+                raise HttpError(400, {"error": "; ".join(problems)})
+            return Response.json({"success": "File is valid"})
+        if problems and "not a gzip file" in problems:
             raise _error(400, "400", "; ".join(problems))
-        rows = len(gzip.decompress(data).splitlines()) - 1
-        if validate_only:
-            return Response.json({"success": True, "rows": rows, "message": "File is valid"})
+        return Response.json(self._ingest(key or secrets.token_hex(16), group, filename, data))
+
+    def _ingest(self, key: str, group: str, filename: str | None, data: bytes) -> dict[str, Any]:
         with self.lock:
             known = self.bdia_ingested.get(key)
-            if known is None:  # the idempotency key makes a re-send a no-op
-                known = {
-                    "file_id": secrets.token_hex(8),
-                    "visitor_group_id": group,
-                    "size": len(data),
-                    "rows": rows,
-                    "invalid_rows": 0,
-                    "idempotency_key": key,
-                    "received_date": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "status": "received",
-                }
-                self.bdia_ingested[key] = known
+            if known is not None:  # the idempotency key makes a re-send a no-op
+                return known
+            problems = bdia_rules.file_problems(data)
+            rejected = bool(problems) or key in self.reject_bdia
+            rows = max(0, len(gzip.decompress(data).splitlines()) - 1)
+            known = {
+                "file_id": secrets.token_hex(8),
+                "visitor_group_id": group,
+                "size": len(data),
+                "received_date": int(time.time()),
+                "rows": rows,
+                "invalid_rows": rows if rejected else 0,
+                "upload_name": filename or "",
+                "status": "File rejected" if rejected else "File received",
+                "status_code": "REJECTED" if rejected else "UPLOADED",
+                "processing_log": "; ".join(problems) or ("rejected" if rejected else ""),
+                "idempotency_key": key,
+            }
+            self.bdia_ingested[key] = known
+            if not rejected:
                 self.bdia_files[key] = data
-        return Response.json(known)
+        return known
 
     def bdia_key(self, request: Request, m: re.Match[str]) -> Response:
+        # endpoints.md, "Idempotency Key Lookup": success {file_id, size, received_date, rows,
+        # idempotency_key}; failure {"error": "File not found"}
         self._authorize(request)
         with self.lock:
             known = self.bdia_ingested.get(unquote(m[1]))
         if known is None:
-            raise _error(404, "404", "no file with this idempotency key")
-        return Response.json(known)
+            raise HttpError(404, {"error": "File not found"})
+        keep = ("file_id", "size", "received_date", "rows", "idempotency_key")
+        return Response.json({k: known[k] for k in keep})
 
     # -- Target ------------------------------------------------------------------------
     def _tenant(self, request: Request, tenant: str, version: str | None = None) -> None:
@@ -498,10 +480,22 @@ class AdobeStandIn:
                 )
 
     def target_token(self, request: Request, m: re.Match[str]) -> Response:
-        self._tenant(request, m[1])
-        if request.param("scope") != "profile_api":
-            raise _error(400, "400", "scope=profile_api is required")
-        return Response.json({"token": self.profile_tokens.issue(3600), "expiresIn": 3600})
+        # AdobeDocs/target-developers src/admin-api.json requestAuthorizationToken: query
+        # authorizationScope (profile_api | debug_tools), 201 AuthorizationToken
+        # {accessToken, tokenType, scope, expiresIn} as application/vnd.adobe.target.v1+json
+        self._tenant(request, m[1], "v1")
+        self.profile_token_requests += 1
+        scope = request.param("authorizationScope")
+        if scope not in ("profile_api", "debug_tools"):
+            raise _error(400, "400", "authorizationScope must be profile_api or debug_tools")
+        body = {
+            "accessToken": self.profile_tokens.issue(self.profile_token_lifetime),
+            "tokenType": "bearer",
+            "scope": scope,
+            "expiresIn": int(self.profile_token_lifetime),
+        }
+        return Response(201, __import__("json").dumps(body).encode(),
+                         {"Content-Type": "application/vnd.adobe.target.v1+json"})  # fmt: skip
 
     _VERSIONS = {"activities": "v3", "offers": "v2", "audiences": "v3"}
     _ITEMS = {
@@ -530,8 +524,15 @@ class AdobeStandIn:
         raise _error(404, "404", "not found")
 
     def target_admin_batch(self, request: Request, m: re.Match[str]) -> Response:
+        # admin-api.json processBatchOperations: request body application/json (not the
+        # versioned media type), 1..256 operations
         self._tenant(request, m[1], "v1")
+        if request.header("content-type").split(";")[0].strip() != "application/json":
+            raise HttpError(415, {"errors": [{"errorCode": "UnsupportedMediaType",
+                                              "message": "batch takes application/json"}]})  # fmt: skip
         ops = request.json().get("operations", [])
+        if not 1 <= len(ops) <= 256:
+            raise _error(400, "400", "operations: 1 to 256 items")
         return Response.json(
             {"results": [{"operationId": i, "statusCode": 200} for i, _ in enumerate(ops)]}
         )
@@ -539,7 +540,9 @@ class AdobeStandIn:
     def _profile_auth(self, request: Request, client: str) -> None:
         if client != self.account.target_client:
             raise HttpError(404, {"message": f"client {client} not found"})
-        token = request.header("authorization").removeprefix("Bearer ").strip()
+        # profile-api-settings.md: "Authorization" : "Bearer <token>"
+        auth = request.header("authorization")
+        token = auth[len("Bearer ") :].strip() if auth.startswith("Bearer ") else ""
         if not self.profile_tokens.valid(token):
             raise HttpError(
                 401, {"message": "profile API authentication token is missing or invalid"}
@@ -578,6 +581,9 @@ class AdobeStandIn:
             for key, values in updates.items():
                 self.profiles.setdefault(key, {}).update(values)
             self.batches[batch_id] = {"rows": len(updates), "polls": 0, "key": header[0]}
+            if self.stick_next > 0:
+                self.stick_next -= 1
+                self.stuck_batches.add(batch_id)
         url = f"{self.server.url}/m2/{m[1]}/profile/batchStatus?batchId={batch_id}"
         return Response.xml(
             f"<response><success>true</success><batchStatus>{url}</batchStatus>"
@@ -585,6 +591,8 @@ class AdobeStandIn:
         )
 
     def target_batch_status(self, request: Request, m: re.Match[str]) -> Response:
+        # profile-bulk-api.md: status complete | incomplete | stuck; showDetails=true adds
+        # consumedCount, successfulUpdates, profilesNotFound, failedUpdates
         batch_id = request.param("batchId")
         with self.lock:
             batch = self.batches.get(batch_id)
@@ -594,11 +602,17 @@ class AdobeStandIn:
                     404,
                 )
             batch["polls"] += 1
-            status = "complete" if batch["polls"] > 1 else "processing"
-        return Response.xml(
-            f"<response><batchId>{batch_id}</batchId><status>{status}</status>"
-            f"<batchSize>{batch['rows']}</batchSize></response>"
-        )
+            status = "incomplete"
+            if batch["polls"] > 1:
+                status = "stuck" if batch_id in self.stuck_batches else "complete"
+        body = f"<batchId>{batch_id}</batchId><status>{status}</status><batchSize>{batch['rows']}</batchSize>"
+        if request.param("showDetails") == "true":
+            done = batch["rows"] if status == "complete" else 0
+            body += (
+                f"<consumedCount>{done}</consumedCount><successfulUpdates>{done}</successfulUpdates>"
+                f"<profilesNotFound>0</profilesNotFound><failedUpdates>{batch['rows'] - done if status == 'stuck' else 0}</failedUpdates>"
+            )
+        return Response.xml(f"<response>{body}</response>")
 
     def target_profile_update(self, request: Request, m: re.Match[str]) -> Response:
         self._profile_auth(request, m[1])
@@ -665,10 +679,6 @@ class AdobeStandIn:
             return Response.json(
                 {
                     "datasource_jobs": list(self.datasource_jobs.values()),
-                    "legacy_jobs": {
-                        k: {"calls": v["calls"], "rows": len(v["rows"]), "finished": v["finished"]}
-                        for k, v in self.legacy_jobs.items()
-                    },
                     "bdia_ingested": list(self.bdia_ingested.values()),
                     "target_profiles": len(self.profiles),
                 }

@@ -41,7 +41,7 @@ def main() -> int:
     from moto import mock_aws
 
     from feedsync.cli import PARSE_FIELDS
-    from feedsync.pipeline.enrich import FIGURES
+    from feedsync.pipeline.records import FIGURES
     from sandbox.lambda_context import FakeLambdaContext
     from sandbox.run import Sandbox
     from sandbox.world import STATE_BUCKET, World

@@ -41,7 +41,6 @@ class Sandbox:
         return {
             "ADOBE_IMS_URL": self.url,
             "ADOBE_ANALYTICS_URL": self.url,
-            "ADOBE_ANALYTICS14_URL": f"{self.url}/admin/1.4/rest/",
             "ADOBE_BDIA_URL": self.url,
             "ADOBE_TARGET_URL": self.url,
             "ADOBE_TARGET_EDGE_URL": self.url,

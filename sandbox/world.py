@@ -6,6 +6,7 @@ Used by the integration tests and by ``make demo``. The caller keeps ``moto.mock
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import random
@@ -16,9 +17,11 @@ from typing import Any
 
 import boto3
 
+from feedsync.aws.s3 import S3Store
 from feedsync.datafeed.naming import parse_feed_name
 from feedsync.pipeline.parse import ParseSettings, close_delivery, pending_visitors
-from feedsync.storage import LocalStore, S3Store, get_json
+from feedsync.pipeline.records import DeliveryRecord
+from feedsync.storage import LocalStore, get_json
 from sandbox.lambda_context import FakeLambdaContext
 from sandbox.run import Sandbox
 
@@ -124,16 +127,17 @@ class World:
 
         delivery = feedgen.make_delivery(self.workdir / day / FOLDER, hits_per_file, day=day)
         name = parse_feed_name(delivery.manifest_name)
-        return close_delivery(
+        record = close_delivery(
             LocalStore(self.workdir / day),
             self.state,
             FOLDER,
             name.delivery,
             ParseSettings(("mcvisid",), "post_evar22"),
         )
+        return record.to_json()  # as stored: what an operator reads
 
     def pending(self, record: dict[str, Any]) -> list[str]:
-        return list(pending_visitors(self.state, record))
+        return list(pending_visitors(self.state, DeliveryRecord.from_json(record)))
 
     def add_leads(self, visitors: list[str], seed: int = 5) -> dict[str, dict[str, Any]]:
         rng = random.Random(seed)
@@ -163,7 +167,7 @@ class World:
             if "enrich_upload" in sys.modules
             else importlib.import_module("enrich_upload")
         )
-        module.LAMBDA = self.lambda_calls  # type: ignore[attr-defined]
+        module.CLIENTS = dataclasses.replace(module.CLIENTS, lambda_=self.lambda_calls)
         return module
 
     def invoke(

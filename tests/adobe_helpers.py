@@ -7,7 +7,8 @@ from typing import Any
 from feedsync.adobe.credentials import AdobeCredentials
 from feedsync.adobe.endpoints import AdobeEndpoints
 from feedsync.adobe.session import AdobeSession
-from feedsync.transport import Deadline, RetryPolicy, Transport
+from feedsync.deadline import Deadline
+from feedsync.transport import RetryPolicy, Transport
 from sandbox.run import Sandbox
 
 

@@ -69,7 +69,6 @@ def main(build_dir: str) -> int:
         import feedsync.adobe.bdia
         import feedsync.adobe.cja
         import feedsync.adobe.datasources
-        import feedsync.adobe.datasources14
         import feedsync.adobe.target
 
         print(f"ok {name}: {handler} (python {sys.version.split()[0]}, feedsync from {layer})")

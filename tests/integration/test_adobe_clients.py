@@ -14,11 +14,11 @@ from feedsync.adobe.analytics import AnalyticsClient
 from feedsync.adobe.bdia import BdiaClient, Pacer
 from feedsync.adobe.cja import CjaClient
 from feedsync.adobe.datasources import DataSourcesClient
-from feedsync.adobe.datasources14 import LegacyDataSourcesClient
 from feedsync.adobe.errors import AdobeApiError
 from feedsync.adobe.target import TargetClient
+from feedsync.deadline import Deadline
 from feedsync.errors import OutcomeUnknownError, RateLimitedError, ServiceUnavailableError
-from feedsync.transport import Deadline, RetryPolicy
+from feedsync.transport import RetryPolicy
 from sandbox.run import Sandbox
 from tests.adobe_helpers import Sleeps, session_for
 
@@ -166,41 +166,6 @@ def test_malformed_response_is_a_clear_error(sandbox: Sandbox) -> None:
         AnalyticsClient(session_for(sandbox)).discovery()
 
 
-def test_legacy_upload_data_splits_calls_and_finishes_last(sandbox: Sandbox) -> None:
-    client = LegacyDataSourcesClient(session_for(sandbox))
-    rows = [["07/13/2015/00/00/00", str(n), "1", f"L-{n}"] for n in range(25)]
-    result = client.upload_data(
-        "acmeprod",
-        101,
-        "feedsync20150713",
-        ["Date", "transactionID", "Event 51", "Evar 22"],
-        rows,
-        rows_per_call=10,
-    )
-    assert result == {"job_name": "feedsync20150713", "calls": 3, "rows": 25}
-    bodies = [r.json() for r in sandbox.server.requests_to("POST", r"/admin/1\.4/rest/")]
-    assert [b["finished"] for b in bodies] == [False, False, True]
-    assert [len(b["rows"]) for b in bodies] == [10, 10, 5]
-    assert sandbox.adobe.legacy_jobs["feedsync20150713"]["finished"] is True
-    with pytest.raises(ValueError, match="letters and digits"):
-        client.upload_data("acmeprod", 101, "feed-sync", ["Date"], [["x"]])
-
-
-def test_sandbox_refuses_legacy_calls_over_10000_rows(sandbox: Sandbox) -> None:
-    session = session_for(sandbox)
-    answer = requests.post(
-        f"{sandbox.url}/admin/1.4/rest/",
-        params={"method": "DataSources.UploadData"},
-        json={"columns": ["Date"], "rows": [["x"]] * 10_001, "jobName": "big", "finished": True},
-        headers={
-            "Authorization": f"Bearer {session.tokens.token().reveal()}",
-            "x-api-key": "sandbox-client-id",
-        },
-        timeout=10,
-    )
-    assert answer.status_code == 400 and answer.json()["error"] == "Too_Many_Rows"
-
-
 BDIA_COLUMNS = [
     "marketingCloudVisitorID",
     "timestamp",
@@ -232,7 +197,7 @@ def test_bdia_writer_validate_and_upload_with_pacing(sandbox: Sandbox) -> None:
     files = bdia.write_files(BDIA_COLUMNS, _bdia_rows(50))
     assert len(files) == 1 and bdia.file_problems(files[0]) == []
     client = BdiaClient(session_for(sandbox), Pacer(interval=0.05, group_interval=0.3))
-    assert client.validate(files[0])["rows"] == 100
+    assert client.validate(files[0]) == {"success": "File is valid"}  # endpoints.md
     first = client.upload(files[0], "group-1", "acmeprod-2015-07-13-1")
     second = client.upload(files[0], "group-1", "acmeprod-2015-07-13-2")  # paced 0.3 s
     assert first["rows"] == 100 and second["idempotency_key"].endswith("-2")
@@ -296,9 +261,16 @@ def test_target_bulk_profile_update_round_trip(sandbox: Sandbox) -> None:
         b"batch=thirdPartyId,Account_Type,Region\nL-1,Customer%2C%20Gold,EMEA\n"
     )
     status_url = client.batch_update(files[0])
-    assert client.batch_status(status_url).status == "processing"
-    done = client.batch_status(status_url)
-    assert done.finished and done.size == 2
+    first = client.batch_status(status_url)
+    assert first.status == "incomplete" and not first.finished  # profile-bulk-api.md states
+    done = client.batch_status(status_url, details=True)
+    assert done.finished and done.state == "complete" and done.size == 2
+    assert done.details == {
+        "consumedCount": 2,
+        "successfulUpdates": 2,
+        "profilesNotFound": 0,
+        "failedUpdates": 0,
+    }
     assert client.get_profile(third_party_id="L-1")["profile"] == {
         "Account_Type": "Customer, Gold",
         "Region": "EMEA",
@@ -346,7 +318,7 @@ def test_cja_me_dataviews_across_pages_and_create(sandbox: Sandbox) -> None:
 
 
 def test_outcome_unknown_when_lookup_cannot_tell(sandbox: Sandbox) -> None:
-    sandbox.server.inject("POST", r"/datagroups/dataviews", "lose-response")
+    sandbox.server.inject("POST", r"/data/dataviews", "lose-response")
     client = CjaClient(session_for(sandbox))
     view = client.create_dataview({"name": "once only"})
     assert view["name"] == "once only"

@@ -112,7 +112,7 @@ def test_long_run_continues_in_new_invocations_without_repeating_batches(
     leads = _matched(world, pending)
     batches = -(-len(pending) // 300)
     assert batches >= 3
-    from feedsync.pipeline.runstate import DynamoRunState
+    from feedsync.aws.runstate import DynamoRunState
 
     original = DynamoRunState.save_batch
     contexts: list[ShortOnTime] = []
@@ -144,7 +144,7 @@ def test_run_killed_after_an_upload_is_repeated_without_duplicates(
     record = _delivery(world)
     pending = world.pending(record)
     leads = _matched(world, pending, every=3)
-    from feedsync.pipeline.runstate import DynamoRunState
+    from feedsync.aws.runstate import DynamoRunState
 
     original = DynamoRunState.save_upload
     sent = {"n": 0}
@@ -164,7 +164,7 @@ def test_run_killed_after_an_upload_is_repeated_without_duplicates(
     assert len(world.box.adobe.datasource_jobs) == 2
     monkeypatch.setattr(DynamoRunState, "save_upload", original)
     # the lock of the killed invocation expires; a later one takes over
-    from feedsync.pipeline.enrich import generation
+    from feedsync.pipeline.select import generation
 
     world.table.delete_item(Key={"pk": f"run#{KEY1}@{generation(record)}", "sk": "lock"})
     world.invoke({})
@@ -236,7 +236,7 @@ def test_dry_run_writes_files_and_report_but_calls_no_adobe(world: World) -> Non
 def test_every_destination_receives_the_batch(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    world.env["DESTINATIONS"] = "datasources,bdia,datasources14,target"
+    world.env["DESTINATIONS"] = "datasources,bdia,target"
     world.box.adobe.bdia_interval = world.box.adobe.bdia_group_interval = 0.0
     record = _delivery(world)
     leads = _matched(world, world.pending(record), every=25)
@@ -245,13 +245,9 @@ def test_every_destination_receives_the_batch(
     monkeypatch.setattr(bdia_module.Pacer, "__init__", _fast_pacer_init(bdia_module.Pacer.__init__))
     world.invoke({}, monkeypatch=monkeypatch)
     report = world.report(KEY1)
-    assert set(report["jobs"]) == {"datasources", "bdia", "datasources14", "target"}
+    assert set(report["jobs"]) == {"datasources", "bdia", "target"}
     ingested = sum(v["rows"] for v in world.box.adobe.bdia_ingested.values())
     assert ingested == len(leads)
-    legacy_rows = sum(len(j["rows"]) for j in world.box.adobe.legacy_jobs.values())
-    assert legacy_rows == len(leads) and all(
-        j["finished"] for j in world.box.adobe.legacy_jobs.values()
-    )
     crm_ids = {str(lead["id"]) for lead in leads.values()}
     assert set(world.box.adobe.profiles) == crm_ids  # Target keyed by the CRM id
 
@@ -261,6 +257,17 @@ def _fast_pacer_init(original: Any) -> Any:
         original(self, 0.0, 0.0, **kw)
 
     return init
+
+
+def test_the_retired_14_destination_fails_at_cold_start_naming_the_others(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world.env["DESTINATIONS"] = "datasources,datasources14"
+    with pytest.raises(ConfigError) as caught:
+        world.handler(monkeypatch)
+    message = str(caught.value)
+    assert "retired" in message and "2026-08-12" in message
+    assert "datasources (Data Sources 2.0)" in message and "bdia" in message
 
 
 def test_failed_delivery_is_skipped_with_its_reason(world: World) -> None:

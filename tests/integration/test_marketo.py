@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 import requests
 
+from feedsync.aws.ratelimit import DynamoRateLimiter
 from feedsync.crm.marketo import MarketoClient, MarketoError, MarketoSettings
-from feedsync.crm.ratelimit import DynamoRateLimiter, Limits, LocalRateLimiter
+from feedsync.crm.ratelimit import Limits, LocalRateLimiter
 from feedsync.errors import AuthError, QuotaExhaustedError
 from feedsync.secret import Secret
 from feedsync.transport import RetryPolicy

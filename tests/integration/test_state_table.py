@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from feedsync.pipeline.ledger import DAY, DynamoLedger
-from feedsync.pipeline.runstate import DynamoRunState
+from feedsync.aws.ledger import DAY, DynamoLedger
+from feedsync.aws.runstate import DynamoRunState
 
 
 def test_ledger_remembers_uploads_longer_than_misses(dynamo_table: Any) -> None:

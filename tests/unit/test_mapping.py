@@ -10,8 +10,9 @@ import pytest
 from feedsync.crm.ratelimit import Limits, LimitState, decide
 from feedsync.crm.sources import FileSource
 from feedsync.errors import ConfigError, FeedsyncError
-from feedsync.pipeline.enrich import RunRequest, map_records
+from feedsync.pipeline.lookup import map_records
 from feedsync.pipeline.mapping import MappedRow, Mapping, Rejected, normalise
+from feedsync.pipeline.request import RunRequest
 from feedsync.pipeline.uploadfile import build_datasource_files
 
 GOOD = {

@@ -1,6 +1,7 @@
 """Settings read from the environment once, at cold start, and validated.
 
-A bad or missing setting fails with a ConfigError that names the variable.
+A bad or missing setting fails with a ConfigError that names the variable. The same readers
+serve the functions and the CLI, so both refuse the same mistakes with the same words.
 """
 
 from __future__ import annotations
@@ -8,13 +9,20 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
-from feedsync.errors import ConfigError
+from feedsync.errors import ConfigError, NotConfiguredError
+from feedsync.pipeline.destinations import NAMES as DESTINATIONS
+from feedsync.pipeline.destinations import RETIRED
 from feedsync.pipeline.parse import ParseSettings
 
 _COLUMN = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
+_RSID = re.compile(r"[A-Za-z0-9.\-]+")
+_TRUE = ("1", "true", "yes", "on")
+MAX_VISITOR_COLUMNS = 8  # the native scanner's limit, enforced here for both scanners
+FILTER_COLUMNS = ("exclude_hit", "hit_source")
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -22,6 +30,13 @@ def _required(env: Mapping[str, str], name: str) -> str:
     if not value:
         raise ConfigError(f"{name} is not set")
     return value
+
+
+def _bucket(env: Mapping[str, str], name: str) -> str:
+    bucket = _required(env, name)
+    if not _BUCKET.fullmatch(bucket):
+        raise ConfigError(f"{name}={bucket!r} is not an S3 bucket name")
+    return bucket
 
 
 def columns(value: str, name: str) -> tuple[str, ...]:
@@ -32,13 +47,34 @@ def columns(value: str, name: str) -> tuple[str, ...]:
     return parts
 
 
+def check_roles(visitor: tuple[str, ...], crm: str, visitor_name: str, crm_name: str) -> None:
+    """One column, one role: the scanners read each column for one purpose only."""
+    if len(visitor) > MAX_VISITOR_COLUMNS:
+        raise ConfigError(
+            f"{visitor_name}: {len(visitor)} columns; a visitor key has at most "
+            f"{MAX_VISITOR_COLUMNS}"
+        )
+    repeated = sorted({c for c in visitor if visitor.count(c) > 1})
+    if repeated:
+        raise ConfigError(f"{visitor_name}: {', '.join(repeated)} named twice")
+    if crm in visitor:
+        raise ConfigError(
+            f"{crm_name}={crm} is also a visitor column: it must differ from the {visitor_name}"
+        )
+    filters = sorted(set(visitor) & set(FILTER_COLUMNS))
+    if filters or crm in FILTER_COLUMNS:
+        which = ", ".join(filters or [crm])
+        raise ConfigError(
+            f"{which} decides which hits count; it cannot be a visitor or CRM id column"
+        )
+
+
 def parse_settings(env: Mapping[str, str]) -> ParseSettings:
     visitor = columns(env.get("VISITOR_COLUMNS", "mcvisid"), "VISITOR_COLUMNS")
     crm = columns(env.get("CRM_ID_COLUMN", "post_evar22"), "CRM_ID_COLUMN")
     if len(crm) != 1:
         raise ConfigError(f"CRM_ID_COLUMN={','.join(crm)!r}: name exactly one column")
-    if crm[0] in visitor:
-        raise ConfigError("CRM_ID_COLUMN must differ from the VISITOR_COLUMNS")
+    check_roles(visitor, crm[0], "VISITOR_COLUMNS", "CRM_ID_COLUMN")
     return ParseSettings(visitor_columns=visitor, crm_id_column=crm[0])
 
 
@@ -49,14 +85,7 @@ class ParseFunctionConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ParseFunctionConfig:
-        bucket = _required(env, "STATE_BUCKET")
-        if not _BUCKET.fullmatch(bucket):
-            raise ConfigError(f"STATE_BUCKET={bucket!r} is not an S3 bucket name")
-        return cls(state_bucket=bucket, settings=parse_settings(env))
-
-
-DESTINATIONS = ("datasources", "bdia", "datasources14", "target")
-_TRUE = ("1", "true", "yes", "on")
+        return cls(state_bucket=_bucket(env, "STATE_BUCKET"), settings=parse_settings(env))
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -70,6 +99,138 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     return value
 
 
+def _seconds(env: Mapping[str, str], name: str, default: float, low: float = 0.0) -> float:
+    raw = env.get(name, "").strip() or str(default)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: expected seconds") from None
+    if value < low:
+        raise ConfigError(f"{name}={raw}: expected at least {low}")
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
+    return env.get(name, str(default)).strip().lower() in _TRUE
+
+
+def marketo_base_url(value: str, name: str = "MARKETO_BASE_URL") -> str:
+    """The REST base; ``/rest`` (as Marketo's Web Services page shows it) is stripped, and
+    only https is accepted outside loopback (the sandbox)."""
+    base = value.strip().rstrip("/").removesuffix("/rest").rstrip("/")
+    parts = urlsplit(base)
+    loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+        raise ConfigError(
+            f"{name}={value!r}: expected https://<munchkin id>.mktorest.com (the REST base "
+            "from Admin > Web Services)"
+        )
+    if not parts.netloc or parts.path or parts.query:
+        raise ConfigError(
+            f"{name}={value!r}: expected the REST base, e.g. https://123-ABC-456.mktorest.com"
+        )
+    return base
+
+
+def destinations(value: str) -> tuple[str, ...]:
+    names = tuple(d.strip().lower() for d in value.split(",") if d.strip())
+    retired = [d for d in names if d in RETIRED]
+    if retired:
+        raise ConfigError(f"DESTINATIONS={value!r}: {RETIRED[retired[0]]}")
+    unknown = [d for d in names if d not in DESTINATIONS]
+    if not names or unknown:
+        raise ConfigError(f"DESTINATIONS={value!r}: choose from {', '.join(DESTINATIONS)}")
+    return names
+
+
+def data_source_ids(env: Mapping[str, str]) -> dict[str, str]:
+    """``DATA_SOURCE_IDS=rsid=id,rsid=id``: one data source account per report suite."""
+    out: dict[str, str] = {}
+    raw = env.get("DATA_SOURCE_IDS", "").strip()
+    for pair in (p.strip() for p in raw.split(",") if p.strip()):
+        rsid, sep, number = (s.strip() for s in pair.partition("="))
+        if not sep or not _RSID.fullmatch(rsid) or not number.isdigit():
+            raise ConfigError(f"DATA_SOURCE_IDS={raw!r}: expected rsid=id pairs, e.g. acmeprod=101")
+        out[rsid] = number
+    return out
+
+
+@dataclass(frozen=True)
+class MarketoConfig:
+    base_url: str
+    secret_arn: str
+    calls: int
+    concurrency: int
+    window: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> MarketoConfig:
+        if not env.get("MARKETO_SECRET_ARN") and not (
+            env.get("MARKETO_CLIENT_ID") and env.get("MARKETO_CLIENT_SECRET")
+        ):
+            raise ConfigError(
+                "set MARKETO_SECRET_ARN, or MARKETO_CLIENT_ID and MARKETO_CLIENT_SECRET"
+            )
+        return cls(
+            base_url=marketo_base_url(env.get("MARKETO_BASE_URL", "")),
+            secret_arn=env.get("MARKETO_SECRET_ARN", "").strip(),
+            calls=_int(env, "MARKETO_CALLS_PER_20S", 50, 1, 100),
+            concurrency=_int(env, "MARKETO_CONCURRENCY", 5, 1, 10),
+            window=_seconds(env, "MARKETO_WINDOW_SECONDS", 20.0, 0.01),
+        )
+
+
+@dataclass(frozen=True)
+class RunTuning:
+    """How the daily run paces itself and judges Adobe's answers."""
+
+    batch_size: int = 15_000
+    max_continuations: int = 50
+    lock_lease: float = 60.0
+    settle_seconds: float = 600.0
+    max_attempts: int = 3
+    stuck_hours: float = 24.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RunTuning:
+        return cls(
+            batch_size=_int(env, "BATCH_SIZE", 15_000, 300, 1_000_000),
+            max_continuations=_int(env, "MAX_CONTINUATIONS", 50, 0, 1000),
+            lock_lease=_seconds(env, "LOCK_LEASE_SECONDS", 60.0, 15.0),
+            settle_seconds=_seconds(env, "ADOBE_SETTLE_SECONDS", 600.0),
+            max_attempts=_int(env, "UPLOAD_MAX_ATTEMPTS", 3, 1, 20),
+            stuck_hours=_seconds(env, "ADOBE_STUCK_HOURS", 24.0, 0.0),
+        )
+
+
+def _crm(env: Mapping[str, str]) -> tuple[str, str, MarketoConfig | None]:
+    crm = env.get("CRM_SOURCE", "marketo").strip().lower()
+    if crm not in ("marketo", "file"):
+        raise ConfigError(f"CRM_SOURCE={crm!r}: expected 'marketo' or 'file'")
+    crm_file = env.get("CRM_FILE", "").strip()
+    if crm == "file" and not crm_file:
+        raise ConfigError("CRM_FILE is not set (s3://bucket/key of the CRM export)")
+    return crm, crm_file, MarketoConfig.from_env(env) if crm == "marketo" else None
+
+
+def _check_destinations(env: Mapping[str, str], names: tuple[str, ...], ids: dict[str, str]) -> str:
+    default = env.get("DATA_SOURCE_ID", "").strip()
+    if default and not default.isdigit():
+        raise ConfigError(f"DATA_SOURCE_ID={default!r}: expected the account's number")
+    if "datasources" in names and not (default or ids):
+        raise ConfigError(
+            "DATA_SOURCE_ID is not set: the data source account id (feedsync datasources "
+            "accounts RSID lists them; DATA_SOURCE_IDS=rsid=id,... for several report suites)"
+        )
+    if "target" in names and not (
+        env.get("ADOBE_TARGET_TENANT") and env.get("ADOBE_TARGET_CLIENT")
+    ):
+        raise ConfigError(
+            "the target destination needs ADOBE_TARGET_TENANT and ADOBE_TARGET_CLIENT"
+        )
+    return default
+
+
 @dataclass(frozen=True)
 class EnrichFunctionConfig:
     """Everything the daily run needs, checked once. Secrets are fetched later, by ARN."""
@@ -77,99 +238,64 @@ class EnrichFunctionConfig:
     state_bucket: str
     state_table: str
     destinations: tuple[str, ...]
-    data_source_id: str
+    data_source_id: str  # the default account (DATA_SOURCE_ID)
     mapping_file: str  # a local path, or "" to read mapping_key from the state bucket
     mapping_key: str
     crm_source: str  # marketo | file
     crm_file: str  # s3://bucket/key or a path, for crm_source=file
-    marketo_base_url: str
-    marketo_secret_arn: str
-    marketo_calls: int
-    marketo_concurrency: int
-    marketo_window: float
+    marketo: MarketoConfig | None
     adobe_secret_arn: str
     bdia_visitor_group: str
     target_tenant: str
     target_client: str
     ledger_ttl_days: int
     ledger_miss_ttl_days: int
-    batch_size: int
     dry_run: bool
-    max_continuations: int
-    function_name: str
+    tuning: RunTuning
+    data_source_ids: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> EnrichFunctionConfig:
-        bucket = _required(env, "STATE_BUCKET")
-        if not _BUCKET.fullmatch(bucket):
-            raise ConfigError(f"STATE_BUCKET={bucket!r} is not an S3 bucket name")
-        destinations = tuple(
-            d.strip().lower()
-            for d in env.get("DESTINATIONS", "datasources").split(",")
-            if d.strip()
-        )
-        unknown = [d for d in destinations if d not in DESTINATIONS]
-        if not destinations or unknown:
-            raise ConfigError(
-                f"DESTINATIONS={env.get('DESTINATIONS')!r}: choose from {', '.join(DESTINATIONS)}"
-            )
-        data_source_id = env.get("DATA_SOURCE_ID", "").strip()
-        if {"datasources", "datasources14"} & set(destinations) and not data_source_id.isdigit():
-            raise ConfigError(
-                "DATA_SOURCE_ID is not set: the data source account id (feedsync datasources "
-                "accounts RSID lists them)"
-            )
-        crm = env.get("CRM_SOURCE", "marketo").strip().lower()
-        if crm not in ("marketo", "file"):
-            raise ConfigError(f"CRM_SOURCE={crm!r}: expected 'marketo' or 'file'")
-        base = env.get("MARKETO_BASE_URL", "").strip().rstrip("/")
-        if crm == "marketo":
-            if not re.fullmatch(r"https?://[^/\s]+(/rest)?", base):
-                raise ConfigError(
-                    f"MARKETO_BASE_URL={base!r}: expected the REST base, e.g. "
-                    "https://123-ABC-456.mktorest.com"
-                )
-            if not env.get("MARKETO_SECRET_ARN") and not (
-                env.get("MARKETO_CLIENT_ID") and env.get("MARKETO_CLIENT_SECRET")
-            ):
-                raise ConfigError(
-                    "set MARKETO_SECRET_ARN, or MARKETO_CLIENT_ID and MARKETO_CLIENT_SECRET"
-                )
-        crm_file = env.get("CRM_FILE", "").strip()
-        if crm == "file" and not crm_file:
-            raise ConfigError("CRM_FILE is not set (s3://bucket/key of the CRM export)")
-        if "target" in destinations and not (
-            env.get("ADOBE_TARGET_TENANT") and env.get("ADOBE_TARGET_CLIENT")
-        ):
-            raise ConfigError(
-                "the target destination needs ADOBE_TARGET_TENANT and ADOBE_TARGET_CLIENT"
-            )
-        try:
-            window = float(env.get("MARKETO_WINDOW_SECONDS", "20") or 20)
-        except ValueError:
-            raise ConfigError("MARKETO_WINDOW_SECONDS: expected seconds") from None
+        names = destinations(env.get("DESTINATIONS", "datasources"))
+        ids = data_source_ids(env)
+        default = _check_destinations(env, names, ids)
+        crm, crm_file, marketo = _crm(env)
         return cls(
-            state_bucket=bucket,
+            state_bucket=_bucket(env, "STATE_BUCKET"),
             state_table=_required(env, "STATE_TABLE"),
-            destinations=destinations,
-            data_source_id=data_source_id,
+            destinations=names,
+            data_source_id=default,
             mapping_file=env.get("MAPPING_FILE", "").strip(),
             mapping_key=env.get("MAPPING_KEY", "config/mapping.json").strip(),
             crm_source=crm,
             crm_file=crm_file,
-            marketo_base_url=base.removesuffix("/rest"),
-            marketo_secret_arn=env.get("MARKETO_SECRET_ARN", "").strip(),
-            marketo_calls=_int(env, "MARKETO_CALLS_PER_20S", 50, 1, 100),
-            marketo_concurrency=_int(env, "MARKETO_CONCURRENCY", 5, 1, 10),
-            marketo_window=window,
+            marketo=marketo,
             adobe_secret_arn=env.get("ADOBE_SECRET_ARN", "").strip(),
             bdia_visitor_group=env.get("BDIA_VISITOR_GROUP", "feedsync").strip() or "feedsync",
             target_tenant=env.get("ADOBE_TARGET_TENANT", "").strip(),
             target_client=env.get("ADOBE_TARGET_CLIENT", "").strip(),
             ledger_ttl_days=_int(env, "LEDGER_TTL_DAYS", 90, 1, 3650),
             ledger_miss_ttl_days=_int(env, "LEDGER_MISS_TTL_DAYS", 7, 1, 3650),
-            batch_size=_int(env, "BATCH_SIZE", 15_000, 300, 1_000_000),
-            dry_run=env.get("DRY_RUN", "false").strip().lower() in _TRUE,
-            max_continuations=_int(env, "MAX_CONTINUATIONS", 50, 0, 1000),
-            function_name=env.get("AWS_LAMBDA_FUNCTION_NAME", "").strip(),
+            dry_run=_flag(env, "DRY_RUN"),
+            tuning=RunTuning.from_env(env),
+            data_source_ids=ids,
         )
+
+    # shorthands the wiring and the registry read
+    @property
+    def batch_size(self) -> int:
+        return self.tuning.batch_size
+
+    @property
+    def adobe_settle_seconds(self) -> float:
+        return self.tuning.settle_seconds
+
+    def data_source_for(self, rsid: str) -> str:
+        """The data source account of a report suite; NotConfiguredError when it has none."""
+        found = self.data_source_ids.get(rsid) or self.data_source_id
+        if not found:
+            raise NotConfiguredError(
+                f"report suite {rsid} has no data source account: add {rsid}=<id> to "
+                "DATA_SOURCE_IDS (or set DATA_SOURCE_ID)"
+            )
+        return found

@@ -15,6 +15,11 @@ class ConfigError(FeedsyncError):
     """A setting is missing or invalid; the message names the setting."""
 
 
+class NotConfiguredError(ConfigError):
+    """A delivery cannot be handled with the settings in place (e.g. its report suite has no data
+    source account); it is reported as ``not configured``, never sent somewhere else."""
+
+
 class FeedError(FeedsyncError):
     """Something is wrong with a data feed delivery (a file, the manifest, the lookup archive)."""
 

@@ -1,4 +1,4 @@
-"""Object stores the pipeline reads and writes: S3 in Lambda, a folder or memory locally.
+"""Object stores the pipeline reads and writes: a folder or memory here, S3 in ``aws.s3``.
 
 Keys are '/'-separated. ``open`` streams; nothing here reads a whole feed file into memory.
 """
@@ -23,6 +23,10 @@ class ObjectStore(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def delete(self, key: str) -> None:
+        """Remove the object if it exists."""
+        ...
+
     def list(self, prefix: str) -> Iterator[str]:
         """Keys under ``prefix``, sorted."""
         ...
@@ -39,56 +43,6 @@ def get_json(store: ObjectStore, key: str) -> dict[str, Any] | None:
 
 def put_json(store: ObjectStore, key: str, value: dict[str, Any]) -> None:
     store.put(key, json.dumps(value, indent=1, sort_keys=True).encode(), "application/json")
-
-
-class S3Store:
-    """Objects under ``prefix`` in one bucket; the boto3 client is passed in."""
-
-    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
-        self._s3 = client
-        self.bucket = bucket
-        self.prefix = prefix
-
-    def _key(self, key: str) -> str:
-        return self.prefix + key
-
-    def open(self, key: str) -> BinaryIO:
-        try:
-            body: BinaryIO = self._s3.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
-            return body
-        except self._s3.exceptions.NoSuchKey:
-            raise FileNotFoundError(self.describe(key)) from None
-
-    def get(self, key: str) -> bytes | None:
-        try:
-            return self.open(key).read()
-        except FileNotFoundError:
-            return None
-
-    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
-        self._s3.put_object(
-            Bucket=self.bucket, Key=self._key(key), Body=data, ContentType=content_type
-        )
-
-    def exists(self, key: str) -> bool:
-        try:
-            self._s3.head_object(Bucket=self.bucket, Key=self._key(key))
-        except self._s3.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
-        return True
-
-    def list(self, prefix: str) -> Iterator[str]:
-        pages = self._s3.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=self._key(prefix)
-        )
-        for page in pages:
-            for item in page.get("Contents", []):
-                yield item["Key"][len(self.prefix) :]
-
-    def describe(self, key: str) -> str:
-        return f"s3://{self.bucket}/{self._key(key)}"
 
 
 class LocalStore:
@@ -113,6 +67,9 @@ class LocalStore:
 
     def exists(self, key: str) -> bool:
         return (self.root / key).is_file()
+
+    def delete(self, key: str) -> None:
+        (self.root / key).unlink(missing_ok=True)
 
     def list(self, prefix: str) -> Iterator[str]:
         if not self.root.is_dir():
@@ -145,6 +102,9 @@ class MemoryStore:
 
     def exists(self, key: str) -> bool:
         return key in self.objects
+
+    def delete(self, key: str) -> None:
+        self.objects.pop(key, None)
 
     def list(self, prefix: str) -> Iterator[str]:
         yield from sorted(k for k in list(self.objects) if k.startswith(prefix))

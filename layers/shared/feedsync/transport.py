@@ -23,41 +23,13 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from feedsync.deadline import Deadline
 from feedsync.errors import OutcomeUnknownError, RateLimitedError, ServiceUnavailableError
 
 logger = logging.getLogger(__name__)
 
 _REFUSED_STATUSES = frozenset({429, 503})  # the server says it did not act on the request
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-
-
-class Deadline:
-    """Seconds left in this invocation, minus a reserve kept for saving state."""
-
-    def __init__(
-        self,
-        remaining: Callable[[], float] | None = None,
-        reserve: float = 0.0,
-    ) -> None:
-        self._remaining = remaining
-        self.reserve = reserve
-
-    @classmethod
-    def after(cls, seconds: float, reserve: float = 0.0) -> Deadline:
-        end = time.monotonic() + seconds
-        return cls(lambda: end - time.monotonic(), reserve)
-
-    @classmethod
-    def from_lambda_context(cls, context: Any, reserve: float = 30.0) -> Deadline:
-        return cls(lambda: context.get_remaining_time_in_millis() / 1000.0, reserve)
-
-    def remaining(self) -> float:
-        if self._remaining is None:
-            return float("inf")
-        return self._remaining() - self.reserve
-
-    def allows(self, seconds: float) -> bool:
-        return self.remaining() >= seconds
 
 
 @dataclass(frozen=True)

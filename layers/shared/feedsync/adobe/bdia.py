@@ -9,13 +9,16 @@ visitor group.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import gzip
 import io
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import quote
 
 from feedsync.adobe.errors import AdobeApiError, json_body
 from feedsync.adobe.session import AdobeSession
@@ -24,34 +27,110 @@ from feedsync.errors import OutcomeUnknownError
 SERVICE = "Adobe Bulk Data Insertion"
 EVENTS_PATH = "/aa/collect/v1/events"
 MAX_GZIP_BYTES = 100 * 1024 * 1024
-VISITOR_ID_COLUMNS = ("marketingCloudVisitorID", "visitorID")
-REQUIRED_COLUMNS = ("timestamp", "reportSuiteID", "userAgent")
-PAGE_COLUMNS = ("pageName", "pageURL")
+MAX_RAW_BYTES = 1024 * 1024 * 1024  # uncompressed
 UPLOAD_ATTEMPTS = 3
+NOT_FOUND = "File not found"  # the key lookup's answer for a key Adobe never received
+
+# Source: AdobeDocs/analytics-2.0-apis src/pages/guides/endpoints/bulk-data-insertion/
+# file-format.md ("Required columns") and mcseed.md. Header names are not case-sensitive
+# (file-format.md), except the customerIDType inside customerID.<type>.id (mcseed.md).
+VISITOR_ID_COLUMNS = ("visitorid", "marketingcloudvisitorid", "ipaddress")
+REQUIRED_COLUMNS = {
+    "timestamp": "timestamp",
+    "reportsuiteid": "reportSuiteID",
+    "useragent": "userAgent",
+}
+PAGE_COLUMNS = ("pageurl", "pagename", "querystring")
+_CUSTOMER_ID = re.compile(r"(?i)customerid\.(.+)\.id")
+_ISO_8601 = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(Z|[+-]\d{2}:?\d{2})?"  # no fractions: ms not allowed
+)
+_ECID = re.compile(r"\d{38}")
 
 
-def _is_customer_id(column: str) -> bool:
-    return column.startswith("customerID.") and column.endswith(".id")
+def _lower(columns: Sequence[str]) -> list[str]:
+    return [c.lower() for c in columns]
+
+
+def seeded_customer_types(columns: Sequence[str]) -> list[str]:
+    """customerIDTypes whose ``.id`` column comes with its ``.isMCSeed`` column."""
+    lowered = set(_lower(columns))
+    out = []
+    for column in columns:
+        match = _CUSTOMER_ID.fullmatch(column)
+        if match and f"customerid.{match.group(1).lower()}.ismcseed" in lowered:
+            out.append(match.group(1))
+    return out
 
 
 def column_problems(columns: Sequence[str]) -> list[str]:
-    found = [f"missing column {c}" for c in REQUIRED_COLUMNS if c not in columns]
-    if not any(c in VISITOR_ID_COLUMNS or _is_customer_id(c) for c in columns):
-        found.append("no visitor id column (marketingCloudVisitorID, visitorID or customerID.*.id)")
-    has_link = "linkType" in columns and "linkName" in columns
-    if not has_link and not any(c in columns for c in PAGE_COLUMNS):
-        found.append("needs pageName or pageURL, or linkType and linkName")
+    lowered = _lower(columns)
+    found = [f"missing column {name}" for c, name in REQUIRED_COLUMNS.items() if c not in lowered]
+    if not any(c in VISITOR_ID_COLUMNS for c in lowered) and not seeded_customer_types(columns):
+        found.append(
+            "no visitor id column (visitorID, marketingCloudVisitorID, IPAddress, or "
+            "customerID.<type>.id with customerID.<type>.isMCSeed)"
+        )
+    has_link = "linktype" in lowered and ("linkname" in lowered or "linkurl" in lowered)
+    if not has_link and not any(c in lowered for c in PAGE_COLUMNS):
+        found.append("needs pageName, pageURL or queryString, or linkType with linkName/linkURL")
+    dupes = sorted({c for c in lowered if lowered.count(c) > 1})
+    if dupes:
+        found.append(f"columns repeated (names are not case-sensitive): {', '.join(dupes)}")
     return found
 
 
-def _visitor(row: Mapping[str, str]) -> str:
-    for column in VISITOR_ID_COLUMNS:
-        if row.get(column):
-            return row[column]
+def _value(row: Mapping[str, str], name: str) -> str:
+    """A row value by column name, case-insensitively."""
     for key, value in row.items():
-        if _is_customer_id(key) and value:
+        if key.lower() == name:
             return value
     return ""
+
+
+def _visitor(row: Mapping[str, str]) -> str:
+    """The row's visitor in Adobe's priority order (file-format.md): seeded customer id,
+    visitorID, marketingCloudVisitorID, IPAddress."""
+    for customer_type in seeded_customer_types(list(row)):
+        seed = _value(row, f"customerid.{customer_type.lower()}.ismcseed")
+        value = _value(row, f"customerid.{customer_type.lower()}.id")
+        if seed == "1" and value:
+            return value
+    for name in VISITOR_ID_COLUMNS:
+        if _value(row, name):
+            return _value(row, name)
+    return ""
+
+
+def parse_timestamp(value: str) -> int | None:
+    """Epoch seconds of a Unix or ISO-8601 timestamp (no milliseconds), else None."""
+    if value.isdigit() and value.isascii():
+        return int(value)
+    if not _ISO_8601.fullmatch(value):
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return int(moment.timestamp())
+
+
+def is_ecid(value: str) -> bool:
+    """An Experience Cloud ID (``mid``): 38 digits."""
+    return bool(_ECID.fullmatch(value))
+
+
+def _csv_line(values: Sequence[str]) -> str:
+    """One RFC 4180 row; an empty last field is written as "" because Adobe refuses a trailing
+    comma (file-format.md, "Trailing commas ... are not permitted")."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(values)
+    line = buffer.getvalue()
+    if values and values[-1] == "":
+        line = line[:-1] + '""\n'
+    return line
 
 
 class BdiaFileWriter:
@@ -68,9 +147,7 @@ class BdiaFileWriter:
         self.max_bytes = max_bytes
         self._buffer = io.BytesIO()
         self._gzip = gzip.GzipFile(fileobj=self._buffer, mode="wb", mtime=0)
-        self._text = io.TextIOWrapper(self._gzip, encoding="utf-8", newline="")
-        self._csv = csv.writer(self._text, lineterminator="\n")
-        self._csv.writerow(self.columns)
+        self._gzip.write(_csv_line(self.columns).encode("utf-8"))
         self._last_seen: dict[str, int] = {}
         self._raw = 0
         self.rows = 0
@@ -79,27 +156,23 @@ class BdiaFileWriter:
         visitor = _visitor(row)
         if not visitor:
             raise ValueError("BDIA row without a visitor id")
-        try:
-            stamp = int(row["timestamp"])
-        except (KeyError, ValueError):
-            raise ValueError(f"BDIA row for {visitor}: timestamp must be epoch seconds") from None
+        stamp = parse_timestamp(str(_value(row, "timestamp")))
+        if stamp is None:
+            raise ValueError(f"BDIA row for {visitor}: timestamp must be epoch seconds or ISO-8601")
         if stamp < self._last_seen.get(visitor, stamp):
             raise ValueError(f"BDIA rows for visitor {visitor} are not in time order")
-        values = [str(row.get(c, "")) for c in self.columns]
-        size = sum(len(v) for v in values) + len(values)
+        line = _csv_line([str(row.get(c, "")) for c in self.columns]).encode("utf-8")
         # Compressed size is only known after flushing; bound it by the raw size, which can
         # only overestimate (gzip never grows CSV text meaningfully).
-        if self.rows and self._raw + size > self.max_bytes:
+        if self.rows and (self._raw + len(line) > min(self.max_bytes, MAX_RAW_BYTES)):
             return False
-        self._csv.writerow(values)
+        self._gzip.write(line)
         self._last_seen[visitor] = stamp
-        self._raw += size
+        self._raw += len(line)
         self.rows += 1
         return True
 
     def finish(self) -> bytes:
-        self._text.flush()
-        self._text.detach()
         self._gzip.close()
         return self._buffer.getvalue()
 
@@ -119,41 +192,65 @@ def write_files(
     return files
 
 
-def file_problems(data: bytes, limit: int = 20) -> list[str]:
-    """Local check of a BDIA file: gzip, columns, timestamps, per-visitor time order."""
+def _decoded(data: bytes) -> str | list[str]:
     if len(data) > MAX_GZIP_BYTES:
         return [f"file is {len(data)} bytes gzip; the limit is {MAX_GZIP_BYTES}"]
     try:
-        text = gzip.decompress(data).decode("utf-8")
+        raw = gzip.decompress(data)
     except (OSError, EOFError):
         return ["not a gzip file"]
+    if len(raw) > MAX_RAW_BYTES:
+        return [f"file is {len(raw)} bytes uncompressed; the limit is {MAX_RAW_BYTES}"]
+    try:
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
         return ["not UTF-8 text"]
+
+
+def _trailing_comma_lines(text: str) -> list[int]:
+    return [n for n, line in enumerate(text.splitlines(), start=1) if line.endswith(",")]
+
+
+def _row_problems(row: Mapping[str, str], line: int, last: dict[str, int]) -> list[str]:
+    found = []
+    visitor = _visitor(row)
+    if not visitor:
+        found.append(f"line {line}: no visitor id")
+    raw = _value(row, "timestamp")
+    stamp = parse_timestamp(raw)
+    if stamp is None:
+        found.append(f"line {line}: timestamp {raw!r} is neither epoch seconds nor ISO-8601")
+    if not _value(row, "reportsuiteid"):
+        found.append(f"line {line}: empty reportSuiteID")
+    if not _value(row, "useragent"):
+        found.append(f"line {line}: empty userAgent")
+    if visitor and stamp is not None:
+        if stamp < last.get(visitor, stamp):
+            found.append(f"line {line}: rows of visitor {visitor} are not in time order")
+        last[visitor] = stamp
+    return found
+
+
+def file_problems(data: bytes, limit: int = 20) -> list[str]:
+    """Local check of a BDIA file: gzip, columns, no trailing commas, visitor ids, timestamps,
+    per-visitor time order (the rules of file-format.md)."""
+    text = _decoded(data)
+    if isinstance(text, list):
+        return text
+    found = [f"line {n}: trailing comma" for n in _trailing_comma_lines(text)][:limit]
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    found = column_problems(reader.fieldnames or [])
+    found += column_problems(reader.fieldnames or [])
     if found:
-        return found
+        return found[:limit]
     last: dict[str, int] = {}
     rows = 0
     for row in reader:
         rows += 1
-        line = reader.line_num
-        visitor = _visitor(row)
-        if not visitor:
-            found.append(f"line {line}: no visitor id")
-        try:
-            stamp = int(row.get("timestamp") or "")
-        except ValueError:
-            found.append(f"line {line}: timestamp {row.get('timestamp')!r} is not epoch seconds")
-            stamp = None
-        if not row.get("reportSuiteID"):
-            found.append(f"line {line}: empty reportSuiteID")
-        if visitor and stamp is not None:
-            if stamp < last.get(visitor, stamp):
-                found.append(f"line {line}: rows of visitor {visitor} are not in time order")
-            last[visitor] = stamp
+        if None in row:
+            found.append(f"line {reader.line_num}: more fields than the header")
+        found += _row_problems(row, reader.line_num, last)
         if len(found) >= limit:
-            break
+            return found[:limit]
     if rows == 0:
         found.append("no data rows")
     return found
@@ -223,41 +320,62 @@ class BdiaClient:
         return body
 
     def key_status(self, key: str) -> dict[str, Any] | None:
-        """What Adobe knows of an upload by idempotency key; None if it never arrived."""
+        """What Adobe knows of an upload by idempotency key; None if it never arrived.
+
+        endpoints.md: a key Adobe never received is answered ``{"error": "File not found"}``
+        (whatever the HTTP status); any other error body is an error, never a success.
+        """
         try:
             with self.pacer.slot():
                 response = self.session.request(
-                    SERVICE, "GET", self._url(f"/key/{key}"), idempotent=True
+                    SERVICE, "GET", self._url(f"/key/{quote(key, safe='')}"), idempotent=True
                 )
         except AdobeApiError as exc:
-            if exc.status == 404:
+            if NOT_FOUND in (exc.code, exc.detail):
                 return None
             raise
+        body = json_body(SERVICE, response)
+        if isinstance(body, dict) and body.get("error") == NOT_FOUND:
+            return None
+        if (
+            not isinstance(body, dict)
+            or body.get("error")
+            or not (body.get("file_id") or body.get("idempotency_key"))
+        ):
+            raise AdobeApiError(
+                SERVICE,
+                f"key lookup answered without a file: {str(body)[:200]}",
+                status=response.status_code,
+                operation="GET /aa/collect/v1/events/key",
+            )
+        return body
+
+    def upload_once(self, data: bytes, visitor_group: str, idempotency_key: str) -> dict[str, Any]:
+        """One POST (permanent ingestion); OutcomeUnknownError when the answer was lost."""
+        if len(data) > MAX_GZIP_BYTES:
+            raise AdobeApiError(SERVICE, f"file is {len(data)} bytes; limit {MAX_GZIP_BYTES}")
+        if not visitor_group or not idempotency_key:
+            raise ValueError("BDIA uploads need a visitor group and an idempotency key")
+        with self.pacer.slot(visitor_group):
+            response = self.session.request(
+                SERVICE,
+                "POST",
+                self._url(),
+                idempotent=False,
+                headers={
+                    "x-adobe-vgid": visitor_group,
+                    "x-adobe-idempotency-key": idempotency_key,
+                },
+                files={"file": (f"{idempotency_key}.csv.gz", data, "application/gzip")},
+            )
         body: dict[str, Any] = json_body(SERVICE, response)
         return body
 
     def upload(self, data: bytes, visitor_group: str, idempotency_key: str) -> dict[str, Any]:
         """Ingest one file (permanently). Re-sent only when the key shows it never arrived."""
-        if len(data) > MAX_GZIP_BYTES:
-            raise AdobeApiError(SERVICE, f"file is {len(data)} bytes; limit {MAX_GZIP_BYTES}")
-        if not visitor_group or not idempotency_key:
-            raise ValueError("BDIA uploads need a visitor group and an idempotency key")
         for attempt in range(UPLOAD_ATTEMPTS):
             try:
-                with self.pacer.slot(visitor_group):
-                    response = self.session.request(
-                        SERVICE,
-                        "POST",
-                        self._url(),
-                        idempotent=False,
-                        headers={
-                            "x-adobe-vgid": visitor_group,
-                            "x-adobe-idempotency-key": idempotency_key,
-                        },
-                        files={"file": (f"{idempotency_key}.csv.gz", data, "application/gzip")},
-                    )
-                body: dict[str, Any] = json_body(SERVICE, response)
-                return body
+                return self.upload_once(data, visitor_group, idempotency_key)
             except OutcomeUnknownError:
                 known = self.key_status(idempotency_key)
                 if known is not None:

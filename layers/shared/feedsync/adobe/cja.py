@@ -32,7 +32,7 @@ class CjaClient:
         return json_body(SERVICE, response)
 
     def users_me(self) -> dict[str, Any]:
-        body: dict[str, Any] = self._call("GET", "aresconfig/users/me")
+        body: dict[str, Any] = self._call("GET", "configuration/users/me")
         return body
 
     def dataviews(
@@ -41,7 +41,7 @@ class CjaClient:
         def fetch(page: int) -> tuple[list[Any], bool]:
             body = self._call(
                 "GET",
-                "datagroups/dataviews",
+                "data/dataviews",
                 params={"expansion": ",".join(expansion), "limit": limit, "page": page},
             )
             last = bool(body.get("lastPage", True)) or page + 1 >= int(body.get("totalPages", 0))
@@ -52,7 +52,7 @@ class CjaClient:
     def create_dataview(self, definition: dict[str, Any]) -> dict[str, Any]:
         """Not idempotent: after a lost answer, find the view by name before giving up."""
         try:
-            body: dict[str, Any] = self._call("POST", "datagroups/dataviews", json=definition)
+            body: dict[str, Any] = self._call("POST", "data/dataviews", json=definition)
             return body
         except OutcomeUnknownError:
             for view in self.dataviews(("name",)):

@@ -1,136 +1,238 @@
-"""Adobe Analytics data source files (generic, with transactionID): the rules they must follow.
+"""Adobe Analytics data source files: the one vocabulary and the rules they must follow.
 
-Tab-delimited text, optional ``#`` comment lines, then one header row such as
-``Date<TAB>transactionID<TAB>Event 51<TAB>Evar 22``. Headers need the space (``Evar 22``),
-dates are ``MM/DD/YYYY/HH/mm/SS``, every row needs a dimension and a metric, a row is at most
-4,096 bytes, a file spans at most 90 days, dimension values may not hold ``;``, a file stays
-under 50 MB.
+Source: AdobeDocs/analytics.en ``help/import/data-sources/file-format.md``. A ``.txt`` file,
+tab-delimited, optional ``#`` comment lines, then one header row. Headers are not
+case-sensitive but need their space (``Evar 1``, not ``eVar1``); only the headers in the tables
+below exist. ``Date`` is the first column, ``MM/DD/YYYY`` or ``MM/DD/YYYY/HH/mm/SS``; every row
+holds a dimension and a metric, at most 4,096 bytes; a file spans at most 90 days; dimension
+values may not hold ``;`` (Adobe skips such rows). Files stay under 50 MB.
+
+The mapping loader, the upload file builder, ``feedsync datasources upload`` and the sandbox all
+use this module, so a header is accepted or refused the same way everywhere.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 
 MAX_ROW_BYTES = 4096
 MAX_DAYS = 90
 MAX_FILE_BYTES = 50 * 1024 * 1024
-DATE_FORMAT = "%m/%d/%Y/%H/%M/%S"
 
-_EVAR = re.compile(r"Evar (\d{1,3})")
-_EVENT = re.compile(r"Event (\d{1,4})")
+# The documented headers (file-format.md, "Headers"), in their canonical spelling.
+DIMENSIONS = (
+    "Category",
+    "Marketing Channel",
+    "Marketing Channel Detail",
+    "Product",
+    "Tracking Code",
+    "transactionID",
+    "Zip",
+)
+METRICS = (
+    "Cart Adds",
+    "Cart Removes",
+    "Cart Views",
+    "Cart Opens",
+    "Checkouts",
+    "Orders",
+    "Price",
+    "Quantity",
+)
+EVAR_RANGE = range(1, 251)  # Evar 1 - Evar 250
+EVENT_RANGE = range(1, 1001)  # Event 1 - Event 1000
+DATE = "Date"
+
+_CANONICAL = {h.lower(): h for h in (*DIMENSIONS, *METRICS, DATE)}
+_NUMBERED = re.compile(r"(?i)(evar|event) (\d{1,4})")
 _NO_SPACE = re.compile(r"(?i)(evar|event|prop)(\d+)")
-_NAMED_METRICS = frozenset({"Revenue", "Units", "Orders", "Page Views", "Visits", "Cart Opens"})
-_DATE = re.compile(r"\d{2}/\d{2}/\d{4}(/\d{2}/\d{2}/\d{2})?")
+# Names people reach for that are not data source headers, and what to use instead.
+_HINTS = {
+    "revenue": "use Price (revenue) or an Event N",
+    "units": "use Quantity (units) or an Event N",
+    "page views": "page views cannot be uploaded; use an Event N",
+    "visits": "visits cannot be uploaded; use an Event N",
+    "visitors": "visitors cannot be uploaded; use an Event N",
+    "transactionid": "spell it transactionID",
+}
+_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})(?:/(\d{1,2})/(\d{1,2})/(\d{1,2}))?")
+_NUMBER = re.compile(r"-?\d+(\.\d+)?")
 
 
-def _valid_date(value: str) -> bool:
-    if not _DATE.fullmatch(value):
+@dataclass(frozen=True)
+class Header:
+    name: str  # canonical spelling
+    kind: str  # "date" | "dimension" | "metric"
+
+
+def allowed_headers() -> str:
+    """The vocabulary in one line, for refusals."""
+    return (
+        f"dimensions {', '.join(DIMENSIONS)}, Evar 1-250; "
+        f"metrics {', '.join(METRICS)}, Event 1-1000; and Date first"
+    )
+
+
+def parse_header(text: str) -> Header | str:
+    """The header ``text`` stands for, or why Adobe would refuse it."""
+    if not text or text != text.strip():
+        return f"empty or padded column header {text!r}"
+    lowered = text.lower()
+    if lowered in _CANONICAL:
+        name = _CANONICAL[lowered]
+        kind = "date" if name == DATE else "metric" if name in METRICS else "dimension"
+        return Header(name, kind)
+    numbered = _NUMBERED.fullmatch(text)
+    if numbered:
+        return _numbered(text, numbered.group(1).lower(), int(numbered.group(2)))
+    squashed = _NO_SPACE.fullmatch(text)
+    if squashed:
+        kind, number = squashed.group(1).capitalize(), squashed.group(2)
+        if kind == "Prop":
+            return f"column header {text!r}: props are not data source headers (use an Evar)"
+        return f"column header {text!r} needs the space: {kind} {number}"
+    hint = _HINTS.get(lowered)
+    suffix = f" ({hint})" if hint else ""
+    return (
+        f"column header {text!r} is not a data source header{suffix}; allowed: {allowed_headers()}"
+    )
+
+
+def _numbered(text: str, kind: str, number: int) -> Header | str:
+    if kind == "evar":
+        if number not in EVAR_RANGE:
+            return f"column header {text!r}: eVars are numbered 1-250"
+        return Header(f"Evar {number}", "dimension")
+    if number not in EVENT_RANGE:
+        return f"column header {text!r}: events are numbered 1-1000"
+    return Header(f"Event {number}", "metric")
+
+
+def header_problem(text: str) -> str | None:
+    parsed = parse_header(text)
+    return parsed if isinstance(parsed, str) else None
+
+
+def canonical(text: str) -> str:
+    """The canonical spelling of a valid header (``evar 22`` -> ``Evar 22``)."""
+    parsed = parse_header(text)
+    if isinstance(parsed, str):
+        raise ValueError(parsed)
+    return parsed.name
+
+
+def is_metric(text: str) -> bool:
+    parsed = parse_header(text)
+    return not isinstance(parsed, str) and parsed.kind == "metric"
+
+
+def valid_date(value: str) -> bool:
+    """``MM/DD/YYYY`` or ``MM/DD/YYYY/HH/mm/SS``, zero padding optional, a real moment."""
+    match = _DATE.fullmatch(value)
+    if not match:
         return False
+    month, day, year, hour, minute, second = (int(g) if g else 0 for g in match.groups())
     try:
-        datetime.strptime(value, DATE_FORMAT if len(value) > 10 else "%m/%d/%Y")
+        datetime(year, month, day, hour, minute, second)
     except ValueError:
         return False
     return True
 
 
-def is_metric(header: str) -> bool:
-    return bool(_EVENT.fullmatch(header)) or header in _NAMED_METRICS
+def date_day(value: str) -> str:
+    """The calendar day of a valid date value (to count distinct days)."""
+    month, day, year = value.split("/")[:3]
+    return f"{int(year):04d}-{int(month):02d}-{int(day):02d}"
 
 
-def header_problem(header: str) -> str | None:
-    """Why a column header would be refused, or None."""
-    if not header or header != header.strip():
-        return f"empty or padded column header {header!r}"
-    match = _NO_SPACE.fullmatch(header)
-    if match:
-        kind = match.group(1).capitalize()
-        return f"column header {header!r} needs the space: {kind} {match.group(2)!s}"
-    evar = _EVAR.fullmatch(header)
-    if evar and not 1 <= int(evar.group(1)) <= 250:
-        return f"column header {header!r}: eVars are numbered 1-250"
-    event = _EVENT.fullmatch(header)
-    if event and not 1 <= int(event.group(1)) <= 1000:
-        return f"column header {header!r}: events are numbered 1-1000"
-    return None
+def row_problems(headers: list[Header], fields: list[str]) -> list[str]:
+    """What is wrong with one data row (without its line number)."""
+    if len(fields) != len(headers):
+        return [f"{len(fields)} fields, header has {len(headers)}"]
+    found = []
+    if not valid_date(fields[0]):
+        found.append(f"Date {fields[0]!r} is not MM/DD/YYYY/HH/mm/SS or MM/DD/YYYY")
+    dims = [(h, v) for h, v in zip(headers, fields, strict=True) if h.kind == "dimension"]
+    metrics = [(h, v) for h, v in zip(headers, fields, strict=True) if h.kind == "metric"]
+    if not any(v for _, v in dims):
+        found.append("no dimension value")
+    if not any(v for _, v in metrics):
+        found.append("no metric value")
+    found += [
+        f"{h.name} value {v!r} is not a number"
+        for h, v in metrics
+        if v and not _NUMBER.fullmatch(v)
+    ]
+    found += [f"{h.name} value holds ';'" for h, v in dims if ";" in v]
+    return found
 
 
-def format_date(moment: datetime) -> str:
-    return moment.strftime(DATE_FORMAT)
+def header_row_problems(texts: list[str]) -> tuple[list[Header], list[str]]:
+    headers: list[Header] = []
+    found: list[str] = []
+    for text in texts:
+        parsed = parse_header(text)
+        if isinstance(parsed, str):
+            found.append(parsed)
+            parsed = Header(text, "dimension")  # keep checking the rows against the rest
+        headers.append(parsed)
+    if not any(h.kind == "date" for h in headers):
+        found.append("no Date column (it must be the first column)")
+    elif headers[0].kind != "date":
+        found.append("Date must be the first column")
+    if sum(h.kind == "date" for h in headers) > 1:
+        found.append("Date appears twice")
+    names = [h.name for h in headers]
+    found += [
+        f"header {n!r} appears twice" for n in sorted({n for n in names if names.count(n) > 1})
+    ]
+    if not any(h.kind == "metric" for h in headers):
+        found.append(f"no metric column ({', '.join(METRICS)} or Event N)")
+    if not any(h.kind == "dimension" for h in headers):
+        found.append("no dimension column (Evar N, transactionID, ...)")
+    return headers, found
+
+
+def _lines(data: bytes) -> tuple[list[str], str | None]:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return [], f"not UTF-8 at byte {exc.start}"
+    lines = [line.rstrip("\r") for line in text.split("\n")]
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines, None
 
 
 def problems(data: bytes, limit: int = 20) -> list[str]:
     """Every rule the file breaks (up to ``limit`` messages, with line numbers); [] if valid."""
     found: list[str] = []
-
-    def add(message: str) -> bool:
-        found.append(message)
-        return len(found) >= limit
-
     if len(data) >= MAX_FILE_BYTES:
-        add(f"file is {len(data)} bytes; Adobe takes files under {MAX_FILE_BYTES} bytes")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return [*found, f"not UTF-8 at byte {exc.start}"]
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    index = 0
-    while index < len(lines) and lines[index].startswith("#"):
-        index += 1
+        found.append(f"file is {len(data)} bytes; Adobe takes files under {MAX_FILE_BYTES} bytes")
+    lines, error = _lines(data)
+    if error:
+        return [*found, error]
+    index = next((i for i, line in enumerate(lines) if not line.startswith("#")), len(lines))
     if index == len(lines):
         return [*found, "no header row"]
-    headers = lines[index].rstrip("\r").split("\t")
-    for header in headers:
-        problem = header_problem(header)
-        if problem and add(f"line {index + 1}: {problem}"):
-            return found
-    if "Date" not in headers:
-        add(f"line {index + 1}: no Date column")
-    if not any(is_metric(h) for h in headers):
-        add(f"line {index + 1}: no metric column (Event N, Revenue, Units...)")
-    date_at = headers.index("Date") if "Date" in headers else -1
-    metric_at = [i for i, h in enumerate(headers) if is_metric(h)]
-    dimension_at = [i for i, h in enumerate(headers) if i != date_at and i not in metric_at]
+    headers, header_errors = header_row_problems(lines[index].split("\t"))
+    found += [f"line {index + 1}: {p}" for p in header_errors]
+    if not headers or headers[0].kind != "date":
+        return found[:limit]  # rows cannot be read without their Date column
     days: set[str] = set()
-    rows = 0
     for number, line in enumerate(lines[index + 1 :], start=index + 2):
-        line = line.rstrip("\r")
-        rows += 1
-        if len(line.encode("utf-8")) > MAX_ROW_BYTES and add(
-            f"line {number}: row is longer than {MAX_ROW_BYTES} bytes"
-        ):
-            return found
+        if len(line.encode("utf-8")) > MAX_ROW_BYTES:
+            found.append(f"line {number}: row is longer than {MAX_ROW_BYTES} bytes")
         fields = line.split("\t")
-        if len(fields) != len(headers):
-            if add(f"line {number}: {len(fields)} fields, header has {len(headers)}"):
-                return found
-            continue
-        if date_at >= 0:
-            value = fields[date_at]
-            if not _valid_date(value):
-                if add(f"line {number}: Date {value!r} is not MM/DD/YYYY/HH/mm/SS"):
-                    return found
-            else:
-                days.add(value[:10])
-        if not any(fields[i] for i in dimension_at) and add(f"line {number}: no dimension value"):
-            return found
-        if not any(fields[i] for i in metric_at) and add(f"line {number}: no metric value"):
-            return found
-        for i in metric_at:
-            value = fields[i]
-            if (
-                value
-                and not re.fullmatch(r"-?\d+(\.\d+)?", value)
-                and add(f"line {number}: {headers[i]} value {value!r} is not a number")
-            ):
-                return found
-        for i in dimension_at:
-            if ";" in fields[i] and add(f"line {number}: {headers[i]} value holds ';'"):
-                return found
-    if rows == 0:
-        add("no data rows")
+        found += [f"line {number}: {p}" for p in row_problems(headers, fields)]
+        if fields and valid_date(fields[0]):
+            days.add(date_day(fields[0]))
+        if len(found) >= limit:
+            return found[:limit]
+    if index + 1 == len(lines):
+        found.append("no data rows")
     if len(days) > MAX_DAYS:
-        add(f"file spans {len(days)} days; Adobe takes at most {MAX_DAYS} per file")
-    return found
+        found.append(f"file spans {len(days)} days; Adobe takes at most {MAX_DAYS} per file")
+    return found[:limit]

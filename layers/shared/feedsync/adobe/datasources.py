@@ -15,8 +15,8 @@ from feedsync.adobe.analytics import AnalyticsClient
 from feedsync.adobe.datasource_file import MAX_FILE_BYTES
 from feedsync.adobe.errors import AdobeApiError
 from feedsync.adobe.pages import all_pages
+from feedsync.deadline import Deadline
 from feedsync.errors import OutcomeUnknownError
-from feedsync.transport import Deadline
 
 SERVICE = "Adobe Data Sources"
 JOB_STATUSES = ("uploaded", "processing", "success", "failure", "deleted")
@@ -109,23 +109,34 @@ class DataSourcesClient:
                 return job
         return None
 
-    def upload(
+    def upload_once(
         self, rsid: str, data_source_id: str | int, filename: str, data: bytes
     ) -> dict[str, Any]:
-        """Upload one file; returns the job (``job_id``, ``status``...). Never sent twice."""
+        """One POST of one file: the job, or OutcomeUnknownError when the answer was lost.
+
+        The daily run uses this and looks for the file again in a later run (after
+        ``ADOBE_SETTLE_SECONDS``) rather than re-sending while Adobe may still be listing it.
+        """
         if len(data) >= MAX_FILE_BYTES:
             raise AdobeApiError(
                 SERVICE, f"{filename} is {len(data)} bytes; split it under {MAX_FILE_BYTES}"
             )
-        path = f"datasources/job/{rsid}/{data_source_id}"
+        body: dict[str, Any] = self.analytics.call(
+            "POST",
+            f"datasources/job/{rsid}/{data_source_id}",
+            files={"file": (filename, data, "text/plain")},
+        )
+        return body
+
+    def upload(
+        self, rsid: str, data_source_id: str | int, filename: str, data: bytes
+    ) -> dict[str, Any]:
+        """Upload one file now (the CLI): after a lost answer, look for the job by file name
+        twice, ``settle`` seconds apart, and re-send only when it is not there."""
         for attempt in range(UPLOAD_ATTEMPTS):
             try:
-                body: dict[str, Any] = self.analytics.call(
-                    "POST", path, files={"file": (filename, data, "text/plain")}
-                )
-                return body
+                return self.upload_once(rsid, data_source_id, filename, data)
             except OutcomeUnknownError:
-                # The upload may have arrived: only re-send when no job carries the file name.
                 existing = self.find_job(rsid, data_source_id, filename)
                 if existing is None:
                     self._sleep(self.settle)

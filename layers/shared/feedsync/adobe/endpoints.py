@@ -12,7 +12,6 @@ from feedsync.errors import ConfigError
 _DEFAULTS = {
     "ims": ("ADOBE_IMS_URL", "https://ims-na1.adobelogin.com"),
     "analytics": ("ADOBE_ANALYTICS_URL", "https://analytics.adobe.io"),
-    "analytics14": ("ADOBE_ANALYTICS14_URL", "https://api.omniture.com/admin/1.4/rest/"),
     "bdia": ("ADOBE_BDIA_URL", "https://analytics-collection.adobe.io"),
     "target": ("ADOBE_TARGET_URL", "https://mc.adobe.io"),
     "target_edge": ("ADOBE_TARGET_EDGE_URL", "https://{client}.tt.omtrdc.net"),
@@ -24,14 +23,13 @@ def _checked(name: str, value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("https", "http") or not parts.netloc:
         raise ConfigError(f"{name}={value!r}: expected an http(s) URL")
-    return value.rstrip("/") if not value.endswith("/rest/") else value
+    return value.rstrip("/")
 
 
 @dataclass(frozen=True)
 class AdobeEndpoints:
     ims: str
     analytics: str
-    analytics14: str
     bdia: str
     target: str
     target_edge: str

@@ -6,11 +6,13 @@ from typing import Any
 
 import requests
 
-from feedsync.adobe.auth import TokenCache, token_source
+from feedsync.adobe.auth import token_source
 from feedsync.adobe.credentials import AdobeCredentials
 from feedsync.adobe.endpoints import AdobeEndpoints
 from feedsync.adobe.errors import AdobeAuthError, error_from_response
-from feedsync.transport import Deadline, RetryPolicy, Transport
+from feedsync.deadline import Deadline
+from feedsync.tokens import TokenCache
+from feedsync.transport import RetryPolicy, Transport
 
 
 class AdobeSession:

@@ -6,15 +6,20 @@ the Experience Cloud id. Values are URL-encoded; a file is under 50 MB and at mo
 
 from __future__ import annotations
 
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from requests import Response
+
 from feedsync.adobe.errors import AdobeApiError, json_body, raise_for_error
 from feedsync.adobe.session import AdobeSession
 from feedsync.errors import OutcomeUnknownError
+from feedsync.secret import Secret
+from feedsync.tokens import AccessToken, TokenCache
 
 SERVICE = "Adobe Target"
 MAX_BATCH_BYTES = 50 * 1024 * 1024
@@ -85,6 +90,13 @@ def write_batches(
     return files
 
 
+# batchStatus states (AdobeDocs/target-dev.en help/dev/administer/profile-api/
+# profile-bulk-api.md, "Default batch status response").
+COMPLETE, INCOMPLETE, STUCK = "complete", "incomplete", "stuck"
+DETAIL_FIELDS = ("consumedCount", "successfulUpdates", "profilesNotFound", "failedUpdates")
+PROFILE_TOKEN_CAP = 3600.0  # the spec gives expiresIn no unit: never trust it for longer
+
+
 @dataclass(frozen=True)
 class BatchStatus:
     batch_id: str
@@ -93,8 +105,19 @@ class BatchStatus:
     raw: dict[str, str]
 
     @property
+    def state(self) -> str:
+        """complete, incomplete or stuck; anything else Target may add counts as incomplete."""
+        value = self.status.lower()
+        return value if value in (COMPLETE, STUCK) else INCOMPLETE
+
+    @property
     def finished(self) -> bool:
-        return self.status.lower() in ("complete", "completed", "failed", "error")
+        return self.state != INCOMPLETE
+
+    @property
+    def details(self) -> dict[str, int]:
+        """The showDetails=true figures Target returned (empty without them)."""
+        return {k: int(v) for k, v in self.raw.items() if k in DETAIL_FIELDS and v.isdigit()}
 
 
 def _xml_fields(text: str, what: str) -> dict[str, str]:
@@ -112,14 +135,16 @@ class TargetClient:
         self.session = session
         self.tenant = tenant
         self.client_code = client_code
-        self._profile_token: str | None = None
+        self.profile_tokens = TokenCache(self._fetch_profile_token)
 
     # admin API
     def _admin(self, method: str, path: str, version: str, **kwargs: Any) -> Any:
         url = f"{self.session.endpoints.target}/{self.tenant}/target/{path.lstrip('/')}"
         headers = {"Accept": media_type(version)}
         if "json" in kwargs:
-            headers["Content-Type"] = media_type(version)
+            # the batch operation takes plain JSON (admin-api.json, processBatchOperations);
+            # every other body is the versioned media type
+            headers["Content-Type"] = "application/json" if path == "batch" else media_type(version)
         response = self.session.request(
             SERVICE, method, url, idempotent=method == "GET", headers=headers, **kwargs
         )
@@ -162,16 +187,38 @@ class TargetClient:
         return body
 
     # profile APIs
-    def profile_token(self, refresh: bool = False) -> str:
-        if self._profile_token is None or refresh:
-            body = self._admin(
-                "POST", "authentication/token", "v1", params={"scope": "profile_api"}
+    def _fetch_profile_token(self) -> AccessToken:
+        """admin-api.json ``requestAuthorizationToken``: POST authentication/token with
+        ``authorizationScope=profile_api``, answered ``{accessToken, tokenType, scope,
+        expiresIn}``."""
+        body = self._admin(
+            "POST", "authentication/token", "v1", params={"authorizationScope": "profile_api"}
+        )
+        token = body.get("accessToken") if isinstance(body, dict) else None
+        if not token:
+            raise AdobeApiError(SERVICE, "the profile API token answer lacks 'accessToken'")
+        try:
+            lifetime = min(float(body.get("expiresIn") or PROFILE_TOKEN_CAP), PROFILE_TOKEN_CAP)
+        except (TypeError, ValueError):
+            lifetime = PROFILE_TOKEN_CAP
+        return AccessToken(Secret(str(token)), time.time() + lifetime, lifetime)
+
+    def profile_token(self) -> Secret:
+        return self.profile_tokens.token()
+
+    def _profile_call(self, method: str, url: str, *, idempotent: bool, **kwargs: Any) -> Response:
+        """A profile API call with ``Authorization: Bearer <profile token>``; one refresh on 401."""
+        headers = dict(kwargs.pop("headers", {}))
+        for attempt in (0, 1):
+            token = self.profile_token()
+            headers["Authorization"] = f"Bearer {token.reveal()}"
+            response = self.session.transport.send(
+                method, url, idempotent=idempotent, headers=headers, **kwargs
             )
-            token = body.get("token") if isinstance(body, dict) else None
-            if not token:
-                raise AdobeApiError(SERVICE, "profile API token response lacks 'token'")
-            self._profile_token = str(token)
-        return self._profile_token
+            if response.status_code != 401 or attempt == 1:
+                return response
+            self.profile_tokens.invalidate(token)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _edge(self, path: str) -> str:
         base = self.session.endpoints.target_edge_for(self.client_code)
@@ -187,15 +234,12 @@ class TargetClient:
             )
         url = self._edge(f"m2/{self.client_code}/v2/profile/batchUpdate")
         try:
-            response = self.session.transport.send(
+            response = self._profile_call(
                 "POST",
                 url,
                 idempotent=False,
                 data=data,
-                headers={
-                    "Content-Type": "application/x-www-form-urlencoded",
-                    "Authorization": f"Bearer {self.profile_token()}",
-                },
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
             )
         except OutcomeUnknownError as exc:
             # Target has no lookup by content; a re-sent v2 batch rewrites the same attribute
@@ -218,11 +262,12 @@ class TargetClient:
             raise AdobeApiError(SERVICE, "batchUpdate answer lacks a batchStatus URL")
         return status_url
 
-    def batch_status(self, status_url: str) -> BatchStatus:
+    def batch_status(self, status_url: str, details: bool = False) -> BatchStatus:
         parts = urlsplit(status_url)
         if parts.scheme not in ("http", "https") or "batchStatus" not in parts.path:
             raise ValueError(f"{status_url!r} is not a Target batchStatus URL")
-        response = self.session.transport.send("GET", status_url, idempotent=True)
+        params = {"showDetails": "true"} if details else None
+        response = self.session.transport.send("GET", status_url, idempotent=True, params=params)
         raise_for_error(SERVICE, response)
         fields = _xml_fields(response.text, "batchStatus")
         size = fields.get("batchSize")
@@ -242,12 +287,11 @@ class TargetClient:
         params = {f"profile.{k}": v for k, v in attributes.items()}
         params["mbox3rdPartyId" if third_party_id else "mboxPC"] = third_party_id or tnt_id
         url = self._edge(f"m2/{self.client_code}/profile/update")
-        response = self.session.transport.send(
+        response = self._profile_call(
             "GET",
             url,
-            idempotent=True,  # same values written again is the same result
-            params=params,
-            headers={"Authorization": f"Bearer {self.profile_token()}"},
+            idempotent=True,
+            params=params,  # same values again: same result
         )
         raise_for_error(SERVICE, response)
 
@@ -259,12 +303,11 @@ class TargetClient:
             if third_party_id
             else quote(tnt_id, safe="")
         )
-        response = self.session.transport.send(
+        response = self._profile_call(
             "GET",
             self._edge(f"rest/v1/profiles/{path}"),
             idempotent=True,
             params={"client": self.client_code},
-            headers={"Authorization": self.profile_token()},
         )
         body: dict[str, Any] = json_body(SERVICE, raise_for_error(SERVICE, response))
         return body

@@ -12,7 +12,7 @@ from typing import Any
 
 from feedsync.adobe import bdia, datasource_file
 from feedsync.cli.common import CliError, adobe_session, analytics_client, emit, required_env
-from feedsync.transport import Deadline
+from feedsync.deadline import Deadline
 
 
 def _read(path: str) -> bytes:

@@ -15,45 +15,73 @@ from feedsync.errors import ConfigError
 from feedsync.secret import Secret
 
 
-def cmd_run_daily(args: argparse.Namespace) -> int:
-    import boto3
-
+def _ports(args: argparse.Namespace, dry_run: bool) -> tuple[Any, Any, Any]:
+    from feedsync.aws.clients import AwsClients
     from feedsync.config import EnrichFunctionConfig
-    from feedsync.pipeline.enrich import RunRequest, run_daily
-    from feedsync.transport import Deadline
+    from feedsync.deadline import Deadline
     from feedsync.wiring import build_ports, settings
 
     env = dict(os.environ)
-    if args.mapping:
+    if getattr(args, "mapping", None):
         env["MAPPING_FILE"] = args.mapping
     config = EnrichFunctionConfig.from_env(env)
-    clients: dict[str, Any] = {
-        "s3": boto3.client("s3"),
-        "secretsmanager": boto3.client("secretsmanager"),
-        "table": boto3.resource("dynamodb").Table(config.state_table),
-    }
-    event: dict[str, Any] = {"dry_run": args.dry_run or config.dry_run}
+    clients = AwsClients.create(config.state_table)
+    deadline = Deadline()  # a local run has no invocation limit: it runs to the end
+    owner = f"cli-{os.getpid()}"
+    ports = build_ports(config, clients, deadline, dry_run or config.dry_run, owner=owner)
+    return ports, settings(config), config
+
+
+def _delivery_line(d: dict[str, Any]) -> str:
+    line = f"{d['key']}: {d['status']}" + (f" - {d['error']}" if d.get("error") else "")
+    if d.get("pending") is not None:
+        line += (
+            f" (pending {d['pending']}, matched {d['matched']}, "
+            f"uploaded {d['uploaded_rows']}, rejected {d['rejected']})"
+        )
+    run = d.get("this_run")
+    if run:
+        line += (
+            f"; this run: {run['crm_calls']} CRM calls, {run['rows_sent']} rows sent, "
+            f"{run['jobs_created']} jobs created"
+        )
+    return line
+
+
+def cmd_run_daily(args: argparse.Namespace) -> int:
+    from feedsync.deadline import Deadline
+    from feedsync.pipeline.enrich import run_daily
+    from feedsync.pipeline.request import RunRequest
+
+    event: dict[str, Any] = {"dry_run": bool(args.dry_run), "break_lock": bool(args.break_lock)}
     if args.date:
         event["date"] = args.date
     if args.delivery:
         event["delivery"] = args.delivery
-    request = RunRequest.from_event(event)
-    deadline = Deadline()  # a local run has no invocation limit: it runs to the end
-    ports = build_ports(config, clients, deadline, request.dry_run, owner=f"cli-{os.getpid()}")
-    summary = run_daily(ports, settings(config), request, deadline)
-    lines = [
-        f"{d['key']}: {d['status']}"
-        + (f" - {d['error']}" if d.get("error") else "")
-        + (
-            f" (pending {d['pending']}, matched {d['matched']}, "
-            f"uploaded {d['uploaded_rows']}, rejected {d['rejected']})"
-            if d.get("pending") is not None
-            else ""
-        )
-        for d in summary["deliveries"]
-    ]
+    ports, run_settings, config = _ports(args, args.dry_run)
+    request = RunRequest.from_event(event, dry_run_default=config.dry_run)
+    summary = run_daily(ports, run_settings, request, Deadline())
+    lines = [_delivery_line(d) for d in summary["deliveries"]]
     emit(summary, args.json, "\n".join(lines) or "nothing to enrich")
     return 0 if all(d["status"] == "complete" for d in summary["deliveries"]) else 1
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from feedsync.pipeline.enrich import reconcile
+
+    ports, run_settings, _ = _ports(args, False)
+    summary = reconcile(ports, run_settings).to_json()
+    text = (
+        f"checked {summary['checked']}: {summary['accepted']} accepted, {summary['failed']} "
+        f"failed at Adobe ({summary['released']} visitors to send again, "
+        f"{summary['given_up']} given up), {summary['pending']} pending, {summary['stuck']} stuck"
+    )
+    errors = summary["errors"]
+    assert isinstance(errors, list)
+    for error in errors:
+        print(f"feedsync: {error}", file=sys.stderr)
+    emit(summary, args.json, text)
+    return 1 if summary["failed"] or summary["stuck"] or errors else 0
 
 
 def _ids(values: list[str]) -> list[str]:
@@ -86,7 +114,7 @@ def cmd_marketo_lookup(args: argparse.Namespace) -> int:
 
 def cmd_build_upload(args: argparse.Namespace) -> int:
     from feedsync.crm.sources import FileSource
-    from feedsync.pipeline.enrich import map_records
+    from feedsync.pipeline.lookup import map_records
     from feedsync.pipeline.mapping import Mapping
     from feedsync.pipeline.uploadfile import build_datasource_files
 
@@ -152,8 +180,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="FILE",
         help="a local mapping file (default: MAPPING_KEY in the state bucket)",
     )
+    run.add_argument(
+        "--break-lock",
+        action="store_true",
+        help="take over a delivery's lock whose holder stopped renewing it (a killed run)",
+    )
     run.add_argument("--json", action="store_true")
     run.set_defaults(func=cmd_run_daily)
+
+    rec = sub.add_parser(
+        "reconcile",
+        help="read Adobe's verdict on every upload not yet final (as each run does first)",
+        description="Checks every Data Sources job, BDIA file and Target batch sent and not yet "
+        "final; a failure releases its visitors so the next run sends them again.",
+    )
+    rec.add_argument("--json", action="store_true")
+    rec.set_defaults(func=cmd_reconcile)
 
     marketo = sub.add_parser("marketo", help="Marketo").add_subparsers(
         dest="marketo_command", required=True

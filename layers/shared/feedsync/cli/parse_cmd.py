@@ -13,6 +13,7 @@ from feedsync.config import columns
 from feedsync.datafeed.naming import FileKind, parse_feed_name
 from feedsync.errors import FeedNameError
 from feedsync.pipeline.parse import ParseSettings, close_delivery, pending_visitors
+from feedsync.pipeline.results import escape_id
 from feedsync.storage import LocalStore, MemoryStore
 
 PARSE_FIELDS = (
@@ -60,19 +61,24 @@ def cmd_parse(args: argparse.Namespace) -> int:
     state = MemoryStore() if args.state_dir is None else LocalStore(args.state_dir)
     feed = LocalStore(manifest.parent)
     record = close_delivery(feed, state, "", feed_file.delivery, settings)
-    out: dict[str, Any] = {key: record.get(key) for key in PARSE_FIELDS}
+    stored = record.to_json()
+    out: dict[str, Any] = {key: stored.get(key) for key in PARSE_FIELDS}
     out["files"] = [
         {k: f.get(k) for k in ("name", "md5_ok", "size_ok", "records", "records_ok", "error")}
-        for f in record["files"]
+        for f in stored["files"]
     ]
-    out["reasons"] = record["reasons"]
-    if args.pending_out and record["complete"]:
+    out["reasons"] = record.reasons
+    out["empty"] = record.empty
+    out["warnings"] = record.warnings
+    if args.pending_out and record.complete:
         with open(args.pending_out, "w", encoding="utf-8", newline="\n") as handle:
             for visitor in pending_visitors(state, record):
-                handle.write(visitor + "\n")
+                handle.write(escape_id(visitor) + "\n")
     print(json.dumps(out, indent=2))
-    if not record["complete"]:
-        for reason in record["reasons"]:
+    for warning in record.warnings:
+        print(f"feedsync: warning: {warning}", file=sys.stderr)
+    if not record.complete:
+        for reason in record.reasons:
             print(f"feedsync: {reason}", file=sys.stderr)
         return 1
     return 0

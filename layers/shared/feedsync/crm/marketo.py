@@ -18,6 +18,7 @@ from typing import Any
 from feedsync.crm.ratelimit import Limits, LocalRateLimiter, RateLimiter
 from feedsync.errors import ApiError, AuthError, QuotaExhaustedError
 from feedsync.secret import Secret
+from feedsync.tokens import AccessToken, TokenCache
 from feedsync.transport import RetryPolicy, Transport
 
 SERVICE = "Marketo"
@@ -25,7 +26,6 @@ MAX_FILTER_VALUES = 300
 RETRY_CODES = frozenset({"502", "604", "606", "608", "611", "615"})
 REAUTH_CODES = frozenset({"601", "602"})
 QUOTA_CODE = "607"
-TOKEN_MARGIN = 60.0
 
 logger = logging.getLogger(__name__)
 
@@ -73,12 +73,11 @@ class MarketoClient:
         self.retry = retry or RetryPolicy(attempts=6, base_delay=1.0, max_delay=20.0)
         self._clock = clock
         self._sleep = sleep
-        self._lock = threading.Lock()
-        self._token: tuple[Secret, float] | None = None
+        self.tokens = TokenCache(self._fetch_token, clock)
         self.stats = LookupStats()
 
     # -- identity ------------------------------------------------------------------------
-    def _fetch_token(self) -> tuple[Secret, float]:
+    def _fetch_token(self) -> AccessToken:
         # POST with a form body: the secret never sits in a URL (and so in no access log).
         response = self.transport.send(
             "POST",
@@ -102,25 +101,18 @@ class MarketoClient:
                 code=body.get("error"),
                 operation="POST /identity/oauth/token",
             )
-        return Secret(str(body["access_token"])), self._clock() + float(body.get("expires_in", 0))
+        lifetime = float(body.get("expires_in", 0))
+        return AccessToken(Secret(str(body["access_token"])), self._clock() + lifetime, lifetime)
 
     def token(self) -> Secret:
-        with self._lock:
-            if self._token is None or self._token[1] - TOKEN_MARGIN <= self._clock():
-                self._token = self._fetch_token()
-            return self._token[0]
-
-    def _drop_token(self, token: Secret) -> None:
-        with self._lock:
-            if self._token is not None and self._token[0] == token:
-                self._token = None
+        return self.tokens.token()
 
     # -- calls ---------------------------------------------------------------------------
     def _call(self, form: dict[str, str]) -> dict[str, Any]:
         """One leads.json call under the limiter, with Marketo's retry rules."""
         url = f"{self.base}/rest/v1/leads.json"
         for attempt in range(self.retry.attempts):
-            token = self.token()
+            token = self.tokens.token()
             with self.limiter.slot():
                 response = self.transport.send(
                     "POST",
@@ -155,7 +147,7 @@ class MarketoClient:
             if code == QUOTA_CODE:
                 raise QuotaExhaustedError(SERVICE, message, code=code)
             if code in REAUTH_CODES:
-                self._drop_token(token)
+                self.tokens.invalidate(token)
                 self.stats.add(reauths=1)
                 continue
             if code in RETRY_CODES and attempt < self.retry.attempts - 1:

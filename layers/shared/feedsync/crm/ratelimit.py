@@ -1,8 +1,9 @@
 """A sliding-window call limit plus a concurrency limit, held across processes.
 
 Marketo limits are per instance (100 calls / 20 s, 10 concurrent, shared by every integration),
-so the limit must hold across concurrent Lambda invocations: the state lives in one DynamoDB
-item updated with optimistic locking. ``LocalRateLimiter`` applies the same rule in one process.
+so the limit must hold across concurrent Lambda invocations: ``aws.ratelimit`` keeps the state in
+one DynamoDB item updated with optimistic locking. ``LocalRateLimiter`` applies the same rule in
+one process.
 
 Each call is stamped when it is allowed; a call is allowed when fewer than ``calls`` stamps fall
 inside the last ``window`` seconds (+ ``margin`` for network latency) and fewer than
@@ -17,7 +18,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, Protocol
 
 LEASE_SECONDS = 120.0  # a lease a crashed holder never released expires after this
@@ -89,74 +89,3 @@ class LocalRateLimiter:
         finally:
             with self._lock:
                 self._state.leases.pop(lease, None)
-
-
-class DynamoRateLimiter:
-    """The limiter state in one StateTable item: ``pk=ratelimit#<name>``, ``sk=state``."""
-
-    def __init__(
-        self,
-        table: Any,
-        name: str,
-        limits: Limits,
-        clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.table = table
-        self.key = {"pk": f"ratelimit#{name}", "sk": "state"}
-        self.limits = limits
-        self._clock = clock
-        self._sleep = sleep
-
-    def _load(self) -> tuple[LimitState, int]:
-        item = self.table.get_item(Key=self.key, ConsistentRead=True).get("Item")
-        if not item:
-            return LimitState(), 0
-        stamps = [float(s) for s in item.get("stamps", [])]
-        leases = {k: float(v) for k, v in item.get("leases", {}).items()}
-        return LimitState(stamps, leases), int(item.get("version", 0))
-
-    def _save(self, state: LimitState, version: int) -> bool:
-        from botocore.exceptions import ClientError
-
-        try:
-            self.table.put_item(
-                Item={
-                    **self.key,
-                    "stamps": [Decimal(f"{s:.3f}") for s in state.stamps],
-                    "leases": {k: Decimal(f"{v:.3f}") for k, v in state.leases.items()},
-                    "version": version + 1,
-                    "expires_at": int(self._clock()) + 86_400,
-                },
-                ConditionExpression="attribute_not_exists(pk) OR version = :v",
-                ExpressionAttributeValues={":v": version},
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False  # another invocation changed it first: read again
-            raise
-        return True
-
-    @contextmanager
-    def slot(self) -> Iterator[None]:
-        lease = uuid.uuid4().hex
-        while True:
-            state, version = self._load()
-            taken, wait = decide(state, self._clock(), self.limits, lease)
-            if taken:
-                if self._save(state, version):
-                    break
-                continue
-            self._sleep(wait)
-        try:
-            yield
-        finally:
-            self._release(lease)
-
-    def _release(self, lease: str) -> None:
-        self.table.update_item(
-            Key=self.key,
-            UpdateExpression="REMOVE leases.#l SET version = version + :one",
-            ExpressionAttributeNames={"#l": lease},
-            ExpressionAttributeValues={":one": 1},
-        )

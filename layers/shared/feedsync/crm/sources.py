@@ -15,6 +15,11 @@ from feedsync.errors import ConfigError
 class CrmSource(Protocol):
     name: str
 
+    @property
+    def calls(self) -> int:
+        """Calls made to the CRM so far (0 for a file)."""
+        ...
+
     def lookup(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Visitor id -> CRM record, for those of ``ids`` the CRM knows."""
         ...
@@ -31,6 +36,10 @@ class MarketoSource:
         self.fields = list(dict.fromkeys(fields))
         self.workers = workers
 
+    @property
+    def calls(self) -> int:
+        return self.client.stats.calls
+
     def lookup(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         return self.client.lookup(self.id_field, ids, self.fields, workers=self.workers)
 
@@ -42,6 +51,7 @@ class FileSource:
     """
 
     name = "file"
+    calls = 0
 
     def __init__(self, data: bytes, where: str, id_field: str, fields: Sequence[str]) -> None:
         self.where = where

@@ -67,13 +67,64 @@ def _as_dict(section: list[tuple[int, str, str]], name: str) -> dict[str, tuple[
     return out
 
 
+_DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also takes '²' or '٣'
+
+
 def _int(fields: dict[str, tuple[int, str]], key: str, name: str, where: int) -> int:
     if key not in fields:
         raise ManifestError(name, f"section at line {where}: '{key}' is missing")
     number, value = fields[key]
-    if not value.isdigit():
+    if not _DIGITS.fullmatch(value):
         raise ManifestError(name, f"line {number}: '{key}' must be a whole number, got {value!r}")
     return int(value)
+
+
+def _entry(section: list[tuple[int, str, str]], name: str, seen: set[str]) -> ManifestEntry:
+    fields = _as_dict(section, name)
+    where = section[0][0]
+    kinds = [k for k in ("Lookup-File", "Data-File") if k in fields]
+    if len(kinds) != 1:
+        raise ManifestError(
+            name, f"section at line {where}: needs exactly one of 'Lookup-File' or 'Data-File'"
+        )
+    is_data = kinds[0] == "Data-File"
+    file_line, file_name = fields[kinds[0]]
+    if not file_name or "/" in file_name:
+        raise ManifestError(name, f"line {file_line}: bad file name {file_name!r}")
+    if file_name in seen:
+        raise ManifestError(name, f"line {file_line}: '{file_name}' is listed twice")
+    seen.add(file_name)
+    if "MD5-Digest" not in fields:
+        raise ManifestError(name, f"section at line {where}: 'MD5-Digest' is missing")
+    md5_line, md5 = fields["MD5-Digest"]
+    if not _MD5.fullmatch(md5):
+        raise ManifestError(name, f"line {md5_line}: 'MD5-Digest' is not 32 hex digits")
+    size = _int(fields, "File-Size", name, where)
+    records = _int(fields, "Record-Count", name, where) if is_data else None
+    return ManifestEntry(file_name, is_data, md5.lower(), size, records)
+
+
+def _check_totals(
+    header: dict[str, tuple[int, str]], start: int, manifest: Manifest, name: str
+) -> None:
+    n_lookup = _int(header, "Lookup-Files", name, start)
+    n_data = _int(header, "Data-Files", name, start)
+    if len(manifest.lookup_files) != n_lookup:
+        raise ManifestError(
+            name,
+            f"header says Lookup-Files: {n_lookup}, sections list {len(manifest.lookup_files)}",
+        )
+    if len(manifest.data_files) != n_data:
+        raise ManifestError(
+            name, f"header says Data-Files: {n_data}, sections list {len(manifest.data_files)}"
+        )
+    listed = sum(entry.records or 0 for entry in manifest.data_files)
+    if listed != manifest.total_records:
+        raise ManifestError(
+            name,
+            f"header says Total-Records: {manifest.total_records}, data file sections add up to "
+            f"{listed}",
+        )
 
 
 def parse_manifest(text: str, name: str = "manifest") -> Manifest:
@@ -85,47 +136,14 @@ def parse_manifest(text: str, name: str = "manifest") -> Manifest:
     for key in _HEADER_KEYS:
         if key not in header:
             raise ManifestError(name, f"header section at line {start}: '{key}' is missing")
-    n_lookup = _int(header, "Lookup-Files", name, start)
-    n_data = _int(header, "Data-Files", name, start)
     total = _int(header, "Total-Records", name, start)
-
-    lookups: list[ManifestEntry] = []
-    datas: list[ManifestEntry] = []
     seen: set[str] = set()
-    for section in sections[1:]:
-        fields = _as_dict(section, name)
-        where = section[0][0]
-        kinds = [k for k in ("Lookup-File", "Data-File") if k in fields]
-        if len(kinds) != 1:
-            raise ManifestError(
-                name, f"section at line {where}: needs exactly one of 'Lookup-File' or 'Data-File'"
-            )
-        is_data = kinds[0] == "Data-File"
-        file_line, file_name = fields[kinds[0]]
-        if not file_name or "/" in file_name:
-            raise ManifestError(name, f"line {file_line}: bad file name {file_name!r}")
-        if file_name in seen:
-            raise ManifestError(name, f"line {file_line}: '{file_name}' is listed twice")
-        seen.add(file_name)
-        if "MD5-Digest" not in fields:
-            raise ManifestError(name, f"section at line {where}: 'MD5-Digest' is missing")
-        md5_line, md5 = fields["MD5-Digest"]
-        if not _MD5.fullmatch(md5):
-            raise ManifestError(name, f"line {md5_line}: 'MD5-Digest' is not 32 hex digits")
-        size = _int(fields, "File-Size", name, where)
-        records = _int(fields, "Record-Count", name, where) if is_data else None
-        entry = ManifestEntry(file_name, is_data, md5.lower(), size, records)
-        (datas if is_data else lookups).append(entry)
-
-    if len(lookups) != n_lookup:
-        raise ManifestError(
-            name, f"header says Lookup-Files: {n_lookup}, sections list {len(lookups)}"
-        )
-    if len(datas) != n_data:
-        raise ManifestError(name, f"header says Data-Files: {n_data}, sections list {len(datas)}")
-    listed = sum(entry.records or 0 for entry in datas)
-    if listed != total:
-        raise ManifestError(
-            name, f"header says Total-Records: {total}, data file sections add up to {listed}"
-        )
-    return Manifest(header["Datafeed-Manifest-Version"][1], total, tuple(lookups), tuple(datas))
+    entries = [_entry(section, name, seen) for section in sections[1:]]
+    manifest = Manifest(
+        header["Datafeed-Manifest-Version"][1],
+        total,
+        tuple(e for e in entries if not e.is_data),
+        tuple(e for e in entries if e.is_data),
+    )
+    _check_totals(header, start, manifest, name)
+    return manifest

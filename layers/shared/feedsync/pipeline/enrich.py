@@ -1,106 +1,67 @@
-"""The daily run: complete deliveries -> pending visitors -> CRM -> Adobe, idempotently.
+"""The daily run: complete deliveries -> pending visitors -> CRM -> Adobe, exactly once.
 
-For each complete delivery not yet enriched, the sorted pending visitors are cut into fixed
-batches (batch i is always the same ids). Per batch: drop visitors in the ledger, look the rest up
-in the CRM, map them, write the upload files to the state bucket, send them to every
-destination, record the ledger, then mark the batch done. A re-run skips done batches and, for a
-batch that was interrupted, skips uploads already recorded and looks for the rest at Adobe
-before sending. When the invocation runs short of time it stops between batches and asks for a
-continuation; a daily quota stop leaves the rest for the next run.
+First, reconciliation reads Adobe's verdict on files sent earlier (a failure reopens its
+delivery). Then, for each delivery to work on (``select``), oldest first, the sorted pending
+visitors are cut into fixed batches (batch i is always the same ids) and each batch is run
+(``batch``): ledger, CRM, mapping, files built once and sent (``deliver``), ledger, checkpoint.
+Batches already done are skipped; a batch waiting for a lost upload answer is resumed from its
+stored files; a batch Adobe failed is re-sent to that destination. When the invocation runs
+short of time the run stops between batches and asks for a continuation; a daily CRM quota stop
+leaves the rest for the next run; an error in one delivery is recorded in its report and the
+run goes on with the next one.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import itertools
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from feedsync import metrics
 from feedsync.crm.sources import CrmSource
-from feedsync.errors import FeedsyncError, QuotaExhaustedError
-from feedsync.pipeline.destinations import Batch, Destination
-from feedsync.pipeline.ledger import Ledger
-from feedsync.pipeline.mapping import MappedRow, Mapping, Rejected
-from feedsync.pipeline.parse import pending_visitors
-from feedsync.pipeline.runstate import RunState
-from feedsync.storage import ObjectStore, get_json, put_json
-from feedsync.transport import Deadline
+from feedsync.deadline import Deadline
+from feedsync.errors import FeedsyncError, NotConfiguredError, QuotaExhaustedError
+from feedsync.pipeline.batch import Checkpoint, merge, resume_waiting, run_batch
+from feedsync.pipeline.deliver import BatchScope
+from feedsync.pipeline.destinations import Destination
+from feedsync.pipeline.layout import StateLayout
+from feedsync.pipeline.lock import RunLock
+from feedsync.pipeline.mapping import Mapping
+from feedsync.pipeline.parse import load_record, pending_visitors
+from feedsync.pipeline.ports import Ledger, Metric, RunState, UploadLog
+from feedsync.pipeline.reconcile import Reconciler, ReconcileSummary
+from feedsync.pipeline.records import (
+    FIGURES,
+    BatchFigures,
+    DeliveryRecord,
+    Json,
+    Status,
+    Verdict,
+)
+from feedsync.pipeline.report import ThisRun, build_report
+from feedsync.pipeline.request import EnrichSettings, RunRequest
+from feedsync.pipeline.select import delivery_keys, generation
+from feedsync.storage import ObjectStore, put_json
 
 logger = logging.getLogger(__name__)
 
-DRY = "dry-run/"
-MAX_REJECT_SAMPLES = 50
-LOCK_LEASE = 960.0  # one Lambda invocation (900 s) and a margin
-FIGURES = (
-    "pending",
-    "already_enriched",
-    "looked_up",
-    "matched",
-    "uploaded_rows",
-    "rejected",
-    "not_found",
-)
+BATCH_METRICS = {
+    "pending": metrics.VISITORS_PENDING,
+    "looked_up": metrics.VISITORS_LOOKED_UP,
+    "matched": metrics.VISITORS_MATCHED,
+    "uploaded_rows": metrics.ROWS_UPLOADED,
+    "rejected": metrics.ROWS_REJECTED,
+    "crm_calls": metrics.CRM_CALLS,
+}
 
 
-@dataclass(frozen=True)
-class EnrichSettings:
-    batch_size: int = 15_000
-    first_batch_seconds: float = 120.0  # time kept for a batch before any was measured
-    max_continuations: int = 50
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    delivery: str | None = None  # "<folder><delivery id>", as under deliveries/ in the state bucket
-    date: dt.date | None = None
-    dry_run: bool = False
-    continuation: int = 0
-    run_id: str = ""  # dry runs: one id across continuations, so a new dry run starts afresh
-
-    @classmethod
-    def from_event(cls, event: dict[str, Any], dry_run_default: bool = False) -> RunRequest:
-        """A scheduled event (``scheduled_time``), a backfill (``delivery`` or ``date``, optional
-        ``dry_run``) or a continuation (those plus ``continuation``/``run_id``)."""
-        if not isinstance(event, dict):
-            raise FeedsyncError("the event must be a JSON object")
-        delivery = event.get("delivery") or None
-        raw_date = event.get("date") or None
-        if delivery and raw_date:
-            raise FeedsyncError("name a delivery or a date, not both")
-        try:
-            day = dt.date.fromisoformat(str(raw_date)) if raw_date else None
-        except ValueError:
-            raise FeedsyncError(f"date {raw_date!r}: expected YYYY-MM-DD") from None
-        dry = event.get("dry_run", dry_run_default)
-        if not isinstance(dry, bool):
-            raise FeedsyncError(f"dry_run {dry!r}: expected true or false")
-        continuation = event.get("continuation", 0)
-        if not isinstance(continuation, int) or continuation < 0:
-            raise FeedsyncError(f"continuation {continuation!r}: expected a count")
-        return cls(
-            delivery=str(delivery) if delivery else None,
-            date=day,
-            dry_run=dry,
-            continuation=continuation,
-            run_id=str(event.get("run_id") or ""),
-        )
-
-    def event(self) -> dict[str, Any]:
-        """The event that continues this request in a new invocation."""
-        out: dict[str, Any] = {"continuation": self.continuation + 1, "dry_run": self.dry_run}
-        if self.dry_run:
-            out["run_id"] = self.run_id
-        if self.delivery:
-            out["delivery"] = self.delivery
-        if self.date:
-            out["date"] = self.date.isoformat()
-        return out
+def _no_metric(name: str, value: float) -> None:
+    return None
 
 
 @dataclass
@@ -108,12 +69,12 @@ class EnrichPorts:
     state: ObjectStore
     ledger: Ledger
     runs: RunState
+    uploads: UploadLog
     crm: CrmSource
     mapping: Mapping
     destinations: list[Destination]
     continue_later: Callable[[dict[str, Any]], None] | None = None
-    metric: Callable[[str, float], None] = lambda name, value: None
-    crm_calls: Callable[[], int] = lambda: 0
+    metric: Metric = _no_metric
     owner: str = field(default_factory=lambda: f"local-{time.time_ns()}")
 
 
@@ -121,188 +82,147 @@ class ContinuationLimitError(FeedsyncError):
     pass
 
 
-def delivery_keys(state: ObjectStore, request: RunRequest) -> list[str]:
-    """Delivery keys this request covers, oldest day first; by default those not yet enriched."""
-    keys = [
-        k[len("deliveries/") : -len(".json")]
-        for k in state.list("deliveries/")
-        if k.endswith(".json")
-    ]
-    if request.delivery:
-        wanted = request.delivery.removeprefix("deliveries/").removesuffix(".json")
-        if wanted not in keys:
-            raise FeedsyncError(
-                f"delivery {wanted!r}: no delivery record under deliveries/ in the state bucket"
-            )
-        return [wanted]
-    if request.date:
-        day = request.date.isoformat()
-        return [k for k in keys if k.rsplit("_", 1)[-1].startswith(day)]
-    done = {k[len("enriched/") :] for k in state.list("enriched/")}
-    pending = [k for k in keys if k not in done or _redelivered(state, k)]
-    return sorted(pending, key=lambda k: (k.rsplit("_", 1)[-1], k))
-
-
-def generation(record: dict[str, Any]) -> str:
-    """Identity of a delivery's content: its data files' digests. A duplicated manifest event
-    keeps it; Adobe re-delivering different files changes it."""
-    parts = sorted(
-        str(f.get("visitors_key")) for f in record.get("files", []) if f.get("kind") == "data"
-    )
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
-
-
-def _redelivered(state: ObjectStore, key: str) -> bool:
-    marker = get_json(state, f"enriched/{key}") or {}
-    record = get_json(state, f"deliveries/{key}.json")
-    if record is None or not record.get("complete"):
-        return False
-    return bool(marker.get("generation")) and marker["generation"] != generation(record)
-
-
-def map_records(
-    ids: list[str], found: dict[str, dict[str, Any]], mapping: Mapping
-) -> tuple[list[MappedRow], list[Rejected]]:
-    """Rows for the ids the CRM knows, in id order, and the records the mapping refused."""
-    rows: list[MappedRow] = []
-    rejected: list[Rejected] = []
-    for visitor in ids:
-        record = found.get(visitor)
-        if record is None:
-            continue
-        mapped = mapping.map(visitor, record)
-        if isinstance(mapped, MappedRow):
-            rows.append(mapped)
-        else:
-            rejected.append(mapped)
-    return rows, rejected
-
-
 def _batches(ids: Iterator[str], size: int) -> Iterator[list[str]]:
     while chunk := list(itertools.islice(ids, size)):
         yield chunk
 
 
-class _Run:
-    """One delivery's enrichment within one invocation."""
+class DeliveryRun:
+    """One delivery's run within one invocation."""
 
     def __init__(
-        self, ports: EnrichPorts, key: str, record: dict[str, Any], dry_run_id: str | None
+        self,
+        ports: EnrichPorts,
+        settings: EnrichSettings,
+        record: DeliveryRecord,
+        deadline: Deadline,
+        dry_run_id: str | None,
     ) -> None:
         self.ports = ports
-        self.key = key
+        self.settings = settings
         self.record = record
+        self.deadline = deadline
         self.dry = dry_run_id is not None
-        self.run = f"{DRY}{dry_run_id}/{key}" if dry_run_id is not None else key
+        self.key = record.key
+        self.run = StateLayout.run(self.key, dry_run_id)
         self.generation = generation(record)
         # Checkpoints belong to one content generation: a re-delivery is walked again (the
         # ledger keeps visitors already uploaded from being sent twice).
         self.state_key = f"{self.run}@{self.generation}"
-        self.rsid = str(record["rsid"])
-        self.day = dt.date.fromisoformat(str(record["day"]))
+        self.this_run = ThisRun()
+        self.done: dict[int, Checkpoint] = {}
+        self.estimate = settings.first_batch_seconds
 
-    def upload_key(self, destination: str, name: str) -> str:
-        return f"uploads/{self.run}/{destination}/{name}"
-
-    def batch(self, index: int, ids: list[str]) -> dict[str, Any]:
-        ports = self.ports
-        calls_before = ports.crm_calls()
-        known = ports.ledger.known(self.rsid, ids)
-        todo = [v for v in ids if v not in known]
-        usable = [v for v in todo if "," not in v]
-        rejected = [
-            Rejected(v, "visitor id holds ',' (cannot be a CRM filter value)")
-            for v in todo
-            if "," in v
-        ]
-        found = ports.crm.lookup(usable) if usable else {}
-        rows, bad = map_records(usable, found, ports.mapping)
-        rejected.extend(bad)
-        batch = Batch(
-            self.rsid,
-            self.day,
-            str(self.record["delivery"]),
-            self.state_key,
-            index,
-            rows,
-            ports.mapping,
+    def scope(self, index: int) -> BatchScope:
+        record, ports = self.record, self.ports
+        return BatchScope(
+            state=ports.state,
+            runs=ports.runs,
+            uploads=ports.uploads,
+            run=self.run,
+            state_key=self.state_key,
+            delivery_key=self.key,
+            delivery_id=record.delivery,
+            rsid=record.rsid,
+            day=dt.date.fromisoformat(record.day),
+            generation=self.generation,
+            index=index,
+            mapping=ports.mapping,
+            dry=self.dry,
+            settle_seconds=self.settings.settle_seconds,
         )
-        jobs: dict[str, list[dict[str, Any]]] = {}
-        for destination in ports.destinations:
-            files = destination.files(batch) if rows else []
-            for name, data in files:
-                ports.state.put(self.upload_key(destination.name, name), data, "text/plain")
-            if self.dry or not files:
-                jobs[destination.name] = [
-                    {"file": self.upload_key(destination.name, n), "dry_run": self.dry}
-                    for n, _ in files
-                ]
+
+    def _step(self, index: int, ids: list[str]) -> Checkpoint | None:
+        """Run whatever batch ``index`` still needs; None when nothing."""
+        ports, previous = self.ports, self.done.get(index)
+        if previous is None:
+            self.this_run.batches += 1
+            return run_batch(self.scope(index), ports.ledger, ports.crm, ports.destinations, ids)
+        if previous.waiting:
+            self.this_run.resumed += 1
+            return resume_waiting(self.scope(index), ports.destinations, previous)
+        if previous.retry:
+            self.this_run.retried += 1
+            again = [d for d in ports.destinations if d.name in previous.retry]
+            retried = run_batch(self.scope(index), ports.ledger, ports.crm, again, ids, True)
+            return Checkpoint(merge(previous.figures, retried.figures), retried.waiting)
+        return None
+
+    def batch(self, index: int, ids: list[str]) -> None:
+        calls_before = self.ports.crm.calls
+        started = time.monotonic()
+        previous = self.done.get(index)
+        checkpoint = self._step(index, ids)
+        if checkpoint is None:
+            return
+        calls = self.ports.crm.calls - calls_before
+        checkpoint.figures.crm_calls += calls
+        self.done[index] = checkpoint
+        self.ports.runs.save_batch(self.state_key, index, checkpoint.to_json())
+        gained = _difference(checkpoint.figures, previous.figures if previous else None)
+        self.this_run.add(gained)
+        for name, metric in BATCH_METRICS.items():
+            self.ports.metric(metric, getattr(gained, name))
+        self.estimate = max(self.estimate * 0.5, 1.5 * (time.monotonic() - started), 5.0)
+
+    def walk(self, lock: RunLock) -> Status:
+        """Every batch that still needs work, while time and the lock last."""
+        self.done = {
+            i: Checkpoint.from_json(c) for i, c in self.ports.runs.batches(self.state_key).items()
+        }
+        size = self.settings.batch_size
+        for index, ids in enumerate(
+            _batches(pending_visitors(self.ports.state, self.record), size)
+        ):
+            done = self.done.get(index)
+            if done is not None and not done.open:
                 continue
-            previous = ports.runs.upload(self.state_key, index, destination.name)
-            if previous is not None and previous.get("state") == "sent":
-                jobs[destination.name] = previous["jobs"]
-                continue
-            ports.runs.save_upload(self.state_key, index, destination.name, {"state": "sending"})
-            sent = destination.send(batch, files, check_existing=previous is not None)
-            ports.runs.save_upload(
-                self.state_key, index, destination.name, {"state": "sent", "jobs": sent}
-            )
-            jobs[destination.name] = sent
-        matched = len(found)
-        if not self.dry:
-            entries = itertools.chain(
-                ((r.visitor, "uploaded") for r in rows),
-                ((r.visitor, "rejected") for r in rejected),
-                ((v, "not_found") for v in usable if v not in found),
-            )
-            ports.ledger.record(self.rsid, entries, self.key)
+            if not self.deadline.allows(self.estimate):
+                return Status.IN_PROGRESS
+            if lock.lost.is_set():
+                raise FeedsyncError(f"{self.key}: lost the run lock to another invocation")
+            self.batch(index, ids)
+        if any(c.waiting for c in self.done.values()):
+            return Status.WAITING
+        return Status.COMPLETE
+
+    def open_batches(self) -> dict[str, list[int]]:
         return {
-            "pending": len(ids),
-            "already_enriched": len(known),
-            "looked_up": len(usable),
-            "matched": matched,
-            "uploaded_rows": len(rows),
-            "rejected": len(rejected),
-            "not_found": len(usable) - matched,
-            "crm_calls": ports.crm_calls() - calls_before,
-            "rejected_samples": [
-                {"visitor": r.visitor, "reason": r.reason} for r in rejected[:MAX_REJECT_SAMPLES]
-            ],
-            "rejected_reasons": dict(Counter(r.reason for r in rejected)),
-            "jobs": jobs,
+            "waiting": sorted(i for i, c in self.done.items() if c.waiting),
+            "retry": sorted(i for i, c in self.done.items() if c.retry),
         }
 
+    def report(self, status: Status, error: str | None) -> Json:
+        record = self.record
+        head = {
+            "delivery": record.delivery,
+            "key": self.key,
+            "rsid": record.rsid,
+            "day": record.day,
+            "dry_run": self.dry,
+            "generation": self.generation,
+        }
+        verdicts = [Verdict.from_json(v) for v in self.ports.runs.verdicts(self.state_key)]
+        done = {i: c.figures for i, c in self.done.items()}
+        return build_report(head, done, self.this_run, status, error, self.open_batches(), verdicts)
 
-def _report(
-    run: _Run, done: dict[int, dict[str, Any]], status: str, error: str | None
-) -> dict[str, Any]:
-    report: dict[str, Any] = {
-        "delivery": run.record["delivery"],
-        "key": run.key,
-        "rsid": run.rsid,
-        "day": run.day.isoformat(),
-        "dry_run": run.dry,
-        "generation": run.generation,
-        "status": status,
-        "error": error,
-        "batches_done": len(done),
-        "updated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        **{
-            name: sum(int(b.get(name, 0)) for b in done.values())
-            for name in (*FIGURES, "crm_calls")
-        },
-        "rejected_reasons": dict(
-            sum((Counter(b.get("rejected_reasons", {})) for b in done.values()), Counter())
-        ),
-        "rejected_samples": [s for b in done.values() for s in b.get("rejected_samples", [])][
-            :MAX_REJECT_SAMPLES
-        ],
-        "jobs": {},
-    }
-    for index in sorted(done):
-        for destination, jobs in done[index].get("jobs", {}).items():
-            report["jobs"].setdefault(destination, []).extend({**j, "batch": index} for j in jobs)
-    return report
+
+def _difference(now: BatchFigures, before: BatchFigures | None) -> BatchFigures:
+    """What a batch step added to the batch's figures (this run's share)."""
+    if before is None:
+        return now
+    out = BatchFigures(**{n: getattr(now, n) - getattr(before, n) for n in (*FIGURES, "crm_calls")})
+    old = {(d, j.file) for d, refs in before.jobs.items() for j in refs}
+    out.jobs = {d: [j for j in refs if (d, j.file) not in old] for d, refs in now.jobs.items()}
+    return out
+
+
+def _skipped(key: str, record: DeliveryRecord | None) -> Json:
+    if record is None:
+        reason = "no delivery record"
+    else:
+        reason = "the delivery failed verification: " + "; ".join(record.reasons)
+    return {"key": key, "status": str(Status.SKIPPED), "error": reason}
 
 
 def enrich_delivery(
@@ -311,110 +231,113 @@ def enrich_delivery(
     key: str,
     deadline: Deadline,
     dry_run_id: str | None = None,
-) -> dict[str, Any]:
-    record = get_json(ports.state, f"deliveries/{key}.json")
-    if record is None or not record.get("complete"):
-        reason = (
-            "no delivery record"
-            if record is None
-            else "the delivery failed verification: " + "; ".join(record.get("reasons", []))
-        )
-        return {"key": key, "status": "skipped", "error": reason}
-    run = _Run(ports, key, record, dry_run_id)
-    dry = run.dry
-
-    def lease() -> float:  # to the end of the invocation; renewed every batch for local runs
-        return min(max(60.0, deadline.remaining() + 60.0), LOCK_LEASE)
-
-    if not ports.runs.acquire(run.state_key, ports.owner, lease()):
-        return {
-            "key": key,
-            "status": "busy",
-            "error": "another invocation is enriching this delivery",
-        }
-    done = ports.runs.batches(run.state_key)
-    status, error = "complete", None
-    estimate = settings.first_batch_seconds
+    break_lock: bool = False,
+) -> Json:
+    record = load_record(ports.state, key)
+    if record is None or not record.complete:
+        return _skipped(key, record)
+    run = DeliveryRun(ports, settings, record, deadline, dry_run_id)
+    lock = RunLock(ports.runs, run.state_key, ports.owner, settings.lock_lease, settings.heartbeat)
+    if not lock.acquire(break_lock):
+        return {"key": key, "status": str(Status.BUSY), "error": lock.busy_message(break_lock)}
+    lock.start_heartbeat()
+    status, error = Status.FAILED, None
     try:
-        for index, ids in enumerate(
-            _batches(pending_visitors(ports.state, record), settings.batch_size)
-        ):
-            if index in done:
-                continue
-            if not deadline.allows(estimate):
-                status = "in_progress"
-                break
-            if not ports.runs.acquire(run.state_key, ports.owner, lease()):
-                raise FeedsyncError(f"{key}: lost the run lock to another invocation")
-            started = time.monotonic()
-            figures = run.batch(index, ids)
-            done[index] = figures
-            ports.runs.save_batch(run.state_key, index, figures)
-            for name in (
-                "pending",
-                "looked_up",
-                "matched",
-                "uploaded_rows",
-                "rejected",
-                "crm_calls",
-            ):
-                ports.metric(name, figures[name])
-            estimate = max(estimate * 0.5, 1.5 * (time.monotonic() - started), 5.0)
+        status = run.walk(lock)
     except QuotaExhaustedError as exc:
-        status, error = "quota_exhausted", str(exc)
-        ports.metric("quota_exhausted", 1)
+        status, error = Status.QUOTA_EXHAUSTED, str(exc)
+        ports.metric(metrics.CRM_QUOTA_EXHAUSTED, 1)
         logger.warning("CRM daily quota used up; %s continues on the next run", key)
+    except NotConfiguredError as exc:
+        status, error = Status.NOT_CONFIGURED, str(exc)
+        ports.metric(metrics.DELIVERIES_NOT_CONFIGURED, 1)
     except Exception as exc:
-        status, error = "failed", f"{type(exc).__name__}: {exc}"
+        error = f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        report = _report(run, done, status, error)
-        put_json(ports.state, f"reports/{run.run}.json", report)
-        ports.runs.release(run.state_key, ports.owner)
-    if status == "complete" and not dry:
-        put_json(
-            ports.state,
-            f"enriched/{key}",
-            {
-                "report": f"reports/{key}.json",
-                "at": report["updated_at"],
-                "generation": run.generation,
-            },
-        )
-        ports.metric("deliveries_enriched", 1)
+        report = run.report(status, error)
+        put_json(ports.state, StateLayout.report(run.run), report)
+        lock.release()
+    if status is Status.COMPLETE and not run.dry:
+        _mark_enriched(ports, run, report)
     return report
+
+
+def _mark_enriched(ports: EnrichPorts, run: DeliveryRun, report: Json) -> None:
+    marker = {
+        "report": StateLayout.report(run.key),
+        "at": report["updated_at"],
+        "generation": run.generation,
+    }
+    put_json(ports.state, StateLayout.enriched(run.key), marker)
+    ports.metric(metrics.DELIVERIES_ENRICHED, 1)
+
+
+def reconcile(ports: EnrichPorts, settings: EnrichSettings) -> ReconcileSummary:
+    return Reconciler(
+        ports.state,
+        ports.ledger,
+        ports.runs,
+        ports.uploads,
+        ports.destinations,
+        ports.metric,
+        settings.max_attempts,
+        settings.stuck_after,
+    ).run()
+
+
+def _one_delivery(
+    ports: EnrichPorts, settings: EnrichSettings, request: RunRequest, key: str, deadline: Deadline
+) -> Json:
+    """One delivery; an error is recorded (report, metric, summary) and the run goes on."""
+    dry_id = request.run_id if request.dry_run else None
+    try:
+        return enrich_delivery(ports, settings, key, deadline, dry_id, request.break_lock)
+    except (FeedsyncError, OSError, ValueError, KeyError, RuntimeError) as exc:
+        logger.exception("the run of %s failed; going on with the next delivery", key)
+        ports.metric(metrics.DELIVERY_RUNS_FAILED, 1)
+        return {"key": key, "status": str(Status.FAILED), "error": f"{type(exc).__name__}: {exc}"}
 
 
 def run_daily(
     ports: EnrichPorts, settings: EnrichSettings, request: RunRequest, deadline: Deadline
-) -> dict[str, Any]:
-    """Enrich what ``request`` covers; asks for a continuation when time runs short."""
+) -> Json:
     if request.dry_run and not request.run_id:
-        request = dataclasses.replace(
-            request, run_id=dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-        )
-    keys = delivery_keys(ports.state, request)
-    summary: dict[str, Any] = {
-        "request": request.event() | {"continuation": request.continuation},
-        "deliveries": [],
-        "continued": False,
-    }
-    for key in keys:
-        dry_id = request.run_id if request.dry_run else None
-        report = enrich_delivery(ports, settings, key, deadline, dry_id)
-        summary["deliveries"].append(
-            {k: report.get(k) for k in ("key", "status", "error", *FIGURES)}
-        )
-        if report["status"] == "quota_exhausted":
-            break
-        if report["status"] == "in_progress":
-            if request.continuation + 1 > settings.max_continuations:
-                raise ContinuationLimitError(
-                    f"{key}: still in progress after {settings.max_continuations} continuations; "
-                    "raise MaxContinuations or the function timeout"
-                )
-            if ports.continue_later is not None:
-                ports.continue_later(request.event())
-                summary["continued"] = True
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+        request = dataclasses.replace(request, run_id=stamp)
+    summary: Json = {"request": request.event() | {"continuation": request.continuation}}
+    if settings.reconcile and not request.dry_run:
+        summary["reconciliation"] = reconcile(ports, settings).to_json()
+    summary["deliveries"] = []
+    summary["continued"] = False
+    for key in delivery_keys(ports.state, request):
+        result = _one_delivery(ports, settings, request, key, deadline)
+        summary["deliveries"].append(_brief(result))
+        if result["status"] == Status.QUOTA_EXHAUSTED:
+            break  # the quota is the CRM's, not the delivery's: the rest waits for tomorrow
+        if result["status"] == Status.IN_PROGRESS:
+            _continue(ports, settings, request, summary)
             break
     return summary
+
+
+def _brief(result: Json) -> Json:
+    out = {k: result.get(k) for k in ("key", "status", "error", *FIGURES)}
+    if "this_run" in result:
+        out["this_run"] = result["this_run"]
+    if "this_run" in result:
+        out["this_run"] = result["this_run"]
+    return out
+
+
+def _continue(
+    ports: EnrichPorts, settings: EnrichSettings, request: RunRequest, summary: Json
+) -> None:
+    if request.continuation >= settings.max_continuations:
+        raise ContinuationLimitError(
+            f"still not done after {settings.max_continuations} continuations; "
+            "raise MaxContinuations or the function timeout"
+        )
+    if ports.continue_later is not None:
+        ports.continue_later(request.event())
+        summary["continued"] = True

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from feedsync.adobe.datasource_file import header_problem, is_metric
+from feedsync.adobe.datasource_file import allowed_headers, canonical, is_metric, parse_header
 from feedsync.errors import ConfigError
+from feedsync.pipeline.records import Rejected
 
 DEFAULT_MAX_BYTES = 255
 _STRIP = re.compile(r"[\t\r\n]+")
@@ -67,12 +68,6 @@ class MappedRow:
 
 
 @dataclass(frozen=True)
-class Rejected:
-    visitor: str
-    reason: str
-
-
-@dataclass(frozen=True)
 class Mapping:
     visitor_id_field: str
     success_event: str
@@ -93,52 +88,20 @@ class Mapping:
         visitor = data.get("visitor_id_field")
         if not isinstance(visitor, str) or not visitor.strip():
             problems.append("visitor_id_field: name the CRM field holding the Adobe visitor id")
-        event = data.get("success_event")
-        if not isinstance(event, str) or not is_metric(event) or header_problem(event):
-            problems.append(f"success_event: {event!r} is not a metric column such as 'Event 51'")
-        columns = data.get("columns")
-        if not isinstance(columns, dict) or not columns:
-            problems.append("columns: map at least one CRM field to a data source header")
-            columns = {}
-        reserved = {"Date", "transactionID", event}
-        seen: set[str] = set()
-        for crm_field, header in columns.items():
-            if not isinstance(header, str):
-                problems.append(f"columns.{crm_field}: the header must be a string")
-                continue
-            problem = header_problem(header)
-            if problem:
-                problems.append(f"columns.{crm_field}: {problem}")
-            if header in reserved or header in seen:
-                problems.append(f"columns.{crm_field}: header {header!r} is used twice")
-            if is_metric(header):
-                problems.append(
-                    f"columns.{crm_field}: {header!r} is a metric; map CRM fields to dimensions"
-                )
-            seen.add(header)
-        limits = data.get("max_bytes", {})
-        if not isinstance(limits, dict) or not all(
-            isinstance(v, int) and 0 < v <= 4096 for v in limits.values()
-        ):
-            problems.append("max_bytes: header -> byte limit (1..4096)")
-            limits = {}
-        unknown = set(data) - {
-            "visitor_id_field",
-            "success_event",
-            "columns",
-            "crm_id_field",
-            "max_bytes",
-        }
+        event = _success_event(data.get("success_event"), problems)
+        columns = _columns(data.get("columns"), event, problems)
+        limits = _limits(data.get("max_bytes", {}), problems)
+        unknown = set(data) - _KEYS
         if unknown:
             problems.append(f"unknown keys: {', '.join(sorted(unknown))}")
         if problems:
             raise ConfigError(f"{source}: " + "; ".join(problems))
         return cls(
             visitor_id_field=str(visitor),
-            success_event=str(event),
-            columns={str(k): str(v) for k, v in columns.items()},
+            success_event=event,
+            columns=columns,
             crm_id_field=str(data.get("crm_id_field") or "id"),
-            max_bytes={str(k): int(v) for k, v in limits.items()},
+            max_bytes={canonical_or_same(k): v for k, v in limits.items()},
             source=source,
         )
 
@@ -174,3 +137,58 @@ class Mapping:
         except ValueProblem:
             crm_id = ""
         return MappedRow(visitor, crm_id, values, attributes)
+
+
+_KEYS = frozenset({"visitor_id_field", "success_event", "columns", "crm_id_field", "max_bytes"})
+
+
+def canonical_or_same(header: str) -> str:
+    try:
+        return canonical(header)
+    except ValueError:
+        return header
+
+
+def _success_event(event: Any, problems: list[str]) -> str:
+    if not isinstance(event, str) or not is_metric(event):
+        problems.append(
+            f"success_event: {event!r} is not a metric such as 'Event 51' "
+            f"(allowed: {allowed_headers()})"
+        )
+        return str(event)
+    return canonical(event)
+
+
+def _columns(columns: Any, event: str, problems: list[str]) -> dict[str, str]:
+    """CRM field -> canonical header; only dimensions, each once, never Date/transactionID."""
+    if not isinstance(columns, dict) or not columns:
+        problems.append("columns: map at least one CRM field to a data source header")
+        return {}
+    out: dict[str, str] = {}
+    seen = {"Date", "transactionID", event}
+    for crm_field, header in columns.items():
+        if not isinstance(header, str):
+            problems.append(f"columns.{crm_field}: the header must be a string")
+            continue
+        parsed = parse_header(header)
+        if isinstance(parsed, str):
+            problems.append(f"columns.{crm_field}: {parsed}")
+            continue
+        if parsed.name in seen:
+            problems.append(f"columns.{crm_field}: header {parsed.name!r} is used twice")
+        elif parsed.kind != "dimension":
+            problems.append(
+                f"columns.{crm_field}: {header!r} is a {parsed.kind}; map CRM fields to dimensions"
+            )
+        seen.add(parsed.name)
+        out[str(crm_field)] = parsed.name
+    return out
+
+
+def _limits(limits: Any, problems: list[str]) -> dict[str, int]:
+    if not isinstance(limits, dict) or not all(
+        isinstance(v, int) and 0 < v <= 4096 for v in limits.values()
+    ):
+        problems.append("max_bytes: header -> byte limit (1..4096)")
+        return {}
+    return {str(k): int(v) for k, v in limits.items()}

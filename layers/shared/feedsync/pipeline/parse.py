@@ -2,8 +2,9 @@
 
 * A data file event parses that file and stores a per-file result.
 * A manifest event (always delivered last) verifies every listed file against the manifest,
-  parses any data file without a valid result (lost or late events, re-deliveries), and writes
-  the delivery record: ``complete`` with totals, or ``failed`` with the reasons.
+  parses any data file without a valid result (lost or late events, re-deliveries, results made
+  with another column header), and writes the delivery record: ``complete`` with totals, or
+  ``failed`` with the reasons.
 
 Both are idempotent and order-independent: results are keyed by file name and digest, and a
 re-run rewrites the same keys with the same content.
@@ -12,10 +13,11 @@ re-run rewrites the same keys with the same content.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import posixpath
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, BinaryIO
+from dataclasses import dataclass, replace
+from typing import BinaryIO
 
 from feedsync.datafeed.hitfile import (
     HitFileScan,
@@ -29,17 +31,25 @@ from feedsync.datafeed.manifest import Manifest, ManifestEntry, parse_manifest
 from feedsync.datafeed.naming import Delivery, FeedFile, FileKind, parse_feed_name
 from feedsync.datafeed.visitors import HitLayout
 from feedsync.errors import FeedError, FeedNameError, IntegrityError
+from feedsync.pipeline.layout import StateLayout
+from feedsync.pipeline.records import (
+    DeliveryRecord,
+    FileCheck,
+    FileResult,
+    HitCounts,
+    ObjectOutcome,
+    Status,
+)
 from feedsync.pipeline.results import (
-    DeliveryKeys,
     load_summary,
     merge_visitors,
     read_visitors,
     save_summary,
     write_visitors,
 )
-from feedsync.storage import ObjectStore, put_json
+from feedsync.storage import ObjectStore, get_json, put_json
 
-COUNTS = ("rows", "counted_rows", "excluded_rows", "rows_without_visitor")
+ParseOutcome = FileResult | DeliveryRecord | ObjectOutcome
 
 
 @dataclass(frozen=True)
@@ -48,11 +58,23 @@ class ParseSettings:
     crm_id_column: str = "post_evar22"
 
 
+@dataclass(frozen=True)
+class Headers:
+    """A delivery's column header row and its digest (results record which one they used)."""
+
+    names: list[str]
+    md5: str
+
+    @classmethod
+    def of(cls, names: list[str]) -> Headers:
+        return cls(names, hashlib.md5("\t".join(names).encode("utf-8")).hexdigest())
+
+
 class DeliveryFailed(FeedError):
     """A delivery did not pass verification; ``record`` holds the stored delivery record."""
 
-    def __init__(self, record: dict[str, Any]) -> None:
-        super().__init__(record["delivery"], "; ".join(record["reasons"]))
+    def __init__(self, record: DeliveryRecord) -> None:
+        super().__init__(record.delivery, "; ".join(record.reasons))
         self.record = record
 
 
@@ -71,23 +93,21 @@ def _open(feed: ObjectStore, key: str) -> BinaryIO:
 
 def handle_feed_object(
     feed: ObjectStore, state: ObjectStore, key: str, settings: ParseSettings
-) -> dict[str, Any]:
+) -> ParseOutcome:
     """Entry point for one ObjectCreated event on the feed bucket."""
     folder, name = posixpath.split(key)
     folder = f"{folder}/" if folder else ""
     try:
         feed_file = parse_feed_name(name)
     except FeedNameError as exc:
-        return {"status": "ignored", "key": key, "reason": exc.reason}
+        return ObjectOutcome(Status.IGNORED, exc.reason, key=key)
     if feed_file.kind is FileKind.DATA:
         return parse_data_file(feed, state, folder, feed_file, settings)
     if feed_file.kind is FileKind.MANIFEST:
         return close_delivery(feed, state, folder, feed_file.delivery, settings)
-    return {
-        "status": "ignored",
-        "key": key,
-        "reason": "lookup and single-file archives are read when the manifest arrives",
-    }
+    return ObjectOutcome(
+        Status.IGNORED, "lookup and single-file archives are read when the manifest arrives", key
+    )
 
 
 def _layout(headers: list[str], settings: ParseSettings, source: str) -> HitLayout:
@@ -95,40 +115,54 @@ def _layout(headers: list[str], settings: ParseSettings, source: str) -> HitLayo
 
 
 def _store_scan(
-    state: ObjectStore, keys: DeliveryKeys, name: str, scan: HitFileScan, settings: ParseSettings
-) -> dict[str, Any]:
+    state: ObjectStore,
+    key: str,
+    name: str,
+    scan: HitFileScan,
+    settings: ParseSettings,
+    header_md5: str,
+) -> FileResult:
     tally = scan.tally
     pending, known = tally.pending_ids(), tally.known_ids()
-    visitors_key = keys.visitors(name, scan.md5)
+    visitors_key = StateLayout.visitors(key, name, scan.md5)
     write_visitors(state, visitors_key, pending, known)
-    summary = {
-        "file": name,
-        "status": "parsed",
-        "md5": scan.md5,
-        "size": scan.size,
-        "records": tally.rows,
-        "rows": tally.rows,
-        "counted_rows": tally.counted_rows,
-        "excluded_rows": tally.excluded_rows,
-        "rows_without_visitor": tally.rows_without_visitor,
-        "visitors_pending": len(pending),
-        "visitors_known": len(known),
-        "visitors_key": visitors_key,
-        "visitor_columns": list(settings.visitor_columns),
-        "crm_id_column": settings.crm_id_column,
-        "filters": tally.layout.filters,
-        "parsed_at": _now(),
-    }
-    save_summary(state, keys, summary)  # last: the summary commits the result
+    summary = FileResult(
+        file=name,
+        status=Status.PARSED,
+        parsed_at=_now(),
+        md5=scan.md5,
+        size=scan.size,
+        counts=HitCounts(
+            tally.rows, tally.counted_rows, tally.excluded_rows, tally.rows_without_visitor
+        ),
+        visitors_pending=len(pending),
+        visitors_known=len(known),
+        visitors_key=visitors_key,
+        visitor_columns=settings.visitor_columns,
+        crm_id_column=settings.crm_id_column,
+        filters=tuple(tally.layout.filters),
+        header_md5=header_md5,
+    )
+    save_summary(state, key, summary)  # last: the summary commits the result
     return summary
 
 
-def _store_failure(
-    state: ObjectStore, keys: DeliveryKeys, name: str, error: FeedError
-) -> dict[str, Any]:
-    summary = {"file": name, "status": "failed", "error": str(error), "parsed_at": _now()}
-    save_summary(state, keys, summary)
+def _store_failure(state: ObjectStore, key: str, name: str, error: FeedError) -> FileResult:
+    summary = FileResult(file=name, status=Status.FAILED, parsed_at=_now(), error=str(error))
+    save_summary(state, key, summary)
     return summary
+
+
+def _lookup_headers(feed: ObjectStore, folder: str, delivery: Delivery) -> Headers | ObjectOutcome:
+    try:
+        with feed.open(folder + delivery.lookup_name) as lookup:
+            return Headers.of(read_column_headers(lookup, delivery.lookup_name))
+    except FileNotFoundError:
+        return ObjectOutcome(
+            Status.DEFERRED,
+            f"{delivery.lookup_name} has not arrived; the manifest step parses it",
+            file="",
+        )
 
 
 def parse_data_file(
@@ -137,73 +171,67 @@ def parse_data_file(
     folder: str,
     feed_file: FeedFile,
     settings: ParseSettings,
-    headers: list[str] | None = None,
-) -> dict[str, Any]:
+    headers: Headers | None = None,
+) -> FileResult | ObjectOutcome:
     """Parse one ``NN-rsid_day.tsv.gz`` and store its result (or its failure)."""
     delivery = feed_file.delivery
-    keys = DeliveryKeys(folder, delivery.id)
-    if headers is None:
-        try:
-            with feed.open(folder + delivery.lookup_name) as lookup:
-                headers = read_column_headers(lookup, delivery.lookup_name)
-        except FileNotFoundError:
-            return {
-                "status": "deferred",
-                "file": feed_file.name,
-                "reason": f"{delivery.lookup_name} has not arrived; the manifest step parses it",
-            }
-        except FeedError as exc:
-            return _store_failure(state, keys, feed_file.name, exc)
+    key = StateLayout.delivery_key(folder, delivery.id)
     try:
-        layout = _layout(headers, settings, delivery.lookup_name)
+        if headers is None:
+            found = _lookup_headers(feed, folder, delivery)
+            if isinstance(found, ObjectOutcome):
+                return replace(found, file=feed_file.name)
+            headers = found
+        layout = _layout(headers.names, settings, delivery.lookup_name)
         with _open(feed, folder + feed_file.name) as stream:
             scan = scan_gzip_hits(stream, feed_file.name, layout)
     except FeedError as exc:
-        return _store_failure(state, keys, feed_file.name, exc)
-    return _store_scan(state, keys, feed_file.name, scan, settings)
+        return _store_failure(state, key, feed_file.name, exc)
+    return _store_scan(state, key, feed_file.name, scan, settings, headers.md5)
 
 
 def _result_is_valid(
-    summary: dict[str, Any] | None, entry: ManifestEntry, settings: ParseSettings
+    summary: FileResult | None,
+    entry: ManifestEntry,
+    settings: ParseSettings,
+    headers: Headers | None,
 ) -> bool:
     return bool(
         summary
-        and summary.get("status") == "parsed"
-        and summary.get("md5") == entry.md5
-        and summary.get("size") == entry.size
-        and summary.get("visitor_columns") == list(settings.visitor_columns)
-        and summary.get("crm_id_column") == settings.crm_id_column
+        and summary.parsed
+        and summary.md5 == entry.md5
+        and summary.size == entry.size
+        and summary.visitor_columns == settings.visitor_columns
+        and summary.crm_id_column == settings.crm_id_column
+        # a re-delivered day may change the column layout: a result read with another header
+        # row is stale even when the data file itself did not change
+        and (headers is None or summary.header_md5 == headers.md5)
     )
 
 
 def _verify_lookup(
     feed: ObjectStore, folder: str, entry: ManifestEntry
-) -> tuple[list[str] | None, dict[str, Any]]:
+) -> tuple[Headers, FileCheck]:
     with _open(feed, folder + entry.name) as stream:
         reader = HashingReader(stream)
         headers = read_column_headers(reader, entry.name)
         reader.drain()
-    check = {
-        "name": entry.name,
-        "kind": "lookup",
-        "md5_ok": reader.md5 == entry.md5,
-        "size_ok": reader.size == entry.size,
-        "records": None,
-        "records_ok": None,
-    }
-    return headers, check
+    check = FileCheck(
+        entry.name, "lookup", md5_ok=reader.md5 == entry.md5, size_ok=reader.size == entry.size
+    )
+    return Headers.of(headers), check
 
 
-def _file_reasons(check: dict[str, Any], entry: ManifestEntry) -> list[str]:
+def _file_reasons(check: FileCheck, entry: ManifestEntry) -> list[str]:
     reasons = []
-    if not check["size_ok"]:
+    if not check.size_ok:
         reasons.append(f"{entry.name}: File-Size check failed (manifest {entry.size} bytes)")
-    if not check["md5_ok"]:
+    if not check.md5_ok:
         reasons.append(f"{entry.name}: MD5-Digest check failed (manifest {entry.md5})")
-    if check["records_ok"] is False:
+    if check.records_ok is False:
         reasons.append(
             f"{entry.name}: Record-Count check failed "
-            f"(manifest {entry.records}, file {check['records']})"
+            f"(manifest {entry.records}, file {check.records})"
         )
     return reasons
 
@@ -214,44 +242,33 @@ def close_delivery(
     folder: str,
     delivery: Delivery,
     settings: ParseSettings,
-) -> dict[str, Any]:
+) -> DeliveryRecord:
     """Verify the delivery against its manifest and write the delivery record."""
-    keys = DeliveryKeys(folder, delivery.id)
-    record: dict[str, Any] = {
-        "delivery": delivery.id,
-        "rsid": delivery.rsid,
-        "day": delivery.day.isoformat(),
-        "hour": delivery.hour,
-        "folder": folder,
-        "manifest": delivery.manifest_name,
-        "visitor_columns": list(settings.visitor_columns),
-        "crm_id_column": settings.crm_id_column,
-        "files": [],
-        "reasons": [],
-    }
+    record = DeliveryRecord(
+        delivery=delivery.id,
+        rsid=delivery.rsid,
+        day=delivery.day.isoformat(),
+        hour=delivery.hour,
+        folder=folder,
+        manifest=delivery.manifest_name,
+        visitor_columns=settings.visitor_columns,
+        crm_id_column=settings.crm_id_column,
+    )
     try:
         raw = feed.get(folder + delivery.manifest_name)
         if raw is None:
             raise IntegrityError(delivery.manifest_name, "the manifest is missing")
         manifest = parse_manifest(raw.decode("iso-8859-1"), delivery.manifest_name)
-        record["total_records"] = manifest.total_records
-        _verify_files(feed, state, folder, delivery, manifest, settings, keys, record)
+        record.total_records = manifest.total_records
+        _verify_files(feed, state, delivery, manifest, settings, record)
+        record.warnings.extend(_unlisted_files(feed, folder, delivery, manifest))
     except FeedError as exc:
-        record["reasons"].append(str(exc))
-    return _finish(state, keys, record)
+        record.reasons.append(str(exc))
+    return _finish(state, record)
 
 
-def _verify_files(
-    feed: ObjectStore,
-    state: ObjectStore,
-    folder: str,
-    delivery: Delivery,
-    manifest: Manifest,
-    settings: ParseSettings,
-    keys: DeliveryKeys,
-    record: dict[str, Any],
-) -> None:
-    reasons: list[str] = record["reasons"]
+def _foreign_entries(manifest: Manifest, delivery: Delivery) -> list[str]:
+    reasons = []
     for entry in manifest.files:
         try:
             belongs = parse_feed_name(entry.name).delivery == delivery
@@ -259,46 +276,104 @@ def _verify_files(
             belongs = False
         if not belongs:
             reasons.append(f"{entry.name}: listed in the manifest but not a file of {delivery.id}")
-    if reasons:
-        return
+    return reasons
 
-    headers: list[str] | None = None
+
+def _unlisted_files(
+    feed: ObjectStore, folder: str, delivery: Delivery, manifest: Manifest
+) -> list[str]:
+    """Data files of this delivery in the folder that the manifest does not list."""
+    listed = {e.name for e in manifest.files}
+    out = []
+    # data file names start with their index (NN-rsid_day), so no narrower prefix exists
+    for key in feed.list(folder):
+        name = key[len(folder) :]
+        if "/" in name or name in listed:
+            continue
+        try:
+            found = parse_feed_name(name)
+        except FeedNameError:
+            continue
+        if found.delivery == delivery and found.kind in (FileKind.DATA, FileKind.SINGLE):
+            out.append(f"{name}: in the feed folder but not listed in the manifest (not parsed)")
+    return out
+
+
+def _verify_files(
+    feed: ObjectStore,
+    state: ObjectStore,
+    delivery: Delivery,
+    manifest: Manifest,
+    settings: ParseSettings,
+    record: DeliveryRecord,
+) -> None:
+    record.reasons.extend(_foreign_entries(manifest, delivery))
+    if record.reasons:
+        return
+    headers: Headers | None = None
     for entry in manifest.lookup_files:
         try:
-            found, check = _verify_lookup(feed, folder, entry)
+            found, check = _verify_lookup(feed, record.folder, entry)
         except FeedError as exc:
-            reasons.append(str(exc))
+            record.reasons.append(str(exc))
             continue
-        record["files"].append(check)
-        reasons.extend(_file_reasons(check, entry))
+        record.files.append(check)
+        record.reasons.extend(_file_reasons(check, entry))
         headers = headers or found
-
     for entry in manifest.data_files:
-        kind = parse_feed_name(entry.name).kind
-        summary = load_summary(state, keys, entry.name)
-        parsed_now = not _result_is_valid(summary, entry, settings)
-        if parsed_now:
-            summary = _parse_listed(feed, state, folder, entry, kind, headers, settings, keys)
-        assert summary is not None
-        if summary["status"] != "parsed":
-            reasons.append(summary["error"])
-            record["files"].append({"name": entry.name, "kind": "data", "error": summary["error"]})
-            continue
-        check = {
-            "name": entry.name,
-            "kind": "data",
-            "md5_ok": summary["md5"] == entry.md5,
-            "size_ok": summary["size"] == entry.size,
-            "records": summary["records"],
-            "records_ok": summary["records"] == entry.records,
-            "parsed_now": parsed_now,
-            "filters": summary["filters"],
-        }
-        for count in COUNTS:
-            check[count] = summary[count]
-        check["visitors_key"] = summary["visitors_key"]
-        record["files"].append(check)
-        reasons.extend(_file_reasons(check, entry))
+        check = _check_data_file(feed, state, entry, headers, settings, record)
+        record.files.append(check)
+        if check.error is not None:
+            record.reasons.append(check.error)
+        else:
+            record.reasons.extend(_file_reasons(check, entry))
+
+
+def _check_data_file(
+    feed: ObjectStore,
+    state: ObjectStore,
+    entry: ManifestEntry,
+    headers: Headers | None,
+    settings: ParseSettings,
+    record: DeliveryRecord,
+) -> FileCheck:
+    kind = parse_feed_name(entry.name).kind
+    summary = load_summary(state, record.key, entry.name)
+    expected = headers if kind is FileKind.DATA else None
+    parsed_now = not _result_is_valid(summary, entry, settings, expected)
+    if parsed_now or summary is None:
+        summary = _parse_listed(feed, state, record.folder, entry, kind, headers, settings)
+    if not summary.parsed:
+        return FileCheck(entry.name, "data", error=summary.error)
+    return FileCheck(
+        name=entry.name,
+        kind="data",
+        md5_ok=summary.md5 == entry.md5,
+        size_ok=summary.size == entry.size,
+        records=summary.counts.rows,
+        records_ok=summary.counts.rows == entry.records,
+        parsed_now=parsed_now,
+        filters=summary.filters,
+        counts=summary.counts,
+        visitors_key=summary.visitors_key,
+    )
+
+
+def _parse_single(
+    feed: ObjectStore,
+    state: ObjectStore,
+    folder: str,
+    entry: ManifestEntry,
+    settings: ParseSettings,
+) -> FileResult:
+    key = StateLayout.delivery_key(folder, parse_feed_name(entry.name).delivery.id)
+    # Two passes: inside the archive, column_headers.tsv may come after hit_data.tsv.
+    with _open(feed, folder + entry.name) as stream:
+        names = single_file_headers(stream, entry.name)
+    layout = _layout(names, settings, entry.name)
+    with _open(feed, folder + entry.name) as stream:
+        scan = scan_single_file_hits(stream, entry.name, layout)
+    return _store_scan(state, key, entry.name, scan, settings, Headers.of(names).md5)
 
 
 def _parse_listed(
@@ -307,62 +382,58 @@ def _parse_listed(
     folder: str,
     entry: ManifestEntry,
     kind: FileKind,
-    headers: list[str] | None,
+    headers: Headers | None,
     settings: ParseSettings,
-    keys: DeliveryKeys,
-) -> dict[str, Any]:
+) -> FileResult:
+    feed_file = parse_feed_name(entry.name)
+    key = StateLayout.delivery_key(folder, feed_file.delivery.id)
     try:
         if kind is FileKind.SINGLE:
-            # Two passes: inside the archive, column_headers.tsv may come after hit_data.tsv.
-            with _open(feed, folder + entry.name) as stream:
-                single_headers = single_file_headers(stream, entry.name)
-            layout = _layout(single_headers, settings, entry.name)
-            with _open(feed, folder + entry.name) as stream:
-                scan = scan_single_file_hits(stream, entry.name, layout)
-            return _store_scan(state, keys, entry.name, scan, settings)
+            return _parse_single(feed, state, folder, entry, settings)
         if headers is None:
             raise IntegrityError(entry.name, "no readable lookup archive gives its column headers")
-        return parse_data_file(
-            feed, state, folder, parse_feed_name(entry.name), settings, headers=headers
-        )
+        result = parse_data_file(feed, state, folder, feed_file, settings, headers=headers)
+        assert isinstance(result, FileResult)  # headers given: never deferred
+        return result
     except FeedError as exc:
-        return _store_failure(state, keys, entry.name, exc)
+        return _store_failure(state, key, entry.name, exc)
 
 
-def _delivery_visitors(state: ObjectStore, record: dict[str, Any]) -> Iterator[tuple[str, bool]]:
-    streams = [
-        read_visitors(state, f["visitors_key"]) for f in record["files"] if f["kind"] == "data"
-    ]
+def _delivery_visitors(state: ObjectStore, record: DeliveryRecord) -> Iterator[tuple[str, bool]]:
+    streams = [read_visitors(state, f.visitors_key) for f in record.data_files]
     return merge_visitors(streams)
 
 
-def _finish(state: ObjectStore, keys: DeliveryKeys, record: dict[str, Any]) -> dict[str, Any]:
-    data_files = [f for f in record["files"] if f["kind"] == "data" and "error" not in f]
-    for count in COUNTS:
-        record[count] = sum(f[count] for f in data_files)
-    if record["reasons"]:
-        record["status"], record["complete"] = "failed", False
-        record["visitors_pending"] = record["visitors_known"] = None
+def _finish(state: ObjectStore, record: DeliveryRecord) -> DeliveryRecord:
+    record.counts = sum((f.counts for f in record.data_files), HitCounts())
+    if record.reasons:
+        record.status = Status.FAILED
+        record.visitors_pending = record.visitors_known = None
     else:
         pending = known = 0
         for _, is_known in _delivery_visitors(state, record):
             known += is_known
             pending += not is_known
-        record["status"], record["complete"] = "complete", True
-        record["visitors_pending"], record["visitors_known"] = pending, known
-    record["closed_at"] = _now()
-    put_json(state, keys.record, record)
+        record.status = Status.COMPLETE
+        record.visitors_pending, record.visitors_known = pending, known
+    record.closed_at = _now()
+    put_json(state, StateLayout.record(record.key), record.to_json())
     return record
 
 
-def pending_visitors(state: ObjectStore, record: dict[str, Any]) -> Iterator[str]:
+def load_record(state: ObjectStore, key: str) -> DeliveryRecord | None:
+    data = get_json(state, StateLayout.record(key))
+    return None if data is None else DeliveryRecord.from_json(data)
+
+
+def pending_visitors(state: ObjectStore, record: DeliveryRecord) -> Iterator[str]:
     """The sorted pending visitor ids of a complete delivery, streamed."""
-    if not record.get("complete"):
-        raise ValueError(f"delivery {record['delivery']} is not complete")
+    if not record.complete:
+        raise ValueError(f"delivery {record.delivery} is not complete")
     return (visitor for visitor, known in _delivery_visitors(state, record) if not known)
 
 
-def raise_for_status(record: dict[str, Any]) -> dict[str, Any]:
-    if not record.get("complete"):
+def raise_for_status(record: DeliveryRecord) -> DeliveryRecord:
+    if not record.complete:
         raise DeliveryFailed(record)
     return record

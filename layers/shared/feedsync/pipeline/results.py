@@ -1,13 +1,8 @@
-"""Where parse results live in the state store, and how they are merged.
+"""Per-file parse results: the summary record and the sorted visitor stream, and their merge.
 
-Layout (keys relative to the state store)::
-
-    results/<folder>/<delivery>/<file>.json               per-file summary (written last)
-    results/<folder>/<delivery>/<file>.<md5>.visitors.gz  sorted "id<TAB>P|K" lines
-    deliveries/<folder>/<delivery>.json                    delivery record
-
-The visitor stream is named by the file's digest, so a re-delivered file never mixes with its
-old result, and the summary points at exactly the stream it describes.
+The visitor stream is named by the file's digest (see ``layout``), so a re-delivered file never
+mixes with its old result, and the summary points at exactly the stream it describes. Ids are
+escaped in the stream (backslash, ``\\t``, ``\\n``) so one line is always one id.
 """
 
 from __future__ import annotations
@@ -16,21 +11,21 @@ import gzip
 import heapq
 import io
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from itertools import groupby
-from typing import Any
 
+from feedsync.pipeline.layout import StateLayout
+from feedsync.pipeline.records import FileResult
 from feedsync.storage import ObjectStore, get_json, put_json
 
 PENDING, KNOWN = "P", "K"
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n"})
 
 
-def _escape(visitor: str) -> str:
+def escape_id(visitor: str) -> str:
     return visitor.translate(_ESCAPES)
 
 
-def _unescape(text: str) -> str:
+def unescape_id(text: str) -> str:
     if "\\" not in text:
         return text
     out, chars = [], iter(text)
@@ -43,26 +38,6 @@ def _unescape(text: str) -> str:
     return "".join(out)
 
 
-@dataclass(frozen=True)
-class DeliveryKeys:
-    folder: str  # the feed folder inside the feed bucket, "" or ending in "/"
-    delivery_id: str
-
-    @property
-    def base(self) -> str:
-        return f"results/{self.folder}{self.delivery_id}/"
-
-    def summary(self, file_name: str) -> str:
-        return f"{self.base}{file_name}.json"
-
-    def visitors(self, file_name: str, md5: str) -> str:
-        return f"{self.base}{file_name}.{md5}.visitors.gz"
-
-    @property
-    def record(self) -> str:
-        return f"deliveries/{self.folder}{self.delivery_id}.json"
-
-
 def write_visitors(
     store: ObjectStore, key: str, pending: Iterable[str], known: Iterable[str]
 ) -> None:
@@ -72,7 +47,7 @@ def write_visitors(
     with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=6, mtime=0) as out:
         text = io.TextIOWrapper(out, encoding="utf-8", newline="\n")
         for visitor, state in merged:
-            text.write(f"{_escape(visitor)}\t{state}\n")
+            text.write(f"{escape_id(visitor)}\t{state}\n")
         text.flush()
         text.detach()
     store.put(key, buffer.getvalue(), "application/gzip")
@@ -83,7 +58,7 @@ def read_visitors(store: ObjectStore, key: str) -> Iterator[tuple[str, str]]:
     with gzip.open(store.open(key), "rt", encoding="utf-8", newline="\n") as lines:
         for line in lines:
             visitor, _, state = line.rstrip("\n").rpartition("\t")
-            yield _unescape(visitor), state
+            yield unescape_id(visitor), state
 
 
 def merge_visitors(streams: Iterable[Iterator[tuple[str, str]]]) -> Iterator[tuple[str, bool]]:
@@ -95,9 +70,10 @@ def merge_visitors(streams: Iterable[Iterator[tuple[str, str]]]) -> Iterator[tup
         yield visitor, any(state == KNOWN for _, state in group)
 
 
-def load_summary(store: ObjectStore, keys: DeliveryKeys, file_name: str) -> dict[str, Any] | None:
-    return get_json(store, keys.summary(file_name))
+def load_summary(store: ObjectStore, key: str, file_name: str) -> FileResult | None:
+    data = get_json(store, StateLayout.summary(key, file_name))
+    return None if data is None else FileResult.from_json(data)
 
 
-def save_summary(store: ObjectStore, keys: DeliveryKeys, summary: dict[str, Any]) -> None:
-    put_json(store, keys.summary(summary["file"]), summary)
+def save_summary(store: ObjectStore, key: str, summary: FileResult) -> None:
+    put_json(store, StateLayout.summary(key, summary.file), summary.to_json())

@@ -1,4 +1,9 @@
-"""Data source upload files from mapped rows: header, one row per visitor, split under limits."""
+"""Data source upload files from mapped rows: header, one row per visitor, split under limits.
+
+Every row is checked against the data source rules (``adobe.datasource_file``) before it goes
+into a file: a row Adobe would refuse (a ``;`` in the visitor id, over 4,096 bytes...) is
+refused here with its reason, and the file stays valid for everyone else.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,9 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from feedsync.adobe.datasource_file import MAX_ROW_BYTES
-from feedsync.pipeline.mapping import MappedRow, Mapping, Rejected
+from feedsync.adobe.datasource_file import MAX_ROW_BYTES, Header, parse_header, row_problems
+from feedsync.pipeline.mapping import MappedRow, Mapping
+from feedsync.pipeline.records import Rejected
 
 MAX_PART_BYTES = 45 * 1024 * 1024  # Adobe's limit is 50 MB; stay well under it
 
@@ -19,10 +25,48 @@ def hit_date(day: dt.date) -> str:
 
 
 @dataclass
+class FilePart:
+    data: bytes
+    visitors: list[str]
+
+
+@dataclass
 class UploadFiles:
     parts: list[bytes] = field(default_factory=list)
+    part_visitors: list[list[str]] = field(default_factory=list)  # whose rows each part holds
     rows: int = 0
     rejected: list[Rejected] = field(default_factory=list)
+
+
+class _PartWriter:
+    def __init__(self, head: bytes, max_bytes: int) -> None:
+        self.head = head
+        self.max_bytes = max_bytes
+        self.done: list[FilePart] = []
+        self.lines: list[bytes] = []
+        self.visitors: list[str] = []
+        self.size = len(head)
+
+    def add(self, visitor: str, line: bytes) -> None:
+        if self.lines and self.size + len(line) > self.max_bytes:
+            self.flush()
+        self.lines.append(line)
+        self.visitors.append(visitor)
+        self.size += len(line)
+
+    def flush(self) -> None:
+        if self.lines:
+            self.done.append(FilePart(self.head + b"".join(self.lines), self.visitors))
+        self.lines, self.visitors, self.size = [], [], len(self.head)
+
+
+def _refusal(cells: list[str], line: bytes, headers: list[Header]) -> str | None:
+    if len(line) - 1 > MAX_ROW_BYTES:
+        return f"row is {len(line) - 1} bytes; Adobe's limit is {MAX_ROW_BYTES}"
+    if any(ch in cell for cell in cells for ch in "\t\r\n"):
+        return "a value holds a tab or a line break (the file is tab-delimited, one row a line)"
+    problems = row_problems(headers, cells)
+    return "; ".join(problems) if problems else None
 
 
 def build_datasource_files(
@@ -35,29 +79,20 @@ def build_datasource_files(
     """The upload file(s) for ``rows``: every part has the comment and header lines."""
     head = "".join(f"# {line}\n" for line in comment.splitlines() if line)
     head += "\t".join(mapping.headers) + "\n"
-    head_bytes = head.encode("utf-8")
+    writer = _PartWriter(head.encode("utf-8"), max_part_bytes)
     date = hit_date(day)
+    headers = [h for h in map(parse_header, mapping.headers) if isinstance(h, Header)]
     out = UploadFiles()
-    chunks: list[bytes] = []
-    size = 0
     for row in rows:
         cells = [date, row.visitor, "1", *(row.values.get(h, "") for h in mapping.columns.values())]
         line = ("\t".join(cells) + "\n").encode("utf-8")
-        if len(line) - 1 > MAX_ROW_BYTES:
-            out.rejected.append(
-                Rejected(
-                    row.visitor, f"row is {len(line) - 1} bytes; Adobe's limit is {MAX_ROW_BYTES}"
-                )
-            )
+        reason = _refusal(cells, line, headers)
+        if reason:
+            out.rejected.append(Rejected(row.visitor, reason))
             continue
-        if chunks and size + len(line) > max_part_bytes:
-            out.parts.append(head_bytes + b"".join(chunks))
-            chunks, size = [], len(head_bytes)
-        if not chunks:
-            size = len(head_bytes)
-        chunks.append(line)
-        size += len(line)
+        writer.add(row.visitor, line)
         out.rows += 1
-    if chunks:
-        out.parts.append(head_bytes + b"".join(chunks))
+    writer.flush()
+    out.parts = [part.data for part in writer.done]
+    out.part_visitors = [part.visitors for part in writer.done]
     return out

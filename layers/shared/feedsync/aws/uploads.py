@@ -1,0 +1,54 @@
+"""The reconciliation queue on StateTable: files sent to Adobe awaiting Adobe's verdict.
+
+Items: ``pk=uploads#open``, ``sk=<destination>#<file>``, ``record`` (the OpenUpload as JSON).
+The queue stays small (the files of the last days), so one partition serves it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.conditions import Key
+
+from feedsync.pipeline.records import OpenUpload
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
+
+PK = "uploads#open"
+RETENTION = 400 * 86_400
+
+
+class DynamoUploadLog:
+    def __init__(self, table: Table, clock: Callable[[], float] = time.time) -> None:
+        self.table = table
+        self._clock = clock
+
+    def add(self, upload: OpenUpload) -> None:
+        self.table.put_item(
+            Item={
+                "pk": PK,
+                "sk": upload.id,
+                "record": json.dumps(upload.to_json(), sort_keys=True),
+                "expires_at": int(self._clock()) + RETENTION,
+            }
+        )
+
+    def open_uploads(self) -> list[OpenUpload]:
+        out: list[OpenUpload] = []
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": Key("pk").eq(PK),
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self.table.query(**kwargs)
+            out.extend(OpenUpload.from_json(json.loads(str(i["record"]))) for i in page["Items"])
+            if "LastEvaluatedKey" not in page:
+                return sorted(out, key=lambda u: (u.sent_at, u.id))
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def close(self, upload: OpenUpload) -> None:
+        self.table.delete_item(Key={"pk": PK, "sk": upload.id})

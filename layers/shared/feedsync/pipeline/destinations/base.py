@@ -1,0 +1,98 @@
+"""What every destination is made of: a file builder (pure, no network) and a sender.
+
+A destination turns a batch's mapped rows into files once (``build``), as data the run stores
+in the state bucket before anything is sent; the sender then sends each file, finds a file an
+earlier attempt may have delivered, and asks Adobe for its verdict later (reconciliation). A dry
+run pairs the same builder with a sender that sends nothing.
+
+Every identity Adobe sees for a file (file name, idempotency key) carries the delivery's content
+generation and the attempt, so a re-delivered day or a re-send after a failure is never mistaken
+for the upload before it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from feedsync.pipeline.mapping import MappedRow, Mapping
+from feedsync.pipeline.records import JobRef, Rejected
+
+
+@dataclass(frozen=True)
+class Batch:
+    rsid: str
+    day: dt.date
+    delivery: str  # delivery id, e.g. acmeprod_2015-07-13
+    run: str  # the run key (delivery key @ generation, with a dry-run prefix when dry)
+    generation: str
+    index: int
+    rows: list[MappedRow]
+    mapping: Mapping
+    attempt: int = 1
+
+    @property
+    def stem(self) -> str:
+        retry = f"_a{self.attempt}" if self.attempt > 1 else ""
+        return f"feedsync_{self.delivery}_g{self.generation[:8]}_b{self.index:05d}{retry}"
+
+    def key(self, part: int) -> str:
+        """Deterministic idempotency key: the same batch part always gets the same key."""
+        text = f"{self.run}|{self.index}|{self.attempt}|{part}"
+        return f"feedsync-{hashlib.sha256(text.encode()).hexdigest()[:32]}"
+
+
+@dataclass(frozen=True)
+class UploadFile:
+    name: str
+    data: bytes
+    visitors: tuple[str, ...]  # whose rows it holds (released again if Adobe fails the file)
+    part: int = 1
+
+
+@dataclass
+class BuiltFiles:
+    files: list[UploadFile] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)  # rows the destination's rules refuse
+
+
+@dataclass(frozen=True)
+class AdobeVerdict:
+    """What Adobe says of a sent file now."""
+
+    outcome: str  # "accepted" | "failed" | "pending"
+    status: str  # Adobe's own word (success, failure, processing, complete, stuck, UPLOADED...)
+    detail: str = ""
+
+
+ACCEPTED, FAILED, PENDING = "accepted", "failed", "pending"
+
+
+class FileBuilder(Protocol):
+    def build(self, batch: Batch) -> BuiltFiles: ...
+
+
+class Sender(Protocol):
+    # True when sending a file twice does no harm (Target rewrites the same values): no lookup
+    # and no settle wait before a re-send.
+    resend_is_harmless: bool
+
+    def send(self, batch: Batch, upload: UploadFile) -> JobRef:
+        """Send one file; OutcomeUnknownError when the answer was lost (look again later)."""
+        ...
+
+    def find(self, batch: Batch, upload: UploadFile) -> JobRef | None:
+        """The job an earlier attempt created for this very file, or None."""
+        ...
+
+    def verdict(self, rsid: str, job: JobRef) -> AdobeVerdict: ...
+
+
+@dataclass(frozen=True)
+class Destination:
+    name: str
+    builder: FileBuilder
+    sender: Sender
+    dry_run: bool = False

@@ -1,0 +1,466 @@
+"""Typed records of both pipeline steps, and the one ``Status`` vocabulary they share.
+
+Each record serialises to the JSON stored in the state bucket (``to_json``) and reads it back
+(``from_json``); that JSON is an interface - operators, the CLI and dashboards read it - so field
+names never change, new fields are only added.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from typing import Any
+
+Json = dict[str, Any]
+
+
+class Status(StrEnum):
+    # parse step: a data file, a delivery
+    PARSED = "parsed"
+    DEFERRED = "deferred"
+    IGNORED = "ignored"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    # daily run: one delivery's run
+    SKIPPED = "skipped"
+    BUSY = "busy"
+    IN_PROGRESS = "in_progress"
+    WAITING = "waiting"  # uploads whose outcome is unknown are looked up again by a later run
+    QUOTA_EXHAUSTED = "quota_exhausted"
+    NOT_CONFIGURED = "not_configured"
+
+
+class LedgerStatus(StrEnum):
+    UPLOADED = "uploaded"  # Adobe took it (or is still deciding: see the upload log)
+    NOT_FOUND = "not_found"  # the CRM does not know the visitor
+    REJECTED = "rejected"  # the row breaks a rule (mapping or destination): reported, not sent
+    RETRY = "retry"  # Adobe failed the upload: send again to ``retry`` destinations
+    FAILED = "failed"  # Adobe failed it ``max attempts`` times: given up, reported
+
+
+@dataclass(frozen=True)
+class HitCounts:
+    rows: int = 0
+    counted_rows: int = 0
+    excluded_rows: int = 0
+    rows_without_visitor: int = 0
+
+    NAMES = ("rows", "counted_rows", "excluded_rows", "rows_without_visitor")
+
+    def to_json(self) -> Json:
+        return {name: getattr(self, name) for name in self.NAMES}
+
+    @classmethod
+    def from_json(cls, data: Json) -> HitCounts:
+        return cls(**{name: int(data.get(name) or 0) for name in cls.NAMES})
+
+    def __add__(self, other: HitCounts) -> HitCounts:
+        return HitCounts(*(getattr(self, n) + getattr(other, n) for n in self.NAMES))
+
+
+# --- parse step ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """One data file's parse result (``results/<folder>/<delivery>/<file>.json``)."""
+
+    file: str
+    status: Status  # PARSED or FAILED
+    parsed_at: str
+    error: str | None = None
+    md5: str = ""
+    size: int = 0
+    counts: HitCounts = HitCounts()
+    visitors_pending: int = 0
+    visitors_known: int = 0
+    visitors_key: str = ""
+    visitor_columns: tuple[str, ...] = ()
+    crm_id_column: str = ""
+    filters: tuple[str, ...] = ()
+    header_md5: str = ""  # digest of the column_headers.tsv the file was read with
+
+    @property
+    def parsed(self) -> bool:
+        return self.status is Status.PARSED
+
+    def to_json(self) -> Json:
+        if not self.parsed:
+            return {"file": self.file, "status": str(self.status), "error": self.error,
+                    "parsed_at": self.parsed_at}  # fmt: skip
+        return {
+            "file": self.file,
+            "status": str(self.status),
+            "md5": self.md5,
+            "size": self.size,
+            "records": self.counts.rows,
+            **self.counts.to_json(),
+            "visitors_pending": self.visitors_pending,
+            "visitors_known": self.visitors_known,
+            "visitors_key": self.visitors_key,
+            "visitor_columns": list(self.visitor_columns),
+            "crm_id_column": self.crm_id_column,
+            "filters": list(self.filters),
+            "header_md5": self.header_md5,
+            "parsed_at": self.parsed_at,
+        }
+
+    @classmethod
+    def from_json(cls, data: Json) -> FileResult:
+        return cls(
+            file=str(data["file"]),
+            status=Status(data["status"]),
+            parsed_at=str(data.get("parsed_at", "")),
+            error=data.get("error"),
+            md5=str(data.get("md5", "")),
+            size=int(data.get("size") or 0),
+            counts=HitCounts.from_json(data),
+            visitors_pending=int(data.get("visitors_pending") or 0),
+            visitors_known=int(data.get("visitors_known") or 0),
+            visitors_key=str(data.get("visitors_key", "")),
+            visitor_columns=tuple(data.get("visitor_columns", ())),
+            crm_id_column=str(data.get("crm_id_column", "")),
+            filters=tuple(data.get("filters", ())),
+            header_md5=str(data.get("header_md5", "")),
+        )
+
+
+@dataclass(frozen=True)
+class ObjectOutcome:
+    """A feed object the parse step did not turn into a result (ignored, deferred)."""
+
+    status: Status
+    reason: str
+    key: str = ""
+    file: str = ""
+
+    def to_json(self) -> Json:
+        out: Json = {"status": str(self.status), "reason": self.reason}
+        if self.key:
+            out["key"] = self.key
+        if self.file:
+            out["file"] = self.file
+        return out
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """One file of a delivery record: the manifest checks and, for data files, its figures."""
+
+    name: str
+    kind: str  # "data" | "lookup"
+    md5_ok: bool | None = None
+    size_ok: bool | None = None
+    records: int | None = None
+    records_ok: bool | None = None
+    error: str | None = None
+    parsed_now: bool = False
+    filters: tuple[str, ...] = ()
+    counts: HitCounts = HitCounts()
+    visitors_key: str = ""
+
+    @property
+    def usable(self) -> bool:
+        return self.kind == "data" and self.error is None
+
+    def to_json(self) -> Json:
+        if self.error is not None:
+            return {"name": self.name, "kind": self.kind, "error": self.error}
+        out: Json = {"name": self.name, "kind": self.kind, "md5_ok": self.md5_ok,
+                     "size_ok": self.size_ok, "records": self.records,
+                     "records_ok": self.records_ok}  # fmt: skip
+        if self.kind == "data":
+            out.update(parsed_now=self.parsed_now, filters=list(self.filters),
+                       visitors_key=self.visitors_key, **self.counts.to_json())  # fmt: skip
+        return out
+
+    @classmethod
+    def from_json(cls, data: Json) -> FileCheck:
+        return cls(
+            name=str(data["name"]),
+            kind=str(data["kind"]),
+            md5_ok=data.get("md5_ok"),
+            size_ok=data.get("size_ok"),
+            records=data.get("records"),
+            records_ok=data.get("records_ok"),
+            error=data.get("error"),
+            parsed_now=bool(data.get("parsed_now", False)),
+            filters=tuple(data.get("filters", ())),
+            counts=HitCounts.from_json(data),
+            visitors_key=str(data.get("visitors_key", "")),
+        )
+
+
+@dataclass
+class DeliveryRecord:
+    """A delivery, verified against its manifest (``deliveries/<folder><delivery>.json``)."""
+
+    delivery: str
+    rsid: str
+    day: str
+    hour: str | None
+    folder: str
+    manifest: str
+    visitor_columns: tuple[str, ...]
+    crm_id_column: str
+    files: list[FileCheck] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    total_records: int | None = None
+    counts: HitCounts = HitCounts()
+    status: Status = Status.FAILED
+    visitors_pending: int | None = None
+    visitors_known: int | None = None
+    closed_at: str = ""
+
+    @property
+    def complete(self) -> bool:
+        return self.status is Status.COMPLETE
+
+    @property
+    def key(self) -> str:
+        """The delivery's key in the state bucket: feed folder + delivery id."""
+        return f"{self.folder}{self.delivery}"
+
+    @property
+    def empty(self) -> bool:
+        """A day without traffic: the manifest lists no data file."""
+        return not any(f.kind == "data" for f in self.files) and not self.reasons
+
+    @property
+    def data_files(self) -> list[FileCheck]:
+        return [f for f in self.files if f.usable]
+
+    def to_json(self) -> Json:
+        out: Json = {
+            "delivery": self.delivery,
+            "rsid": self.rsid,
+            "day": self.day,
+            "hour": self.hour,
+            "folder": self.folder,
+            "manifest": self.manifest,
+            "visitor_columns": list(self.visitor_columns),
+            "crm_id_column": self.crm_id_column,
+            "files": [f.to_json() for f in self.files],
+            "reasons": list(self.reasons),
+            **self.counts.to_json(),
+            "status": str(self.status),
+            "complete": self.complete,
+            "empty": self.empty,
+            "visitors_pending": self.visitors_pending,
+            "visitors_known": self.visitors_known,
+            "closed_at": self.closed_at,
+        }
+        if self.total_records is not None:
+            out["total_records"] = self.total_records
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        return out
+
+    @classmethod
+    def from_json(cls, data: Json) -> DeliveryRecord:
+        status = data.get("status") or ("complete" if data.get("complete") else "failed")
+        return cls(
+            delivery=str(data["delivery"]),
+            rsid=str(data["rsid"]),
+            day=str(data["day"]),
+            hour=data.get("hour"),
+            folder=str(data.get("folder", "")),
+            manifest=str(data.get("manifest", "")),
+            visitor_columns=tuple(data.get("visitor_columns", ())),
+            crm_id_column=str(data.get("crm_id_column", "")),
+            files=[FileCheck.from_json(f) for f in data.get("files", [])],
+            reasons=list(data.get("reasons", [])),
+            warnings=list(data.get("warnings", [])),
+            total_records=data.get("total_records"),
+            counts=HitCounts.from_json(data),
+            status=Status(status),
+            visitors_pending=data.get("visitors_pending"),
+            visitors_known=data.get("visitors_known"),
+            closed_at=str(data.get("closed_at", "")),
+        )
+
+
+# --- daily run ----------------------------------------------------------------------------
+
+MAX_REJECT_SAMPLES = 50
+FIGURES = (
+    "pending",
+    "already_enriched",
+    "looked_up",
+    "matched",
+    "uploaded_rows",
+    "rejected",
+    "not_found",
+)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    visitor: str
+    reason: str
+
+    def to_json(self) -> Json:
+        return {"visitor": self.visitor, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """One file a destination sent (or, in a dry run, only wrote): how to find it at Adobe."""
+
+    file: str
+    destination: str = ""
+    job_id: str | int | None = None  # Data Sources job
+    status: str | None = None  # Adobe's status when last seen
+    rows: int | None = None
+    idempotency_key: str | None = None  # BDIA
+    batch_status: str | None = None  # Target batchStatus URL
+    dry_run: bool | None = None
+    upload_key: str = ""  # the file's copy in the state bucket
+    attempt: int = 1
+
+    def to_json(self) -> Json:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {k: v for k, v in out.items() if v not in (None, "") or k == "rows"}
+
+    @classmethod
+    def from_json(cls, data: Json) -> JobRef:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass
+class BatchFigures:
+    """What one batch did (its checkpoint in StateTable and a part of the report)."""
+
+    pending: int = 0
+    already_enriched: int = 0
+    looked_up: int = 0
+    matched: int = 0
+    uploaded_rows: int = 0
+    rejected: int = 0
+    not_found: int = 0
+    crm_calls: int = 0
+    rejected_samples: list[Rejected] = field(default_factory=list)
+    rejected_reasons: dict[str, int] = field(default_factory=dict)
+    jobs: dict[str, list[JobRef]] = field(default_factory=dict)
+
+    def to_json(self) -> Json:
+        return {
+            **{name: getattr(self, name) for name in (*FIGURES, "crm_calls")},
+            "rejected_samples": [r.to_json() for r in self.rejected_samples],
+            "rejected_reasons": dict(self.rejected_reasons),
+            "jobs": {d: [j.to_json() for j in refs] for d, refs in self.jobs.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Json) -> BatchFigures:
+        return cls(
+            **{name: int(data.get(name) or 0) for name in (*FIGURES, "crm_calls")},
+            rejected_samples=[Rejected(**s) for s in data.get("rejected_samples", [])],
+            rejected_reasons=dict(data.get("rejected_reasons", {})),
+            jobs={
+                d: [JobRef.from_json(j) for j in refs] for d, refs in data.get("jobs", {}).items()
+            },
+        )
+
+    def add_rejected(self, rejected: list[Rejected]) -> None:
+        self.rejected += len(rejected)
+        room = MAX_REJECT_SAMPLES - len(self.rejected_samples)
+        self.rejected_samples.extend(rejected[: max(0, room)])
+        self.rejected_reasons = dict(
+            Counter(self.rejected_reasons) + Counter(r.reason for r in rejected)
+        )
+
+
+def total(batches: list[BatchFigures]) -> BatchFigures:
+    """The sum of several batches' figures (samples capped, jobs concatenated)."""
+    out = BatchFigures()
+    reasons: Counter[str] = Counter()
+    for batch in batches:
+        for name in (*FIGURES, "crm_calls"):
+            setattr(out, name, getattr(out, name) + getattr(batch, name))
+        out.rejected_samples.extend(batch.rejected_samples)
+        reasons.update(batch.rejected_reasons)
+        for destination, refs in batch.jobs.items():
+            out.jobs.setdefault(destination, []).extend(refs)
+    out.rejected_samples = out.rejected_samples[:MAX_REJECT_SAMPLES]
+    out.rejected_reasons = dict(reasons)
+    return out
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Adobe's word on one sent file, as reconciliation last saw it."""
+
+    destination: str
+    file: str
+    status: str  # Adobe's own status (success, failure, processing, complete, stuck, ...)
+    outcome: str  # "accepted" | "failed" | "pending" | "stuck"
+    visitors: int = 0
+    detail: str = ""
+    job: str = ""  # job id, idempotency key or batch status URL
+    at: str = ""
+
+    def to_json(self) -> Json:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_json(cls, data: Json) -> Verdict:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """What the ledger knows of one visitor of a report suite."""
+
+    status: LedgerStatus
+    delivery: str = ""
+    retry: frozenset[str] = frozenset()  # destinations to send again (status RETRY)
+    attempts: int = 1  # sends so far (Adobe failed attempts - 1 of them)
+
+    @property
+    def settled(self) -> bool:
+        """Nothing more to do for this visitor (until the entry expires)."""
+        return self.status is not LedgerStatus.RETRY
+
+
+@dataclass(frozen=True)
+class OpenUpload:
+    """A file Adobe took but has not yet given its verdict on (the reconciliation queue)."""
+
+    destination: str
+    rsid: str
+    delivery: str  # delivery key
+    run: str  # run state key (delivery key @ generation)
+    batch: int
+    attempt: int
+    job: JobRef
+    visitors_key: str  # the state-bucket object listing the file's visitors
+    visitors: int
+    sent_at: float  # epoch seconds
+
+    @property
+    def id(self) -> str:
+        return f"{self.destination}#{self.job.file}"
+
+    def to_json(self) -> Json:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["job"] = self.job.to_json()
+        return out
+
+    @classmethod
+    def from_json(cls, data: Json) -> OpenUpload:
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        values["job"] = JobRef.from_json(data["job"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    owner: str
+    until: float  # epoch seconds the lease ends
+    renewed_at: float  # last heartbeat
