@@ -32,7 +32,7 @@ VISITOR, CRM = ("mcvisid",), "post_evar22"
 
 
 def generate(rows: int, path: Path) -> list[str]:
-    from tests import feedgen
+    from sandbox import feedgen
 
     rng = random.Random(42)
     headers = feedgen.column_headers(300)

@@ -42,10 +42,10 @@ def main() -> int:
 
     from feedsync.cli import PARSE_FIELDS
     from feedsync.pipeline.records import FIGURES
+    from sandbox import feedgen
     from sandbox.lambda_context import FakeLambdaContext
     from sandbox.run import Sandbox
     from sandbox.world import STATE_BUCKET, World
-    from tests import feedgen
 
     work = ROOT / ".demo"
     shutil.rmtree(work, ignore_errors=True)

@@ -123,7 +123,7 @@ class World:
 
     def deliver(self, hits_per_file: list[list[Any]], day: str) -> dict[str, Any]:
         """Write a generated delivery and parse it into the state bucket, as ParseFeedFunction does."""
-        from tests import feedgen
+        from sandbox import feedgen
 
         delivery = feedgen.make_delivery(self.workdir / day / FOLDER, hits_per_file, day=day)
         name = parse_feed_name(delivery.manifest_name)

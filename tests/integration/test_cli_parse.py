@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from feedsync.cli import main
-from tests import feedgen
+from sandbox import feedgen
 
 
 def run(capsys, *args):

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from feedsync.errors import ConfigError
+from sandbox import feedgen
 from sandbox.lambda_context import FakeLambdaContext
 from sandbox.world import FOLDER, World
-from tests import feedgen
 
 DAY1, DAY2 = "2026-11-20", "2026-11-21"
 KEY1, KEY2 = f"{FOLDER}acmeprod_{DAY1}", f"{FOLDER}acmeprod_{DAY2}"

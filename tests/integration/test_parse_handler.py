@@ -15,8 +15,8 @@ import pytest
 from moto import mock_aws
 
 from feedsync.pipeline.parse import DeliveryFailed
+from sandbox import feedgen
 from sandbox.lambda_context import FakeLambdaContext
-from tests import feedgen
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 FEED, STATE = "feedsync-feed-test", "feedsync-state-test"

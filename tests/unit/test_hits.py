@@ -10,7 +10,7 @@ import pytest
 from feedsync.datafeed.gzipstream import decompressed_chunks
 from feedsync.datafeed.hits import RowScanner
 from feedsync.errors import CorruptFileError
-from tests import feedgen
+from sandbox import feedgen
 
 
 def reference_rows(raw: bytes, wanted):

@@ -10,7 +10,7 @@ from feedsync.datafeed import nativescan
 from feedsync.datafeed.hits import RowScanner
 from feedsync.datafeed.visitors import HitLayout, VisitorTally
 from feedsync.errors import CorruptFileError
-from tests import feedgen
+from sandbox import feedgen
 
 pytestmark = pytest.mark.skipif(
     not nativescan.available(),

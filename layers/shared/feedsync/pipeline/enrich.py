@@ -76,6 +76,7 @@ class EnrichPorts:
     continue_later: Callable[[dict[str, Any]], None] | None = None
     metric: Metric = _no_metric
     owner: str = field(default_factory=lambda: f"local-{time.time_ns()}")
+    clock: Callable[[], float] = time.time  # wall clock (leases, settle and stuck ages)
 
 
 class ContinuationLimitError(FeedsyncError):
@@ -130,6 +131,7 @@ class DeliveryRun:
             mapping=ports.mapping,
             dry=self.dry,
             settle_seconds=self.settings.settle_seconds,
+            clock=ports.clock,
         )
 
     def _step(self, index: int, ids: list[str]) -> Checkpoint | None:
@@ -237,7 +239,9 @@ def enrich_delivery(
     if record is None or not record.complete:
         return _skipped(key, record)
     run = DeliveryRun(ports, settings, record, deadline, dry_run_id)
-    lock = RunLock(ports.runs, run.state_key, ports.owner, settings.lock_lease, settings.heartbeat)
+    lock = RunLock(
+        ports.runs, run.state_key, ports.owner, settings.lock_lease, settings.heartbeat, ports.clock
+    )
     if not lock.acquire(break_lock):
         return {"key": key, "status": str(Status.BUSY), "error": lock.busy_message(break_lock)}
     lock.start_heartbeat()
@@ -283,6 +287,7 @@ def reconcile(ports: EnrichPorts, settings: EnrichSettings) -> ReconcileSummary:
         ports.metric,
         settings.max_attempts,
         settings.stuck_after,
+        ports.clock,
     ).run()
 
 
