@@ -290,7 +290,11 @@ class AdobeStandIn:
         return Response.json(account)
 
     def ds_create_account(self, request: Request, m: re.Match[str]) -> Response:
+        # static/data-sources.json createAccount: type, name and email query parameters
         self._company(request, m[1])
+        missing = [p for p in ("type", "name", "email") if not request.param(p)]
+        if missing:
+            raise _error(400, "400", f"missing query parameter(s): {', '.join(missing)}")
         accounts = self.datasource_accounts.setdefault(m[2], {})
         number = max(accounts, default=100) + 1
         accounts[number] = self._account_record(number, request.param("name", "unnamed"))
@@ -665,6 +669,8 @@ class AdobeStandIn:
 
     def cja_create(self, request: Request, _: re.Match[str]) -> Response:
         self._cja(request)
+        if not request.header("content-type").startswith("application/json"):
+            raise HttpError(415, {"errorCode": "unsupported_media_type", "message": "JSON only"})
         body = request.json()
         if not body.get("name"):
             raise _error(400, "400", "a data view needs a name")

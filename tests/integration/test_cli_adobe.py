@@ -128,3 +128,75 @@ def test_target_batch_status(cli_env: Sandbox, capsys: pytest.CaptureFixture[str
     assert code == 0 and json.loads(out)["status"] == "complete"
     code, _, err = _run(capsys, "target", "batch-status", "https://example.com/nope")
     assert code != 0 and "batchStatus URL" in err
+
+
+def test_batch_status_exit_codes_follow_targets_three_states(
+    cli_env: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.adobe_helpers import session_for
+
+    client = target.TargetClient(session_for(cli_env), "acme", "acme")
+    cli_env.adobe.stick_next = 1
+    stuck = client.batch_update(target.write_batches(["a"], [("L-1", {"a": "1"})])[0])
+    code, out, _ = _run(capsys, "target", "batch-status", stuck, "--wait", "--poll", "0.01")
+    assert code == 1 and "stuck" in out and stuck in out  # reported with the batch URL
+    slow = client.batch_update(target.write_batches(["a"], [("L-2", {"a": "1"})])[0])
+    code, _, err = _run(capsys, "target", "batch-status", slow, "--wait", "--timeout", "0.001")
+    assert code == 1 and "still incomplete" in err  # the timeout ran out
+    code, out, _ = _run(capsys, "target", "batch-status", slow, "--json")
+    body = json.loads(out)
+    assert code == 0 and body["state"] == "complete"
+    assert body["successfulUpdates"] == 1 and body["failedUpdates"] == 0  # showDetails
+    code, _, err = _run(capsys, "target", "batch-status", slow, "--wait", "--timeout", "-1")
+    assert code == 2 and "more than 0 seconds" in err
+
+
+def test_bulk_update_encodes_splits_and_waits(
+    cli_env: Sandbox, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    source = tmp_path / "profiles.csv"
+    source.write_text('thirdPartyId,Tier,Note\nL-1,gold,"a&b=c+d 100%"\nL-2,silver,\n')
+    code, out, err = _run(
+        capsys, "target", "bulk-update", str(source), "--wait", "--poll", "0.01", "--json"
+    )
+    assert code == 0 and [b["state"] for b in json.loads(out)] == ["complete"]
+    assert "batchStatus" in err  # each batch's status URL is printed as it is sent
+    assert cli_env.adobe.profiles["L-1"] == {"Tier": "gold", "Note": "a&b=c+d 100%"}
+    sent = cli_env.server.requests_to("POST", r"/v2/profile/batchUpdate$")[-1].body
+    assert b"a%26b%3Dc%2Bd%20100%25" in sent  # the guide's reserved characters encoded
+    bad = tmp_path / "ecid.csv"
+    bad.write_text("marketingCloudVisitorId,Tier\n123,gold\n")
+    code, _, err = _run(capsys, "target", "bulk-update", str(bad))
+    assert code == 2 and "thirdPartyId or pcId" in err
+
+
+def test_a_ready_batch_file_is_split_at_the_row_limit(tmp_path: Path) -> None:
+    rows = "".join(f"P-{n},v{n}\n" for n in range(12))
+    files = target.batches_from_file(f"batch=pcId,attr\n{rows}".encode())
+    assert len(files) == 1
+    import feedsync.adobe.target as module
+
+    limit = module.MAX_BATCH_ROWS
+    module.MAX_BATCH_ROWS = 5
+    try:
+        split = target.batches_from_file(f"batch=pcId,attr\n{rows}".encode())
+    finally:
+        module.MAX_BATCH_ROWS = limit
+    assert [f.count(b"\n") - 1 for f in split] == [5, 5, 2]
+    assert all(f.startswith(b"batch=pcId,attr\n") for f in split)
+
+
+def test_whoami_with_a_jwt_credential_warns_how_to_migrate(
+    cli_env: Sandbox,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    rsa_key_pair: tuple[str, str],
+) -> None:
+    private, public = rsa_key_pair
+    cli_env.adobe.account.public_key_pem = public
+    monkeypatch.setenv("ADOBE_AUTH", "jwt")
+    monkeypatch.setenv("ADOBE_TECHNICAL_ACCOUNT_ID", cli_env.adobe.account.technical_account_id)
+    monkeypatch.setenv("ADOBE_PRIVATE_KEY", private)
+    code, _, err = _run(capsys, "adobe", "whoami")
+    assert code == 0
+    assert "end of life" in err and "OAuth Server-to-Server" in err

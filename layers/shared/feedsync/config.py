@@ -246,6 +246,7 @@ class EnrichFunctionConfig:
     marketo: MarketoConfig | None
     adobe_secret_arn: str
     bdia_visitor_group: str
+    bdia_pacing: tuple[float, float]  # seconds between calls overall, and per visitor group
     target_tenant: str
     target_client: str
     ledger_ttl_days: int
@@ -272,6 +273,10 @@ class EnrichFunctionConfig:
             marketo=marketo,
             adobe_secret_arn=env.get("ADOBE_SECRET_ARN", "").strip(),
             bdia_visitor_group=env.get("BDIA_VISITOR_GROUP", "feedsync").strip() or "feedsync",
+            bdia_pacing=(
+                _seconds(env, "BDIA_INTERVAL_SECONDS", 1.0),
+                _seconds(env, "BDIA_GROUP_INTERVAL_SECONDS", 20.0),
+            ),
             target_tenant=env.get("ADOBE_TARGET_TENANT", "").strip(),
             target_client=env.get("ADOBE_TARGET_CLIENT", "").strip(),
             ledger_ttl_days=_int(env, "LEDGER_TTL_DAYS", 90, 1, 3650),

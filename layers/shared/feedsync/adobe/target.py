@@ -6,6 +6,8 @@ the Experience Cloud id. Values are URL-encoded; a file is under 50 MB and at mo
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
@@ -95,6 +97,50 @@ def write_batches(
 COMPLETE, INCOMPLETE, STUCK = "complete", "incomplete", "stuck"
 DETAIL_FIELDS = ("consumedCount", "successfulUpdates", "profilesNotFound", "failedUpdates")
 PROFILE_TOKEN_CAP = 3600.0  # the spec gives expiresIn no unit: never trust it for longer
+
+
+def batches_from_file(data: bytes, source: str = "file") -> list[bytes]:
+    """Bulk profile files from a CSV (``thirdPartyId`` or ``pcId`` first, attribute columns
+    after; values URL-encoded here) or from a ready ``batch=`` file (already encoded), split
+    under the documented limits (profile-bulk-api.md: < 50 MB and <= 500,000 rows a batch)."""
+    text = data.decode("utf-8-sig")
+    if text.startswith("batch="):
+        return _split_ready(text, source)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if not header or header[0] not in KEY_COLUMNS:
+        raise ValueError(f"{source}: the first column must be thirdPartyId or pcId")
+    if len(header) < 2:
+        raise ValueError(f"{source}: add at least one profile attribute column")
+    rows = []
+    for number, cells in enumerate(reader, start=2):
+        if len(cells) != len(header):
+            raise ValueError(
+                f"{source}: line {number} has {len(cells)} fields, header {len(header)}"
+            )
+        rows.append((cells[0], dict(zip(header[1:], cells[1:], strict=True))))
+    return write_batches(header[1:], rows, key=header[0])
+
+
+def _split_ready(text: str, source: str) -> list[bytes]:
+    lines = text.splitlines()
+    header = lines[0][len("batch=") :].split(",")
+    if header[0] not in KEY_COLUMNS:
+        raise ValueError(f"{source}: the first column must be thirdPartyId or pcId")
+    files: list[bytes] = []
+    head = (lines[0] + "\n").encode()
+    current, size = [head], len(head)
+    for line in (f"{x}\n".encode() for x in lines[1:] if x):
+        if len(current) > 1 and (
+            len(current) > MAX_BATCH_ROWS or size + len(line) >= MAX_BATCH_BYTES
+        ):
+            files.append(b"".join(current))
+            current, size = [head], len(head)
+        current.append(line)
+        size += len(line)
+    if len(current) > 1:
+        files.append(b"".join(current))
+    return files
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or bad usage (2), message already printed
+        return int(exc.code or 0)
     try:
         return int(args.func(args))
     except (ApiError, FeedError) as exc:

@@ -22,10 +22,20 @@ def _read(path: str) -> bytes:
         raise CliError(f"{path}: {exc.strerror}") from None
 
 
+JWT_END_OF_LIFE = (
+    "the service-account (JWT) credential is end of life at Adobe (no new ones since "
+    "2025-06-30, the rest converted by March 2026). Migrate: in the Adobe Developer Console, "
+    "open the project, add an OAuth Server-to-Server credential to it, then set ADOBE_AUTH=oauth "
+    "with that credential's client id, client secret and scopes (README, 'Adobe set-up')"
+)
+
+
 def cmd_whoami(args: argparse.Namespace) -> int:
     from feedsync.adobe.analytics import AnalyticsClient
 
     session = adobe_session()
+    if session.credentials.auth == "jwt":
+        print(f"feedsync: warning: {JWT_END_OF_LIFE}", file=sys.stderr)
     companies = AnalyticsClient(session).discovery()
     expires = session.tokens.expires_at()
     out = {
@@ -112,25 +122,95 @@ def cmd_bdia_upload(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_target_batch_status(args: argparse.Namespace) -> int:
+NEWLINE = b"\n"
+
+
+def _target_client() -> Any:
     from feedsync.adobe.target import TargetClient
 
-    client = TargetClient(
+    return TargetClient(
         adobe_session(),
         required_env("ADOBE_TARGET_TENANT", "the Target tenant of the admin API"),
         required_env("ADOBE_TARGET_CLIENT", "the Target client code"),
     )
-    deadline = time.monotonic() + args.timeout
+
+
+def _positive(value: str) -> float:
     try:
-        status = client.batch_status(args.url)
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return seconds
+
+
+def _wait_batch(client: Any, url: str, timeout: float, poll: float, wait: bool) -> Any:
+    deadline = time.monotonic() + timeout
+    status = client.batch_status(url, details=True)
+    while wait and not status.finished and time.monotonic() < deadline:
+        time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+        status = client.batch_status(url, details=True)
+    return status
+
+
+def _batch_line(url: str, status: Any) -> str:
+    details = ", ".join(f"{k} {v}" for k, v in status.details.items())
+    line = f"{status.batch_id}: {status.status} ({status.size} rows)"
+    line += f"; {details}" if details else ""
+    if status.state == "stuck":
+        line += f" - Target will not complete this batch: {url}"
+    return line
+
+
+def _batch_json(url: str, status: Any) -> dict[str, Any]:
+    return {
+        "batch_status": url,
+        "batch_id": status.batch_id,
+        "status": status.status,
+        "state": status.state,
+        "batch_size": status.size,
+        **status.details,
+    }
+
+
+def cmd_target_batch_status(args: argparse.Namespace) -> int:
+    client = _target_client()
+    try:
+        status = _wait_batch(client, args.url, args.timeout, args.poll, args.wait)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    while args.wait and not status.finished and time.monotonic() < deadline:
-        time.sleep(args.poll)
-        status = client.batch_status(args.url)
-    out = {"batch_id": status.batch_id, "status": status.status, "batch_size": status.size}
-    emit(out, args.json, f"{status.batch_id}: {status.status} ({status.size} rows)")
-    return 0
+    emit(_batch_json(args.url, status), args.json, _batch_line(args.url, status))
+    if status.state == "complete":
+        return 0
+    if args.wait and status.state == "incomplete":
+        print(f"feedsync: still incomplete after {args.timeout:g} s: {args.url}", file=sys.stderr)
+    return 1 if (args.wait or status.state == "stuck") else 0
+
+
+def cmd_target_bulk_update(args: argparse.Namespace) -> int:
+    from feedsync.adobe.target import batches_from_file
+
+    try:
+        files = batches_from_file(_read(args.file), args.file)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    client = _target_client()
+    results = []
+    for data in files:
+        url = client.batch_update(data)
+        rows = data.count(NEWLINE) - 1
+        print(f"feedsync: batch of {rows} rows sent: {url}", file=sys.stderr)
+        status = _wait_batch(client, url, args.timeout, args.poll, args.wait)
+        results.append((url, status))
+    emit(
+        [_batch_json(u, s) for u, s in results],
+        args.json,
+        "\n".join(_batch_line(u, s) for u, s in results),
+    )
+    if args.wait:
+        return 0 if all(s.state == "complete" for _, s in results) else 1
+    return 1 if any(s.state == "stuck" for _, s in results) else 0
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -200,13 +280,31 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     tg = sub.add_parser("target", help="Adobe Target").add_subparsers(
         dest="target_command", required=True
     )
-    status = tg.add_parser("batch-status", help="the state of a bulk profile update")
+    status = tg.add_parser(
+        "batch-status",
+        help="the state of a bulk profile update (complete, incomplete or stuck)",
+        description="Exit 0 when complete; 1 when stuck, or when --wait gives up while still "
+        "incomplete.",
+    )
     status.add_argument("url", help="the batchStatus URL batchUpdate returned")
-    status.add_argument("--wait", action="store_true", help="poll until it finishes")
-    status.add_argument("--timeout", type=float, default=3600)
-    status.add_argument("--poll", type=float, default=30)
+    status.add_argument("--wait", action="store_true", help="poll until complete or stuck")
+    status.add_argument("--timeout", type=_positive, default=3600, help="seconds --wait waits")
+    status.add_argument("--poll", type=_positive, default=30, help="seconds between polls")
     _json_flag(status)
     status.set_defaults(func=cmd_target_batch_status)
+    bulk = tg.add_parser(
+        "bulk-update",
+        help="send a bulk profile file (CSV keyed by thirdPartyId or pcId, or a batch= file)",
+        description="Splits the file under Target's limits (500,000 rows, 50 MB), URL-encodes "
+        "values, sends each batch and prints its status URL. Exit 0 only when every batch ends "
+        "complete (with --wait) or none is stuck.",
+    )
+    bulk.add_argument("file")
+    bulk.add_argument("--wait", action="store_true", help="poll each batch until it finishes")
+    bulk.add_argument("--timeout", type=_positive, default=3600, help="seconds --wait waits")
+    bulk.add_argument("--poll", type=_positive, default=30, help="seconds between polls")
+    _json_flag(bulk)
+    bulk.set_defaults(func=cmd_target_bulk_update)
 
     box = sub.add_parser("sandbox", help="run the local Adobe/Marketo stand-ins (development)")
     box.add_argument("--host", default="127.0.0.1")

@@ -45,10 +45,11 @@ def _datasources_sender(config: EnrichFunctionConfig, session: AdobeSession) -> 
 
 
 def _bdia_sender(config: EnrichFunctionConfig, session: AdobeSession) -> Sender:
-    from feedsync.adobe.bdia import BdiaClient
+    from feedsync.adobe.bdia import BdiaClient, Pacer
     from feedsync.pipeline.destinations.bdia import BdiaSender
 
-    return BdiaSender(BdiaClient(session), config.bdia_visitor_group)
+    pacer = Pacer(*config.bdia_pacing)
+    return BdiaSender(BdiaClient(session, pacer), config.bdia_visitor_group)
 
 
 def _target_sender(config: EnrichFunctionConfig, session: AdobeSession) -> Sender:

@@ -1,0 +1,133 @@
+"""The fault sweep: every kill point of a run, per destination and for a re-delivered day, plus
+per-call faults. ``make faults`` runs all of it and prints the figures; ``make test`` runs a
+sample (every ``FAULT_SAMPLE``-th kill point) through tests/faults/test_faults.py.
+
+    python -m tests.faults.sweep [--sample N] [--scenario datasources+redelivery]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.faults.harness import (
+    DESTINATIONS,
+    Installation,
+    Outcome,
+    Scenario,
+    check,
+    run_with_kill,
+)
+
+SCENARIOS = [Scenario(d, redelivered=r) for d in DESTINATIONS for r in (False, True)]
+
+
+@contextmanager
+def installation(scenario: Scenario, workdir: Path) -> Iterator[Installation]:
+    """A fresh moto account and a fresh sandbox for one scenario."""
+    from moto import mock_aws
+
+    from sandbox.adobe import ISSUED_TOKEN_HOOKS
+    from sandbox.run import Sandbox
+
+    box = Sandbox.start(
+        bdia_interval=0.0,
+        bdia_group_interval=0.0,
+        jobs_page_size=50,
+        marketo={"calls_per_window": 100, "window": 20.0, "concurrency": 10},
+    )
+    try:
+        with mock_aws():
+            yield Installation(box, workdir, scenario)
+    finally:
+        box.stop()
+        del ISSUED_TOKEN_HOOKS[:]  # tests register their secret scanner again
+
+
+def count_calls(scenario: Scenario, workdir: Path) -> int:
+    with installation(scenario, workdir / "clean") as install:
+        calls, _ = run_with_kill(install, None, False)
+        outcome = check(install, scenario.name, "clean", 1)
+        if not outcome.ok:
+            raise AssertionError(f"{scenario.name}: the clean run is not exact: {outcome}")
+        return calls
+
+
+def kill_points(scenario: Scenario, workdir: Path, sample: int = 1) -> list[Outcome]:
+    total = count_calls(scenario, workdir)
+    points = [(i, after) for i in range(total) for after in (False, True)][::sample]
+    outcomes = []
+    for n, (index, after) in enumerate(points):
+        with installation(scenario, workdir / f"k{n}") as install:
+            _, invocations = run_with_kill(install, index, after)
+            name = f"{'after' if after else 'before'} call {index}"
+            outcomes.append(check(install, scenario.name, name, invocations))
+    return outcomes
+
+
+def env_in(env: dict[str, str]) -> Callable[[], None]:
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+
+    def restore() -> None:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+    return restore
+
+
+def report(outcomes: list[Outcome], seconds: float, scenarios: int) -> str:
+    bad = [o for o in outcomes if not o.ok]
+    lines = [
+        f"scenarios run:        {scenarios}",
+        f"kill points:          {len(outcomes)}",
+        f"duplicates:           {sum(o.duplicates for o in outcomes)}",
+        f"visitors lost:        {sum(o.lost for o in outcomes)}",
+        f"report mismatches:    {sum(o.report_mismatch for o in outcomes)}",
+        f"harmless repeats:     {sum(o.harmless_repeats for o in outcomes)} "
+        "(Target batches written twice with the same values; Target has no lookup)",
+        f"slowest recovery:     {max((o.invocations for o in outcomes), default=0)} invocations",
+        f"time:                 {seconds:.0f} s",
+    ]
+    lines += [f"FAILED {o.scenario} {o.point}: {o}" for o in bad[:20]]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sample", type=int, default=1, help="every Nth kill point (1 = all)")
+    parser.add_argument("--scenario", help="only this one, e.g. bdia+redelivery")
+    args = parser.parse_args(argv)
+    restore = env_in(
+        {
+            "AWS_ACCESS_KEY_ID": "faults",
+            "AWS_SECRET_ACCESS_KEY": "faults",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+    )
+    started = time.monotonic()
+    outcomes: list[Outcome] = []
+    chosen = [s for s in SCENARIOS if args.scenario in (None, s.name)]
+    from tests.faults.percall import per_call_faults
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for scenario in chosen:
+            outcomes += kill_points(scenario, Path(tmp) / scenario.name, args.sample)
+            print(f"  {scenario.name}: {len(outcomes)} kill points so far", file=sys.stderr)
+        outcomes += per_call_faults(Path(tmp) / "per-call")
+    restore()
+    print(report(outcomes, time.monotonic() - started, len(chosen) + 1))
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

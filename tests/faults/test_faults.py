@@ -1,0 +1,32 @@
+"""The fault suite, sampled: kill points before and after external calls of a run, for each
+destination and for a re-delivered day, and every per-call fault. ``make faults`` runs every
+kill point and prints the figures (tests/faults/sweep.py)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.faults.harness import Scenario
+from tests.faults.percall import per_call_faults
+from tests.faults.sweep import SCENARIOS, kill_points
+
+SAMPLE = int(os.environ.get("FAULT_SAMPLE", "9"))  # every 9th kill point in `make test`
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+def test_kill_points_lose_nothing_and_send_nothing_twice(
+    scenario: Scenario, tmp_path: Path
+) -> None:
+    outcomes = kill_points(scenario, tmp_path, SAMPLE)
+    assert len(outcomes) >= 6
+    bad = [o for o in outcomes if not o.ok]
+    assert not bad, bad[:5]
+
+
+def test_per_call_faults_lose_nothing_and_send_nothing_twice(tmp_path: Path) -> None:
+    outcomes = per_call_faults(tmp_path)
+    bad = [o for o in outcomes if not o.ok]
+    assert not bad, bad[:5]
