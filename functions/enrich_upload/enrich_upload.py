@@ -11,6 +11,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from feedsync import logs
 from feedsync.aws.clients import AwsClients
 from feedsync.config import EnrichFunctionConfig
 from feedsync.deadline import Deadline
@@ -22,6 +23,7 @@ from feedsync.wiring import build_ports, settings
 logger = Logger()
 metrics = Metrics()
 tracer = Tracer()
+logs.configure(logger)
 
 CONFIG = EnrichFunctionConfig.from_env()  # cold start: a bad setting fails here, named
 CLIENTS = AwsClients.create(CONFIG.state_table, with_lambda=True)

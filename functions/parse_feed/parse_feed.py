@@ -11,6 +11,7 @@ import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from feedsync import logs
 from feedsync.aws.s3 import S3Store
 from feedsync.config import ParseFunctionConfig
 from feedsync.pipeline.observe import parse_figures
@@ -21,6 +22,7 @@ from feedsync.pipeline.s3events import object_keys
 logger = Logger()
 metrics = Metrics()
 tracer = Tracer()
+logs.configure(logger)
 
 CONFIG = ParseFunctionConfig.from_env()  # cold start: a bad setting fails here, named
 S3 = boto3.client("s3")

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from feedsync.datafeed.encoding import ENCODINGS
 from feedsync.errors import ConfigError, NotConfiguredError
 from feedsync.pipeline.destinations import NAMES as DESTINATIONS
 from feedsync.pipeline.destinations import RETIRED
@@ -110,6 +111,13 @@ def _seconds(env: Mapping[str, str], name: str, default: float, low: float = 0.0
     return value
 
 
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name, "").strip().lower() or choices[0]
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r}: choose from {', '.join(choices)}")
+    return value
+
+
 def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     return env.get(name, str(default)).strip().lower() in _TRUE
 
@@ -190,6 +198,7 @@ class RunTuning:
     settle_seconds: float = 600.0
     max_attempts: int = 3
     stuck_hours: float = 24.0
+    feed_encoding: str = "auto"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RunTuning:
@@ -200,6 +209,7 @@ class RunTuning:
             settle_seconds=_seconds(env, "ADOBE_SETTLE_SECONDS", 600.0),
             max_attempts=_int(env, "UPLOAD_MAX_ATTEMPTS", 3, 1, 20),
             stuck_hours=_seconds(env, "ADOBE_STUCK_HOURS", 24.0, 0.0),
+            feed_encoding=_choice(env, "FEED_ENCODING", ENCODINGS),
         )
 
 

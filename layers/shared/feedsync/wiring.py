@@ -145,4 +145,5 @@ def settings(config: EnrichFunctionConfig) -> EnrichSettings:
         settle_seconds=tuning.settle_seconds,
         max_attempts=tuning.max_attempts,
         stuck_after=tuning.stuck_hours * 3600,
+        feed_encoding=tuning.feed_encoding,
     )

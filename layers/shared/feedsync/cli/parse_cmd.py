@@ -8,13 +8,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from feedsync.cli.common import CliError
-from feedsync.config import columns
-from feedsync.datafeed.naming import FileKind, parse_feed_name
+from feedsync.cli.common import CliError, required_env
+from feedsync.config import check_roles, columns
+from feedsync.datafeed import nativescan
+from feedsync.datafeed.encoding import feed_bytes
+from feedsync.datafeed.naming import FeedFile, FileKind, parse_feed_name
 from feedsync.errors import FeedNameError
 from feedsync.pipeline.parse import ParseSettings, close_delivery, pending_visitors
+from feedsync.pipeline.records import DeliveryRecord
 from feedsync.pipeline.results import escape_id
-from feedsync.storage import LocalStore, MemoryStore
+from feedsync.storage import LocalStore, MemoryStore, ObjectStore
 
 PARSE_FIELDS = (
     "delivery",
@@ -48,33 +51,84 @@ def _find_manifest(path: Path) -> Path:
     return manifests[0]
 
 
-def cmd_parse(args: argparse.Namespace) -> int:
-    manifest = _find_manifest(Path(args.path))
-    feed_file = parse_feed_name(manifest.name)
+def _settings(args: argparse.Namespace) -> ParseSettings:
+    visitor = columns(",".join(args.visitor_column or ("mcvisid",)), "--visitor-column")
+    crm = columns(args.crm_id_column, "--crm-id-column")
+    if len(crm) != 1:
+        raise CliError("--crm-id-column: name exactly one column")
+    check_roles(visitor, crm[0], "--visitor-column", "--crm-id-column")
+    return ParseSettings(visitor_columns=visitor, crm_id_column=crm[0])
+
+
+def _check_output(path: str | None) -> None:
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise CliError(f"--pending-out {path}: is a folder; name a file")
+    if not target.parent.is_dir():
+        raise CliError(f"--pending-out {path}: the folder {target.parent} does not exist")
+
+
+def _announce_scanner() -> None:
+    global _ANNOUNCED
+    if not nativescan.available() and not _ANNOUNCED:
+        _ANNOUNCED = True
+        print(
+            f"feedsync: {nativescan.why_unavailable()}; running the slower Python scanner "
+            "(same results, several times slower)",
+            file=sys.stderr,
+        )
+
+
+_ANNOUNCED = False
+
+
+def _local(path: Path) -> tuple[ObjectStore, ObjectStore | None, str, FeedFile]:
+    manifest = _find_manifest(path)
+    try:
+        feed_file = parse_feed_name(manifest.name)
+    except FeedNameError as exc:
+        raise CliError(f"{manifest}: not a delivery manifest ({exc.reason})") from None
     if feed_file.kind is not FileKind.MANIFEST:
         raise CliError(f"{manifest}: not a manifest name (rsid_YYYY-mm-dd[-HHMMSS].txt)")
-    settings = ParseSettings(
-        visitor_columns=tuple(args.visitor_column or ("mcvisid",)),
-        crm_id_column=args.crm_id_column,
-    )
-    columns(",".join(settings.visitor_columns), "--visitor-column")
-    state = MemoryStore() if args.state_dir is None else LocalStore(args.state_dir)
-    feed = LocalStore(manifest.parent)
-    record = close_delivery(feed, state, "", feed_file.delivery, settings)
-    stored = record.to_json()
-    out: dict[str, Any] = {key: stored.get(key) for key in PARSE_FIELDS}
-    out["files"] = [
-        {k: f.get(k) for k in ("name", "md5_ok", "size_ok", "records", "records_ok", "error")}
-        for f in stored["files"]
-    ]
-    out["reasons"] = record.reasons
-    out["empty"] = record.empty
-    out["warnings"] = record.warnings
-    if args.pending_out and record.complete:
-        with open(args.pending_out, "w", encoding="utf-8", newline="\n") as handle:
-            for visitor in pending_visitors(state, record):
-                handle.write(escape_id(visitor) + "\n")
-    print(json.dumps(out, indent=2))
+    return LocalStore(manifest.parent), None, "", feed_file
+
+
+def _on_s3(uri: str) -> tuple[ObjectStore, ObjectStore | None, str, FeedFile]:
+    """``s3://BUCKET/PREFIX/MANIFEST.txt``: read the feed bucket, write STATE_BUCKET as the
+    function does."""
+    import boto3
+
+    from feedsync.aws.s3 import S3Store
+
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    folder, _, name = key.rpartition("/")
+    try:
+        feed_file = parse_feed_name(name)
+    except FeedNameError as exc:
+        raise CliError(f"{uri}: not a delivery manifest ({exc.reason})") from None
+    if feed_file.kind is not FileKind.MANIFEST:
+        raise CliError(f"{uri}: name the delivery's manifest (rsid_YYYY-mm-dd.txt)")
+    state_bucket = required_env("STATE_BUCKET", "the state bucket the parse step writes")
+    s3 = boto3.client("s3")
+    prefix = f"{folder}/" if folder else ""
+    return S3Store(s3, bucket), S3Store(s3, state_bucket), prefix, feed_file
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    _check_output(args.pending_out)
+    if str(args.path).startswith("s3://"):
+        feed, state, folder, feed_file = _on_s3(str(args.path))
+    else:
+        feed, state, folder, feed_file = _local(Path(args.path))
+    if state is None:
+        state = MemoryStore() if args.state_dir is None else LocalStore(args.state_dir)
+    _announce_scanner()
+    record = close_delivery(feed, state, folder, feed_file.delivery, settings)
+    _write_pending(args.pending_out, state, record)
+    print(json.dumps(_summary(record), indent=2))
     for warning in record.warnings:
         print(f"feedsync: warning: {warning}", file=sys.stderr)
     if not record.complete:
@@ -84,6 +138,28 @@ def cmd_parse(args: argparse.Namespace) -> int:
     return 0
 
 
+def _summary(record: DeliveryRecord) -> dict[str, Any]:
+    stored = record.to_json()
+    out: dict[str, Any] = {key: stored.get(key) for key in PARSE_FIELDS}
+    out["files"] = [
+        {k: f.get(k) for k in ("name", "md5_ok", "size_ok", "records", "records_ok", "error")}
+        for f in stored["files"]
+    ]
+    out["reasons"] = record.reasons
+    out["empty"] = record.empty
+    out["warnings"] = record.warnings
+    return out
+
+
+def _write_pending(path: str | None, state: ObjectStore, record: DeliveryRecord) -> None:
+    if not path or not record.complete:
+        return
+    # the feed's bytes, escaped (\\, \t, \n): one id per line (datafeed.encoding)
+    with open(path, "wb") as handle:
+        for visitor in pending_visitors(state, record, encoding=None):
+            handle.write(feed_bytes(escape_id(visitor)) + b"\n")
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parse = sub.add_parser(
         "parse",
@@ -91,7 +167,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Do what the parse step does, on a local delivery folder or its manifest, "
         "and print one JSON object.",
     )
-    parse.add_argument("path", help="delivery folder or its manifest (rsid_YYYY-mm-dd.txt)")
+    parse.add_argument(
+        "path",
+        help="delivery folder or its manifest (rsid_YYYY-mm-dd.txt), or "
+        "s3://BUCKET/PREFIX/rsid_YYYY-mm-dd.txt to parse in S3 as the function does "
+        "(writes STATE_BUCKET)",
+    )
     parse.add_argument(
         "--visitor-column",
         action="append",

@@ -29,21 +29,23 @@ def unescape(field: bytes) -> bytes:
     return _UNESCAPE.sub(rb"\1", field) if b"\\" in field else field
 
 
-def _fast_pattern(wanted: Sequence[int]) -> re.Pattern[bytes]:
-    """A pattern matching one backslash-free row and capturing the wanted fields in order.
-
-    ``[^\\t]*+\\t`` (single-byte negation, possessive) is the cheapest field skip sre has; it may
-    run over a newline only when a row is short, which the region checks catch.
+def _fast_pattern(wanted: Sequence[int], n_columns: int) -> re.Pattern[bytes]:
+    """A pattern matching one backslash-free row of exactly ``n_columns`` fields and capturing
+    the wanted ones in order. No part can cross a newline, so a row with one field too many or
+    too few never matches (even when another row's error compensates it in the totals).
     """
     parts = [rb"^"]
     previous = 0
     for n, index in enumerate(wanted):
         if n:
             parts.append(rb"\t")  # the tab that ends the previous captured field
-        parts.append(rb"[^\t]*+\t" * (index - previous))
+        parts.append(rb"[^\t\n]*+\t" * (index - previous))
         parts.append(rb"([^\t\n]*+)")
         previous = index + 1
-    parts.append(rb"[^\n]*+\n")
+    rest = n_columns - previous
+    if rest:
+        parts.append(rb"(?:\t[^\t\n]*+){%d}" % rest)
+    parts.append(rb"\n")
     return re.compile(b"".join(parts), re.M)
 
 
@@ -57,7 +59,7 @@ class RowScanner:
         self.wanted = tuple(wanted)
         self.source = source
         self.records = 0
-        self._pattern = _fast_pattern(self.wanted)
+        self._pattern = _fast_pattern(self.wanted, n_columns)
         self._tabs_per_row = n_columns - 1
         self._carry = b""
 

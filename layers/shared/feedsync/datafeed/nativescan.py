@@ -44,10 +44,18 @@ class _Result(ctypes.Structure):
     ]
 
 
+_LOAD_ERROR = ""
+
+
 def _load() -> ctypes.CDLL | None:
+    global _LOAD_ERROR
     if os.environ.get("FEEDSYNC_SCANNER", "").lower() == "python" or not LIBRARY.is_file():
         return None
-    lib = ctypes.CDLL(str(LIBRARY))
+    try:
+        lib = ctypes.CDLL(str(LIBRARY))
+    except OSError as exc:  # built for another architecture or C library
+        _LOAD_ERROR = str(exc)
+        return None
     lib.fs_scan.restype = ctypes.c_int
     lib.fs_scan.argtypes = [
         ctypes.c_void_p,  # buf
@@ -72,6 +80,51 @@ def available() -> bool:
     return _LIB is not None
 
 
+def why_unavailable() -> str:
+    if os.environ.get("FEEDSYNC_SCANNER", "").lower() == "python":
+        return "FEEDSYNC_SCANNER=python"
+    if _LOAD_ERROR:
+        return f"the native scanner does not load here ({_LOAD_ERROR})"
+    return (
+        f"the native scanner is not built ({LIBRARY.name} is missing: install from a checkout "
+        "with `pip install .`, which compiles it, or run `make native`)"
+    )
+
+
+class _Carry:
+    """The start of a row that continues in the next chunk, as pieces (no quadratic joins),
+    and the run of backslashes it ends with (an odd run escapes the next chunk's first byte)."""
+
+    def __init__(self) -> None:
+        self.pieces: list[bytes] = []
+        self.backslashes = 0
+
+    def add(self, piece: bytes) -> None:
+        if not piece:
+            return
+        self.pieces.append(piece)
+        trailing = len(piece) - len(piece.rstrip(b"\\"))
+        self.backslashes = self.backslashes + trailing if trailing == len(piece) else trailing
+
+    def take(self, tail: bytes) -> bytes:
+        data = b"".join([*self.pieces, tail])
+        self.pieces, self.backslashes = [], 0
+        return data
+
+    def row_end(self, chunk: bytes) -> int:
+        """Index just after the first newline of chunk that ends the carried row, else 0."""
+        newline = chunk.find(b"\n")
+        while newline >= 0:
+            before = newline - 1
+            while before >= 0 and chunk[before] == 0x5C:  # backslash
+                before -= 1
+            run = newline - 1 - before + (self.backslashes if before < 0 else 0)
+            if run % 2 == 0:
+                return newline + 1
+            newline = chunk.find(b"\n", newline + 1)
+        return 0
+
+
 class NativeScan:
     """Feeds decompressed chunks through fs_scan into a VisitorTally."""
 
@@ -93,31 +146,36 @@ class NativeScan:
         self._roles = (ctypes.c_uint8 * len(roles)).from_buffer(roles)
         self._python = RowScanner(layout.n_columns, layout.wanted, source)
         self._out: tuple[bytearray, bytearray] = (bytearray(), bytearray())
-        self._carry = b""
 
     def run(self, chunks: Iterable[bytes]) -> None:
-        carry = b""
+        carry = _Carry()
         for chunk in chunks:
-            carry = self._feed(carry, chunk)
-        if carry:
-            self._scan(carry, 0, final=True)
+            self._feed(carry, chunk)
+        if carry.pieces:
+            self._scan(carry.take(b""), 0, final=True)
 
-    def _feed(self, carry: bytes, chunk: bytes) -> bytes:
-        """Scan chunk in place; only the row that spans the boundary is copied (the bridge)."""
+    def _feed(self, carry: _Carry, chunk: bytes) -> None:
+        """Scan chunk in place; only the row that spans the boundary is copied (the bridge).
+
+        The bridge ends at the first newline that really ends the row (its backslash run is
+        even), found without rescanning: linear however many escaped newlines the row holds.
+        """
         start = 0
-        if carry:
-            cut = chunk.find(b"\n") + 1
-            while True:
-                if cut == 0:  # no row ends in this chunk
-                    return carry + chunk
-                bridge = carry + chunk[:cut]
-                done = self._scan(bridge, 0, final=False)
-                if done >= len(carry):
-                    start = done - len(carry)
-                    break
-                cut = chunk.find(b"\n", cut) + 1  # that newline was escaped: take the next
+        if carry.pieces:
+            cut = carry.row_end(chunk)
+            if cut == 0:  # no row ends in this chunk
+                carry.add(chunk)
+                return
+            bridge = carry.take(chunk[:cut])
+            done = self._scan(bridge, 0, final=False)
+            if done < len(bridge):  # cannot happen with a true row end; keep it exact anyway
+                carry.add(bridge[done:])
+                carry.add(chunk[cut:])
+                return
+            start = cut
         done = self._scan(chunk, start, final=False)
-        return chunk[done:]
+        if done < len(chunk):
+            carry.add(chunk[done:])
 
     def _scan(self, buf: bytes, pos: int, final: bool) -> int:
         """Scan complete rows of buf from pos; return where the unscanned rest begins."""

@@ -163,6 +163,26 @@ class DeliveryRun:
         self.ports.runs.save_batch(self.state_key, index, checkpoint.to_json())
         gained = _difference(checkpoint.figures, previous.figures if previous else None)
         self.this_run.add(gained)
+        logger.info(
+            "batch %d of %s done",
+            index,
+            self.key,
+            extra={
+                "delivery": self.key,
+                "batch": index,
+                "step": "retry"
+                if previous and previous.retry
+                else "resume"
+                if previous
+                else "batch",
+                "looked_up": gained.looked_up,
+                "matched": gained.matched,
+                "rows_sent": gained.uploaded_rows,
+                "rejected": gained.rejected,
+                "crm_calls": gained.crm_calls,
+                "waiting": checkpoint.waiting,
+            },
+        )
         for name, metric in BATCH_METRICS.items():
             self.ports.metric(metric, getattr(gained, name))
         self.estimate = max(self.estimate * 0.5, 1.5 * (time.monotonic() - started), 5.0)
@@ -174,7 +194,9 @@ class DeliveryRun:
         }
         size = self.settings.batch_size
         for index, ids in enumerate(
-            _batches(pending_visitors(self.ports.state, self.record), size)
+            _batches(
+                pending_visitors(self.ports.state, self.record, self.settings.feed_encoding), size
+            )
         ):
             done = self.done.get(index)
             if done is not None and not done.open:

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import BinaryIO
 
+from feedsync.datafeed.encoding import visitor_text
 from feedsync.datafeed.hitfile import (
     HitFileScan,
     scan_gzip_hits,
@@ -50,6 +52,7 @@ from feedsync.pipeline.results import (
 from feedsync.storage import ObjectStore, get_json, put_json
 
 ParseOutcome = FileResult | DeliveryRecord | ObjectOutcome
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -144,12 +147,18 @@ def _store_scan(
         header_md5=header_md5,
     )
     save_summary(state, key, summary)  # last: the summary commits the result
+    logger.info(
+        "data file parsed",
+        extra={"delivery": key, "file": name, **summary.counts.to_json(),
+               "visitors_pending": len(pending), "visitors_known": len(known)},
+    )  # fmt: skip
     return summary
 
 
 def _store_failure(state: ObjectStore, key: str, name: str, error: FeedError) -> FileResult:
     summary = FileResult(file=name, status=Status.FAILED, parsed_at=_now(), error=str(error))
     save_summary(state, key, summary)
+    logger.error("data file failed", extra={"delivery": key, "file": name, "error": str(error)})
     return summary
 
 
@@ -426,11 +435,18 @@ def load_record(state: ObjectStore, key: str) -> DeliveryRecord | None:
     return None if data is None else DeliveryRecord.from_json(data)
 
 
-def pending_visitors(state: ObjectStore, record: DeliveryRecord) -> Iterator[str]:
-    """The sorted pending visitor ids of a complete delivery, streamed."""
+def pending_visitors(
+    state: ObjectStore, record: DeliveryRecord, encoding: str | None = "auto"
+) -> Iterator[str]:
+    """The pending visitor ids of a complete delivery, streamed in byte order: as text read
+    with ``encoding`` (``datafeed.encoding``), or as the feed's bytes (one character per byte)
+    with ``encoding=None``."""
     if not record.complete:
         raise ValueError(f"delivery {record.delivery} is not complete")
-    return (visitor for visitor, known in _delivery_visitors(state, record) if not known)
+    pending = (visitor for visitor, known in _delivery_visitors(state, record) if not known)
+    if encoding is None:
+        return pending
+    return (visitor_text(v, encoding) for v in pending)
 
 
 def raise_for_status(record: DeliveryRecord) -> DeliveryRecord:

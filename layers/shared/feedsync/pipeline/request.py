@@ -21,6 +21,7 @@ class EnrichSettings:
     max_attempts: int = 3  # sends per visitor when Adobe fails a file
     stuck_after: float = 24 * 3600.0  # a job still processing after this is reported stuck
     reconcile: bool = True  # read Adobe's verdicts at the start of every run
+    feed_encoding: str = "auto"  # how visitor ids' bytes read as text (datafeed.encoding)
 
 
 def _day(raw: Any) -> dt.date | None:

@@ -45,7 +45,8 @@ def write_visitors(
     merged = heapq.merge(((v, PENDING) for v in pending), ((v, KNOWN) for v in known))
     buffer = io.BytesIO()
     with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=6, mtime=0) as out:
-        text = io.TextIOWrapper(out, encoding="utf-8", newline="\n")
+        # ISO-8859-1: one byte per character, so the stream holds the feed's bytes exactly
+        text = io.TextIOWrapper(out, encoding="iso-8859-1", newline="\n")
         for visitor, state in merged:
             text.write(f"{escape_id(visitor)}\t{state}\n")
         text.flush()
@@ -55,7 +56,7 @@ def write_visitors(
 
 def read_visitors(store: ObjectStore, key: str) -> Iterator[tuple[str, str]]:
     """Stream (visitor, P|K) pairs in sorted order without loading the file."""
-    with gzip.open(store.open(key), "rt", encoding="utf-8", newline="\n") as lines:
+    with gzip.open(store.open(key), "rt", encoding="iso-8859-1", newline="\n") as lines:
         for line in lines:
             visitor, _, state = line.rstrip("\n").rpartition("\t")
             yield unescape_id(visitor), state
