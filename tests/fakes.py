@@ -92,6 +92,14 @@ class MemoryRunState:
         self.locks[run] = LockHolder(owner, now + seconds, now)
         return True
 
+    def renew(self, run: str, owner: str, seconds: float) -> bool:
+        held = self.locks.get(run)
+        if held is None or held.owner != owner:
+            return False
+        now = self.clock()
+        self.locks[run] = LockHolder(owner, now + seconds, now)
+        return True
+
     def holder(self, run: str) -> LockHolder | None:
         return self.locks.get(run)
 

@@ -52,3 +52,17 @@ def test_checkpoints_and_upload_records_round_trip(dynamo_table: Any) -> None:
         "state": "sent",
         "jobs": [{"job_id": 7}],
     }
+
+
+def test_a_heartbeat_renews_only_a_lock_it_still_holds(dynamo_table: Any) -> None:
+    now = [1000.0]
+    runs = DynamoRunState(dynamo_table, clock=lambda: now[0])
+    assert not runs.renew("run-b", "inv-1", 60)  # never creates a lock
+    assert runs.holder("run-b") is None
+    assert runs.acquire("run-b", "inv-1", 60)
+    now[0] += 20
+    assert runs.renew("run-b", "inv-1", 60)
+    holder = runs.holder("run-b")
+    assert holder is not None and holder.until == 1080 and holder.renewed_at == 1020
+    runs.acquire("run-b", "inv-2", 60, force=True)  # taken over (--break-lock)
+    assert not runs.renew("run-b", "inv-1", 60)  # the old holder learns it lost the lock

@@ -119,6 +119,27 @@ class DynamoRunState:
             raise
         return True
 
+    def renew(self, run: str, owner: str, seconds: float) -> bool:
+        now = self._clock()
+        try:
+            self._client.update_item(
+                TableName=self.table.name,
+                Key={"pk": f"run#{run}", "sk": "lock"},
+                UpdateExpression="SET #u = :until, renewed_at = :now",
+                ConditionExpression="#o = :me",
+                ExpressionAttributeNames={"#u": "until", "#o": "owner"},
+                ExpressionAttributeValues={
+                    ":until": Decimal(f"{now + seconds:.3f}"),
+                    ":now": Decimal(f"{now:.3f}"),
+                    ":me": owner,
+                },
+            )
+        except ClientError as exc:
+            if _condition_failed(exc):
+                return False
+            raise
+        return True
+
     def holder(self, run: str) -> LockHolder | None:
         item: Any = self._client.get_item(
             TableName=self.table.name,

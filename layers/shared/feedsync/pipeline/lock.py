@@ -75,7 +75,7 @@ class RunLock:
     def _beat(self) -> None:
         while not self._stop.wait(self.heartbeat):
             try:
-                if not self.runs.acquire(self.run, self.owner, self.lease):
+                if not self.runs.renew(self.run, self.owner, self.lease):
                     self.lost.set()
                     return
             except Exception:  # a missed beat is retried; the lease covers two of them
