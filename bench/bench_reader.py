@@ -82,6 +82,85 @@ def run_decompress(path: Path, headers: list[str]) -> dict:
     return {"library": lib.__name__, "bytes": total}
 
 
+def run_decompress_threaded(path: Path, headers: list[str]) -> dict:
+    """The baseline of the whole-parse measure: isal's threaded gzip reader, reading only."""
+    from isal import igzip_threaded
+
+    total = 0
+    with igzip_threaded.open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            total += len(block)
+    return {"library": "isal.igzip_threaded", "bytes": total}
+
+
+def delivery_folder(path: Path, headers: list[str], rows: int) -> Path:
+    """A one-file delivery around the generated hit file: lookup archive, manifest last."""
+    from sandbox import feedgen
+
+    folder = path.with_suffix("").with_suffix(".delivery")
+    manifest = folder / "benchrsid_2026-11-20.txt"
+    if manifest.exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    data = folder / "01-benchrsid_2026-11-20.tsv.gz"
+    if not data.exists():
+        data.symlink_to(path.resolve())
+    lookup = feedgen.lookup_archive(headers)
+    (folder / "benchrsid_2026-11-20-lookup_data.tar.gz").write_bytes(lookup)
+    text = feedgen.manifest_text(
+        {"benchrsid_2026-11-20-lookup_data.tar.gz": lookup}, {data.name: (data.read_bytes(), rows)}
+    )
+    manifest.write_text(text)
+    return folder
+
+
+def run_parse_cli(path: Path, headers: list[str]) -> dict:
+    """``feedsync parse`` of the whole delivery: MD5 and size checks, scan, sorted per-file
+    results written, the delivery record (in a state folder, as --state-dir does)."""
+    import contextlib
+    import io
+    import shutil
+    import tempfile
+
+    from feedsync.cli import main as cli
+
+    rows = int(path.name.split("-")[-1].split(".")[0])
+    folder = delivery_folder(path, headers, rows)
+    state = Path(tempfile.mkdtemp(prefix="feedsync-bench-state-"))
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            code = cli(["parse", str(folder), "--state-dir", str(state)])
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+    record = json.loads(out.getvalue())
+    assert code == 0 and record["complete"], record
+    return _summary(record["rows"], record["excluded_rows"], record["visitors_pending"],
+                    record["visitors_known"], None)  # fmt: skip
+
+
+def escaped_file(path: Path, rows: int = 40, escapes: int = 100_000) -> list[str]:
+    """Rows holding 100k escaped newlines and tabs each (in a column feedsync does not read),
+    between ordinary rows, so they cross the scanner's 1 MiB chunk boundaries."""
+    from sandbox import feedgen
+
+    headers = feedgen.column_headers(300)
+    if path.exists():
+        return headers
+    plain = ["" for _ in headers]
+    with gzip.open(path, "wb", compresslevel=1) as out:
+        for n in range(rows):
+            fields = list(plain)
+            fields[headers.index("mcvisid")] = f"{n:038d}"
+            fields[5] = "\\\n" * escapes if n % 2 else "\\\t" * escapes
+            out.write(("\t".join(fields) + "\n").encode())
+            for m in range(200):
+                fields = list(plain)
+                fields[headers.index("mcvisid")] = f"{n * 1000 + m:038d}"
+                out.write(("\t".join(fields) + "\n").encode())
+    return headers
+
+
 def _tally_batches(batches, layout, check: bool) -> dict:
     """Tally batches of extracted rows; with check, digest every row for the identity test."""
     from feedsync.datafeed.visitors import VisitorTally
@@ -183,6 +262,8 @@ def child(name: str, path: str, headers_file: str, check: bool) -> None:
     headers = json.loads(Path(headers_file).read_text())
     func = {
         "decompress": run_decompress,
+        "decompress_threaded": run_decompress_threaded,
+        "parse_cli": run_parse_cli,
         "feedsync": run_feedsync,
         "python": run_python_scanner,
         "csv": run_csv,
@@ -229,6 +310,9 @@ def measure(
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=300_000)
+    parser.add_argument(
+        "--cli-rows", type=int, default=1_000_000, help="rows of the whole-parse measure"
+    )
     parser.add_argument("--skip-pandas", action="store_true")
     parser.add_argument("--child", nargs=3)
     parser.add_argument("--check", action=argparse.BooleanOptionalAction, default=False)
@@ -300,7 +384,52 @@ def main() -> int:
             "pandas visitor sets agree:",
             all(results["pandas"][k] == base[k] for k in ("pending", "known")),
         )
-    return 0 if same and agree else 1
+    whole = whole_parse(args.cli_rows)
+    linear = escaped_rows()
+    return 0 if same and agree and whole and linear else 1
+
+
+def whole_parse(rows: int) -> bool:
+    """`feedsync parse` of a delivery against isal's threaded decompression of its data file."""
+    path = DATA / f"hits-v2-{rows}.tsv.gz"
+    headers_file = DATA / "headers.json"
+    if not path.exists():
+        print(f"generating {rows:,} rows x 300 columns -> {path.name}", flush=True)
+        headers_file.write_text(json.dumps(generate(rows, path)))
+    dec = measure("decompress_threaded", path, headers_file, repeat=3)
+    cli = measure("parse_cli", path, headers_file, repeat=3)
+    ratio = cli["seconds"] / dec["seconds"]
+    print(
+        f"\nwhole `feedsync parse` ({rows:,} rows x 300 columns, {path.stat().st_size / 1e6:.0f} MB gzip):"
+    )
+    print(f"  isal threaded decompression only  {dec['seconds']:6.2f} s")
+    print(
+        f"  feedsync parse (md5, scan, results, record) {cli['seconds']:6.2f} s, peak {cli['peak_mb']:.0f} MB"
+    )
+    print(f"  parse / decompress-only: {ratio:.2f}x   (target <= 1.5x)")
+    return True
+
+
+def escaped_rows() -> bool:
+    """Rows of 100k escaped newlines and tabs across chunk boundaries: native vs Python."""
+    from feedsync.datafeed import nativescan
+
+    path = DATA / "escaped-v1.tsv.gz"
+    headers_file = DATA / "headers-escaped.json"
+    headers_file.write_text(json.dumps(escaped_file(path)))
+    python = measure("python", path, headers_file)
+    print("\nrows of 100,000 escaped newlines / tabs, across 1 MiB chunk boundaries:")
+    print(f"  python scanner  {python['seconds']:6.2f} s")
+    if not nativescan.available():
+        print("  native scanner  not built (make native)")
+        return True
+    native = measure("feedsync", path, headers_file)
+    agree = all(native[k] == python[k] for k in ("rows", "pending", "known"))
+    print(
+        f"  native scanner  {native['seconds']:6.2f} s   native / python: "
+        f"{native['seconds'] / python['seconds']:.2f}x (target <= 1x); same counts: {agree}"
+    )
+    return agree
 
 
 if __name__ == "__main__":

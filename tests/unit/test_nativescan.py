@@ -88,3 +88,18 @@ def test_errors_match_the_python_scanner(raw, message):
     layout = HitLayout.from_headers(["mcvisid", "post_evar22", "z"], ("mcvisid",), "post_evar22")
     with pytest.raises(CorruptFileError, match=message):
         nativescan.NativeScan(layout, VisitorTally(layout), "f").run([raw])
+
+
+@pytest.mark.parametrize("chunk_sizes", [(1,), (2, 3), (1, 4, 7), (64,)])
+def test_rows_of_escaped_newlines_and_backslash_runs_across_every_boundary(chunk_sizes):
+    # escaped newlines, escaped tabs and backslash runs of odd and even length, so that chunk
+    # boundaries fall inside escapes, between a backslash and its byte, and after even runs
+    headers = ["exclude_hit", "hit_source", "note", "mcvisid", "post_evar22"]
+    layout = HitLayout.from_headers(headers, ("mcvisid",), "post_evar22")
+    notes = ["\\\n" * 9, "\\\t\\\\\\\n", "\\\\\\\\", "a\\\\\\\nb", "\\\\" * 5 + "\\\n"]
+    rows = [
+        f"0\t1\t{note}\tv{n % 4}\t{'C' if n % 3 == 0 else ''}\n" for n, note in enumerate(notes * 5)
+    ]
+    native, python = tallies("".join(rows).encode(), layout, chunk_sizes)
+    same(native, python)
+    assert native.rows == 25

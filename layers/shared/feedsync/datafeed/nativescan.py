@@ -69,6 +69,8 @@ def _load() -> ctypes.CDLL | None:
         ctypes.c_void_p,  # known_out
         ctypes.POINTER(_Result),
     ]
+    lib.fs_row_end.restype = ctypes.c_int64
+    lib.fs_row_end.argtypes = [ctypes.c_char_p, ctypes.c_int64, ctypes.c_int]
     return lib
 
 
@@ -111,18 +113,9 @@ class _Carry:
         self.pieces, self.backslashes = [], 0
         return data
 
-    def row_end(self, chunk: bytes) -> int:
+    def row_end(self, lib: ctypes.CDLL, chunk: bytes) -> int:
         """Index just after the first newline of chunk that ends the carried row, else 0."""
-        newline = chunk.find(b"\n")
-        while newline >= 0:
-            before = newline - 1
-            while before >= 0 and chunk[before] == 0x5C:  # backslash
-                before -= 1
-            run = newline - 1 - before + (self.backslashes if before < 0 else 0)
-            if run % 2 == 0:
-                return newline + 1
-            newline = chunk.find(b"\n", newline + 1)
-        return 0
+        return int(lib.fs_row_end(chunk, len(chunk), self.backslashes % 2))
 
 
 class NativeScan:
@@ -162,7 +155,7 @@ class NativeScan:
         """
         start = 0
         if carry.pieces:
-            cut = carry.row_end(chunk)
+            cut = carry.row_end(self._lib, chunk)
             if cut == 0:  # no row ends in this chunk
                 carry.add(chunk)
                 return

@@ -419,15 +419,26 @@ def _finish(state: ObjectStore, record: DeliveryRecord) -> DeliveryRecord:
         record.status = Status.FAILED
         record.visitors_pending = record.visitors_known = None
     else:
-        pending = known = 0
-        for _, is_known in _delivery_visitors(state, record):
-            known += is_known
-            pending += not is_known
+        pending, known = _count_visitors(state, record)
         record.status = Status.COMPLETE
         record.visitors_pending, record.visitors_known = pending, known
     record.closed_at = _now()
     put_json(state, StateLayout.record(record.key), record.to_json())
     return record
+
+
+def _count_visitors(state: ObjectStore, record: DeliveryRecord) -> tuple[int, int]:
+    """Pending and known visitors of the whole delivery (a visitor known in any file is known)."""
+    files = record.data_files
+    if len(files) == 1:  # nothing to merge: the file's own result says it
+        summary = load_summary(state, record.key, files[0].name)
+        if summary is not None and summary.visitors_key == files[0].visitors_key:
+            return summary.visitors_pending, summary.visitors_known
+    pending = known = 0
+    for _, is_known in _delivery_visitors(state, record):
+        known += is_known
+        pending += not is_known
+    return pending, known
 
 
 def load_record(state: ObjectStore, key: str) -> DeliveryRecord | None:

@@ -173,3 +173,20 @@ int fs_scan(const uint8_t *buf, int64_t len, int final, const uint8_t *roles, in
     res->known_len = known_len;
     return rc;
 }
+
+/*
+ * The end of a row that started in an earlier chunk: the index just after the first newline of
+ * buf that is not escaped, or 0 when no row ends in buf. `escaped` says the earlier data ended
+ * with a pending backslash (so buf[0] is data). One linear pass, however many escaped newlines
+ * the row holds.
+ */
+int64_t fs_row_end(const uint8_t *buf, int64_t len, int escaped) {
+    int64_t i = escaped ? 1 : 0;
+    while (i < len) {
+        const uint8_t *nl = memchr(buf + i, '\n', (size_t)(len - i));
+        const uint8_t *bs = memchr(buf + i, '\\', (size_t)((nl ? nl - buf : len) - i));
+        if (!bs) return nl ? (nl - buf) + 1 : 0; /* no backslash before the newline */
+        i = (bs - buf) + 2;                       /* the escaped byte is data */
+    }
+    return 0;
+}
