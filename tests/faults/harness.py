@@ -178,9 +178,19 @@ class Installation:
                 self.world.table.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
 
     def done(self) -> bool:
-        report = self.world.state.get(f"reports/{KEY}.json")
-        enriched = self.world.state.exists(f"enriched/{KEY}")
-        return bool(report) and enriched and json.loads(report)["status"] == "complete"
+        """The latest content generation is enriched (its marker and its report say so)."""
+        from feedsync.pipeline.select import generation
+
+        state = self.world.state
+        record = json.loads(state.get(f"deliveries/{KEY}.json") or b"{}")
+        marker = json.loads(state.get(f"enriched/{KEY}") or b"{}")
+        report = json.loads(state.get(f"reports/{KEY}.json") or b"{}")
+        current = generation(record) if record else None
+        return (
+            marker.get("generation") == current
+            and report.get("generation") == current
+            and report.get("status") == "complete"
+        )
 
     def received(self) -> Counter[str]:
         """Visitor -> rows Adobe's stand-in holds for them at this destination."""

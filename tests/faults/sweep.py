@@ -8,6 +8,8 @@ sample (every ``FAULT_SAMPLE``-th kill point) through tests/faults/test_faults.p
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import sys
 import tempfile
@@ -119,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [s for s in SCENARIOS if args.scenario in (None, s.name)]
     from tests.faults.percall import per_call_faults
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
         for scenario in chosen:
             outcomes += kill_points(scenario, Path(tmp) / scenario.name, args.sample)
             print(f"  {scenario.name}: {len(outcomes)} kill points so far", file=sys.stderr)
