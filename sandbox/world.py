@@ -121,16 +121,21 @@ class World:
     def put_mapping(self, mapping: dict[str, Any]) -> None:
         self.state.put("config/mapping.json", json.dumps(mapping).encode())
 
-    def deliver(self, hits_per_file: list[list[Any]], day: str) -> dict[str, Any]:
+    def deliver(
+        self, hits_per_file: list[list[Any]], day: str, rsid: str = "acmeprod"
+    ) -> dict[str, Any]:
         """Write a generated delivery and parse it into the state bucket, as ParseFeedFunction does."""
         from sandbox import feedgen
 
-        delivery = feedgen.make_delivery(self.workdir / day / FOLDER, hits_per_file, day=day)
+        folder = FOLDER.replace("acmeprod", rsid)
+        delivery = feedgen.make_delivery(
+            self.workdir / day / folder, hits_per_file, day=day, rsid=rsid
+        )
         name = parse_feed_name(delivery.manifest_name)
         record = close_delivery(
             LocalStore(self.workdir / day),
             self.state,
-            FOLDER,
+            folder,
             name.delivery,
             ParseSettings(("mcvisid",), "post_evar22"),
         )
@@ -167,7 +172,8 @@ class World:
             if "enrich_upload" in sys.modules
             else importlib.import_module("enrich_upload")
         )
-        module.CLIENTS = dataclasses.replace(module.CLIENTS, lambda_=self.lambda_calls)
+        if module.CLIENTS is not None:  # None: the function is not configured
+            module.CLIENTS = dataclasses.replace(module.CLIENTS, lambda_=self.lambda_calls)
         return module
 
     def invoke(

@@ -1,6 +1,9 @@
 """EnrichUploadFunction: the daily run (schedule), a backfill, or a continuation.
 
-Thin by design: decode the event, build the ports from validated config, run, report.
+Thin by design: decode the event, build the ports from validated config, run, report. Until it
+is configured (a parameter, the mapping file or a secret missing) it answers "not configured",
+names what is missing in one log line and one metric (NotConfiguredAlarm) - it does not fail
+every invocation into the failure queue.
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from feedsync import logs
+from feedsync import metrics as names
 from feedsync.aws.clients import AwsClients
-from feedsync.config import EnrichFunctionConfig
+from feedsync.config import EnrichFunctionConfig, load_enrich_config
 from feedsync.deadline import Deadline
+from feedsync.errors import ConfigError
 from feedsync.metrics import powertools_sink
 from feedsync.pipeline.enrich import run_daily
 from feedsync.pipeline.request import RunRequest
@@ -25,12 +30,13 @@ metrics = Metrics()
 tracer = Tracer()
 logs.configure(logger)
 
-CONFIG = EnrichFunctionConfig.from_env()  # cold start: a bad setting fails here, named
-CLIENTS = AwsClients.create(CONFIG.state_table, with_lambda=True)
+CONFIG, PROBLEM = load_enrich_config()  # cold start: validated once; a problem is kept, named
+CLIENTS = AwsClients.create(CONFIG.state_table, with_lambda=True) if CONFIG else None
 
 
 def _continue(context: LambdaContext) -> Any:
     def invoke(next_event: dict[str, Any]) -> None:
+        assert CLIENTS is not None
         CLIENTS.lambda_.invoke(
             FunctionName=context.invoked_function_arn,
             InvocationType="Event",
@@ -41,21 +47,40 @@ def _continue(context: LambdaContext) -> Any:
     return invoke
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request = RunRequest.from_event(event, dry_run_default=CONFIG.dry_run)
+def _not_configured(problem: str) -> dict[str, Any]:
+    logger.error("feedsync is not configured yet: %s", problem)
+    metrics.add_metric(name=names.NOT_CONFIGURED, unit="Count", value=1)
+    return {"status": "not_configured", "error": problem, "deliveries": []}
+
+
+def _run(config: EnrichFunctionConfig, event: dict[str, Any], context: LambdaContext) -> Any:
+    assert CLIENTS is not None
+    request = RunRequest.from_event(event, dry_run_default=config.dry_run)
     deadline = Deadline.from_lambda_context(context, reserve=30.0)
     ports = build_ports(
-        CONFIG,
+        config,
         CLIENTS,
         deadline,
         request.dry_run,
         owner=context.aws_request_id,
         continue_later=_continue(context),
         metric=powertools_sink(metrics),
+        on_adobe_error=lambda status: names.emit_with_status(
+            metrics, names.ADOBE_API_ERRORS, str(status)
+        ),
     )
-    summary = run_daily(ports, settings(CONFIG), request, deadline)
+    return run_daily(ports, settings(config), request, deadline)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if CONFIG is None:
+        return _not_configured(PROBLEM)
+    try:
+        summary: dict[str, Any] = _run(CONFIG, event, context)
+    except ConfigError as exc:  # the mapping file, a secret's placeholder...
+        return _not_configured(str(exc))
     logger.info("daily run done", extra={"summary": summary})
     return summary

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from typing import Any
 
 import pytest
 
-from feedsync.errors import ConfigError
 from sandbox import feedgen
 from sandbox.lambda_context import FakeLambdaContext
 from sandbox.world import FOLDER, World
@@ -263,10 +263,9 @@ def test_the_retired_14_destination_fails_at_cold_start_naming_the_others(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     world.env["DESTINATIONS"] = "datasources,datasources14"
-    with pytest.raises(ConfigError) as caught:
-        world.handler(monkeypatch)
-    message = str(caught.value)
-    assert "retired" in message and "2026-08-12" in message
+    answer = world.invoke({}, monkeypatch=monkeypatch)
+    message = answer["error"]
+    assert answer["status"] == "not_configured" and "retired" in message and "2026-08-12" in message
     assert "datasources (Data Sources 2.0)" in message and "bdia" in message
 
 
@@ -286,24 +285,30 @@ def test_failed_delivery_is_skipped_with_its_reason(world: World) -> None:
     assert "MD5-Digest check failed" in summary["deliveries"][0]["error"]
 
 
-def test_missing_settings_fail_at_cold_start_naming_them(
-    world: World, monkeypatch: pytest.MonkeyPatch
+def test_missing_settings_leave_the_function_not_configured_naming_them(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # a first deploy without its settings starts, names what is missing and raises one alarm
+    # (the NotConfigured metric), instead of failing every invocation into the failure queue
     monkeypatch.delenv("STATE_TABLE")
     del world.env["STATE_TABLE"]
-    with pytest.raises(ConfigError, match="STATE_TABLE is not set"):
-        world.handler()
+    answer = world.invoke({})
+    assert answer["status"] == "not_configured" and "STATE_TABLE is not set" in answer["error"]
     world.env.update(STATE_TABLE="feedsync-state-table-world", DATA_SOURCE_ID="")
     monkeypatch.setenv("DATA_SOURCE_ID", "")
-    with pytest.raises(ConfigError, match="DATA_SOURCE_ID is not set"):
-        world.handler(monkeypatch)
+    answer = world.invoke({}, monkeypatch=monkeypatch)
+    assert answer["status"] == "not_configured" and "DATA_SOURCE_ID is not set" in answer["error"]
+    world.env.update(DATA_SOURCE_ID="101", MARKETO_BASE_URL="http://123-ABC-456.mktorest.com")
+    answer = world.invoke({}, monkeypatch=monkeypatch)
+    assert "expected https://" in answer["error"]  # plain http is refused outside loopback
 
 
-def test_missing_mapping_is_a_clear_error(world: World) -> None:
+def test_a_missing_or_bad_mapping_leaves_the_run_not_configured(world: World) -> None:
     _delivery(world)
     world.s3.delete_object(Bucket=world.state.bucket, Key="config/mapping.json")
-    with pytest.raises(ConfigError, match=r"no mapping file at s3://.*/config/mapping.json"):
-        world.invoke({})
+    answer = world.invoke({})
+    assert answer["status"] == "not_configured"
+    assert re.search(r"no mapping file at s3://.*/config/mapping.json", answer["error"])
     world.put_mapping(
         {
             "visitor_id_field": "Adobe_Visitor_ID",
@@ -311,9 +316,9 @@ def test_missing_mapping_is_a_clear_error(world: World) -> None:
             "columns": {"id": "eVar22"},
         }
     )
-    with pytest.raises(ConfigError) as caught:
-        world.invoke({})
-    assert "success_event" in str(caught.value) and "needs the space: Evar 22" in str(caught.value)
+    answer = world.invoke({})
+    assert "success_event" in answer["error"] and "needs the space: Evar 22" in answer["error"]
+    assert not world.box.adobe.datasource_jobs
 
 
 def test_one_run_catches_up_on_missed_days_oldest_first(world: World) -> None:

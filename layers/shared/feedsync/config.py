@@ -21,6 +21,7 @@ from feedsync.pipeline.parse import ParseSettings
 _COLUMN = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
 _RSID = re.compile(r"[A-Za-z0-9.\-]+")
+_NUMBER = re.compile(r"[0-9]+")
 _TRUE = ("1", "true", "yes", "on")
 MAX_VISITOR_COLUMNS = 8  # the native scanner's limit, enforced here for both scanners
 FILTER_COLUMNS = ("exclude_hit", "hit_source")
@@ -76,7 +77,10 @@ def parse_settings(env: Mapping[str, str]) -> ParseSettings:
     if len(crm) != 1:
         raise ConfigError(f"CRM_ID_COLUMN={','.join(crm)!r}: name exactly one column")
     check_roles(visitor, crm[0], "VISITOR_COLUMNS", "CRM_ID_COLUMN")
-    return ParseSettings(visitor_columns=visitor, crm_id_column=crm[0])
+    per_suite = _pairs(env, "CRM_ID_COLUMNS", _COLUMN, "rsid=column, e.g. acmeprod=post_evar22")
+    for column in per_suite.values():
+        check_roles(visitor, column, "VISITOR_COLUMNS", "CRM_ID_COLUMNS")
+    return ParseSettings(visitor, crm[0], tuple(sorted(per_suite.items())))
 
 
 @dataclass(frozen=True)
@@ -151,16 +155,30 @@ def destinations(value: str) -> tuple[str, ...]:
     return names
 
 
+def _pairs(env: Mapping[str, str], name: str, value: re.Pattern[str], hint: str) -> dict[str, str]:
+    """``NAME=rsid=value,rsid=value``: one value per report suite."""
+    out: dict[str, str] = {}
+    raw = env.get(name, "").strip()
+    for pair in (p.strip() for p in raw.split(",") if p.strip()):
+        rsid, sep, item = (s.strip() for s in pair.partition("="))
+        if not sep or not _RSID.fullmatch(rsid) or not value.fullmatch(item):
+            raise ConfigError(f"{name}={raw!r}: expected {hint}")
+        out[rsid] = item
+    return out
+
+
 def data_source_ids(env: Mapping[str, str]) -> dict[str, str]:
     """``DATA_SOURCE_IDS=rsid=id,rsid=id``: one data source account per report suite."""
-    out: dict[str, str] = {}
-    raw = env.get("DATA_SOURCE_IDS", "").strip()
-    for pair in (p.strip() for p in raw.split(",") if p.strip()):
-        rsid, sep, number = (s.strip() for s in pair.partition("="))
-        if not sep or not _RSID.fullmatch(rsid) or not number.isdigit():
-            raise ConfigError(f"DATA_SOURCE_IDS={raw!r}: expected rsid=id pairs, e.g. acmeprod=101")
-        out[rsid] = number
-    return out
+    return _pairs(env, "DATA_SOURCE_IDS", _NUMBER, "rsid=id pairs, e.g. acmeprod=101")
+
+
+def _suites(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = env.get("REPORT_SUITES", "").strip()
+    suites = tuple(s.strip() for s in raw.split(",") if s.strip())
+    bad = [s for s in suites if not _RSID.fullmatch(s)]
+    if bad:
+        raise ConfigError(f"REPORT_SUITES={raw!r}: {bad[0]!r} is not a report suite id")
+    return suites
 
 
 @dataclass(frozen=True)
@@ -264,6 +282,7 @@ class EnrichFunctionConfig:
     dry_run: bool
     tuning: RunTuning
     data_source_ids: dict[str, str] = field(default_factory=dict)
+    report_suites: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> EnrichFunctionConfig:
@@ -294,6 +313,7 @@ class EnrichFunctionConfig:
             dry_run=_flag(env, "DRY_RUN"),
             tuning=RunTuning.from_env(env),
             data_source_ids=ids,
+            report_suites=_suites(env),
         )
 
     # shorthands the wiring and the registry read
@@ -314,3 +334,13 @@ class EnrichFunctionConfig:
                 "DATA_SOURCE_IDS (or set DATA_SOURCE_ID)"
             )
         return found
+
+
+def load_enrich_config(
+    env: Mapping[str, str] = os.environ,
+) -> tuple[EnrichFunctionConfig | None, str]:
+    """The config, or None and what is wrong (the function starts "not configured")."""
+    try:
+        return EnrichFunctionConfig.from_env(env), ""
+    except ConfigError as exc:
+        return None, str(exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -32,13 +33,20 @@ from feedsync.storage import ObjectStore
 from feedsync.transport import Transport
 
 
-def load_mapping(config: EnrichFunctionConfig, state: ObjectStore) -> Mapping:
+def load_mapping(config: EnrichFunctionConfig, state: ObjectStore, rsid: str = "") -> Mapping:
+    """The mapping file: MAPPING_FILE, else ``config/mapping.<rsid>.json`` when the report suite
+    has its own, else MAPPING_KEY (``config/mapping.json``)."""
     if config.mapping_file:
         path = Path(config.mapping_file)
         try:
             return Mapping.from_json(path.read_bytes(), str(path))
         except OSError as exc:
             raise ConfigError(f"MAPPING_FILE={path}: {exc.strerror}") from None
+    if rsid:
+        own = config.mapping_key.removesuffix(".json") + f".{rsid}.json"
+        raw = state.get(own)
+        if raw is not None:
+            return Mapping.from_json(raw, state.describe(own))
     raw = state.get(config.mapping_key)
     if raw is None:
         raise ConfigError(
@@ -115,17 +123,22 @@ def build_ports(
     owner: str,
     continue_later: object = None,
     metric: Metric | None = None,
+    on_adobe_error: Callable[[int], None] | None = None,
 ) -> EnrichPorts:
     state = S3Store(clients.s3, config.state_bucket)
     mapping = load_mapping(config, state)
     session = None if dry_run else adobe_session(config, clients, deadline)
+    if session is not None:
+        session.on_error = on_adobe_error
+    crm = crm_source(config, mapping, clients, deadline)
     ports = EnrichPorts(
         state=state,
         ledger=DynamoLedger(clients.table, config.ledger_ttl_days, config.ledger_miss_ttl_days),
         runs=DynamoRunState(clients.table),
         uploads=DynamoUploadLog(clients.table),
-        crm=crm_source(config, mapping, clients, deadline),
+        crm=crm,
         mapping=mapping,
+        suite=SuiteSettings(config, state, clients, deadline, mapping, crm).for_rsid,
         destinations=destinations.build(config, session, dry_run),
         continue_later=continue_later,  # type: ignore[arg-type]
         owner=owner,
@@ -133,6 +146,35 @@ def build_ports(
     if metric is not None:
         ports.metric = metric
     return ports
+
+
+class SuiteSettings:
+    """Per report suite mapping (config/mapping.<rsid>.json) and the CRM source it needs."""
+
+    def __init__(
+        self,
+        config: EnrichFunctionConfig,
+        state: ObjectStore,
+        clients: AwsClients,
+        deadline: Deadline,
+        mapping: Mapping,
+        crm: CrmSource,
+    ) -> None:
+        self.config, self.state, self.clients, self.deadline = config, state, clients, deadline
+        self.default = (mapping, crm)
+        self.cache: dict[str, tuple[Mapping, CrmSource]] = {}
+
+    def for_rsid(self, rsid: str) -> tuple[Mapping, CrmSource]:
+        if rsid not in self.cache:
+            mapping = load_mapping(self.config, self.state, rsid)
+            same = mapping == self.default[0]
+            crm = (
+                self.default[1]
+                if same
+                else crm_source(self.config, mapping, self.clients, self.deadline)
+            )
+            self.cache[rsid] = (mapping, crm)
+        return self.cache[rsid]
 
 
 def settings(config: EnrichFunctionConfig) -> EnrichSettings:
@@ -146,4 +188,5 @@ def settings(config: EnrichFunctionConfig) -> EnrichSettings:
         max_attempts=tuning.max_attempts,
         stuck_after=tuning.stuck_hours * 3600,
         feed_encoding=tuning.feed_encoding,
+        report_suites=config.report_suites,
     )

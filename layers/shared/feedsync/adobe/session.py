@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -30,6 +31,8 @@ class AdobeSession:
         self.endpoints = endpoints
         self.transport = transport or Transport("Adobe")
         self.tokens = tokens or token_source(credentials, self.transport, endpoints.ims)
+        # told the HTTP status of every error Adobe answers (the AdobeApiErrors metric)
+        self.on_error: Callable[[int], None] | None = None
 
     @classmethod
     def create(
@@ -69,6 +72,8 @@ class AdobeSession:
             response = self.transport.send(
                 method, url, idempotent=idempotent, headers=sent, **kwargs
             )
+            if response.status_code >= 400 and self.on_error is not None:
+                self.on_error(response.status_code)
             if response.status_code == 401 and attempt == 0:
                 self.tokens.invalidate(token)
                 continue

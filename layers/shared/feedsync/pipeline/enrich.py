@@ -75,8 +75,13 @@ class EnrichPorts:
     destinations: list[Destination]
     continue_later: Callable[[dict[str, Any]], None] | None = None
     metric: Metric = _no_metric
+    # per report suite (config/mapping.<rsid>.json); by default ``mapping`` and ``crm``
+    suite: Callable[[str], tuple[Mapping, CrmSource]] | None = None
     owner: str = field(default_factory=lambda: f"local-{time.time_ns()}")
     clock: Callable[[], float] = time.time  # wall clock (leases, settle and stuck ages)
+
+    def for_suite(self, rsid: str) -> tuple[Mapping, CrmSource]:
+        return self.suite(rsid) if self.suite is not None else (self.mapping, self.crm)
 
 
 class ContinuationLimitError(FeedsyncError):
@@ -110,6 +115,7 @@ class DeliveryRun:
         # Checkpoints belong to one content generation: a re-delivery is walked again (the
         # ledger keeps visitors already uploaded from being sent twice).
         self.state_key = f"{self.run}@{self.generation}"
+        self.mapping, self.crm = ports.for_suite(record.rsid)
         self.this_run = ThisRun()
         self.done: dict[int, Checkpoint] = {}
         self.estimate = settings.first_batch_seconds
@@ -128,7 +134,7 @@ class DeliveryRun:
             day=dt.date.fromisoformat(record.day),
             generation=self.generation,
             index=index,
-            mapping=ports.mapping,
+            mapping=self.mapping,
             dry=self.dry,
             settle_seconds=self.settings.settle_seconds,
             clock=ports.clock,
@@ -139,25 +145,25 @@ class DeliveryRun:
         ports, previous = self.ports, self.done.get(index)
         if previous is None:
             self.this_run.batches += 1
-            return run_batch(self.scope(index), ports.ledger, ports.crm, ports.destinations, ids)
+            return run_batch(self.scope(index), ports.ledger, self.crm, ports.destinations, ids)
         if previous.waiting:
             self.this_run.resumed += 1
             return resume_waiting(self.scope(index), ports.destinations, previous)
         if previous.retry:
             self.this_run.retried += 1
             again = [d for d in ports.destinations if d.name in previous.retry]
-            retried = run_batch(self.scope(index), ports.ledger, ports.crm, again, ids, True)
+            retried = run_batch(self.scope(index), ports.ledger, self.crm, again, ids, True)
             return Checkpoint(merge(previous.figures, retried.figures), retried.waiting)
         return None
 
     def batch(self, index: int, ids: list[str]) -> None:
-        calls_before = self.ports.crm.calls
+        calls_before = self.crm.calls
         started = time.monotonic()
         previous = self.done.get(index)
         checkpoint = self._step(index, ids)
         if checkpoint is None:
             return
-        calls = self.ports.crm.calls - calls_before
+        calls = self.crm.calls - calls_before
         checkpoint.figures.crm_calls += calls
         self.done[index] = checkpoint
         self.ports.runs.save_batch(self.state_key, index, checkpoint.to_json())
@@ -286,6 +292,8 @@ def enrich_delivery(
         lock.release()
     if status is Status.COMPLETE and not run.dry:
         _mark_enriched(ports, run, report)
+    if status is Status.WAITING:
+        ports.metric(metrics.UPLOADS_WAITING, len(report["waiting_batches"]))
     return report
 
 
@@ -337,7 +345,11 @@ def run_daily(
         summary["reconciliation"] = reconcile(ports, settings).to_json()
     summary["deliveries"] = []
     summary["continued"] = False
-    for key in delivery_keys(ports.state, request):
+    keys, ignored = _allowed(delivery_keys(ports.state, request), settings.report_suites)
+    if ignored:
+        summary["ignored"] = ignored
+        ports.metric(metrics.DELIVERIES_IGNORED, len(ignored))
+    for key in keys:
         result = _one_delivery(ports, settings, request, key, deadline)
         summary["deliveries"].append(_brief(result))
         if result["status"] == Status.QUOTA_EXHAUSTED:
@@ -345,13 +357,25 @@ def run_daily(
         if result["status"] == Status.IN_PROGRESS:
             _continue(ports, settings, request, summary)
             break
+    if not summary["continued"]:
+        ports.metric(metrics.DAILY_RUNS_COMPLETED, 1)
     return summary
+
+
+def _allowed(keys: list[str], suites: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """Deliveries of the allowed report suites, and the others (ignored, counted)."""
+    if not suites:
+        return keys, []
+    allowed = [k for k in keys if _rsid_of(k) in suites]
+    return allowed, [k for k in keys if k not in allowed]
+
+
+def _rsid_of(key: str) -> str:
+    return key.rsplit("/", 1)[-1].rsplit("_", 1)[0]
 
 
 def _brief(result: Json) -> Json:
     out = {k: result.get(k) for k in ("key", "status", "error", *FIGURES)}
-    if "this_run" in result:
-        out["this_run"] = result["this_run"]
     if "this_run" in result:
         out["this_run"] = result["this_run"]
     return out

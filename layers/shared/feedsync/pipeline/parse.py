@@ -59,6 +59,12 @@ logger = logging.getLogger(__name__)
 class ParseSettings:
     visitor_columns: tuple[str, ...] = ("mcvisid",)
     crm_id_column: str = "post_evar22"
+    crm_id_columns: tuple[tuple[str, str], ...] = ()  # (rsid, column): CRM_ID_COLUMNS
+
+    def for_rsid(self, rsid: str) -> ParseSettings:
+        """The settings a report suite's deliveries are parsed with."""
+        column = dict(self.crm_id_columns).get(rsid)
+        return self if column is None else replace(self, crm_id_column=column)
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,7 @@ def handle_feed_object(
         feed_file = parse_feed_name(name)
     except FeedNameError as exc:
         return ObjectOutcome(Status.IGNORED, exc.reason, key=key)
+    settings = settings.for_rsid(feed_file.delivery.rsid)
     if feed_file.kind is FileKind.DATA:
         return parse_data_file(feed, state, folder, feed_file, settings)
     if feed_file.kind is FileKind.MANIFEST:

@@ -22,6 +22,7 @@ class EnrichSettings:
     stuck_after: float = 24 * 3600.0  # a job still processing after this is reported stuck
     reconcile: bool = True  # read Adobe's verdicts at the start of every run
     feed_encoding: str = "auto"  # how visitor ids' bytes read as text (datafeed.encoding)
+    report_suites: tuple[str, ...] = ()  # only these are enriched; empty: every suite
 
 
 def _day(raw: Any) -> dt.date | None:
