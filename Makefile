@@ -18,7 +18,11 @@ STAMP := $(VENV)/.installed
 NATIVE_SRC := layers/shared/feedsync/datafeed/native/feedscan.c
 NATIVE_LIB := layers/shared/feedsync/datafeed/native/libfeedscan.so
 
-.PHONY: help install native lint format typecheck cfn-lint validate build artifacts-test pytest test demo bench clean
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+CHECKOV_VERSION := 3.3.30
+
+.PHONY: help install native lint format typecheck complexity cfn-lint validate checkov audit build artifacts-test pytest test faults demo local bench clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -36,7 +40,7 @@ $(NATIVE_LIB): $(NATIVE_SRC) $(STAMP)
 
 native: $(NATIVE_LIB)  ## build the native hit scanner for this machine (zig cc, from PyPI)
 
-lint: $(STAMP)  ## ruff lint + format check
+lint: $(STAMP)  ## ruff lint (with the complexity gate) + format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
@@ -47,11 +51,26 @@ format: $(STAMP)  ## apply ruff formatting and safe fixes
 typecheck: $(STAMP)  ## mypy (strict) on the layer package and the handlers
 	$(BIN)/mypy
 
+complexity: $(STAMP)  ## the complexity gate alone: no function above McCabe 12 (also part of lint)
+	$(BIN)/ruff check --select C90 .
+
 cfn-lint: $(STAMP)  ## lint template.yaml
 	$(BIN)/cfn-lint template.yaml
 
 validate: $(STAMP)  ## sam validate --lint
 	SAM_CLI_TELEMETRY=0 $(BIN)/sam validate --lint
+
+# checkov pins its own boto3 and packaging: it lives in a venv of its own
+$(CHECKOV_STAMP):
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet checkov==$(CHECKOV_VERSION)
+	touch $@
+
+checkov: $(CHECKOV_STAMP)  ## checkov on template.yaml (every finding fixed or skipped with a reason)
+	$(CHECKOV_VENV)/bin/checkov -f template.yaml --framework cloudformation --compact --quiet --skip-download
+
+audit: $(STAMP)  ## pip-audit of the layer's pins; fails when a package could not be audited
+	$(BIN)/pip-audit -r layers/shared/requirements.txt --strict --no-deps --disable-pip
 
 build: $(STAMP)  ## sam build (layer wheels for the Lambda runtime; ARCH=arm64 for Graviton)
 	SAM_CLI_TELEMETRY=0 $(BIN)/sam build --parameter-overrides Architecture=$(ARCH)
@@ -66,17 +85,20 @@ artifacts-test: build  ## import every handler from .aws-sam/build as Lambda wou
 			$(PY312) tests/artifacts/import_handlers.py .aws-sam/build; \
 	fi
 
-pytest: $(STAMP) $(NATIVE_LIB)  ## unit and integration tests
+pytest: $(STAMP) $(NATIVE_LIB) $(CHECKOV_STAMP)  ## unit, integration, conformance and (sampled) fault tests
 	$(BIN)/python -m pytest
 
-test: lint typecheck cfn-lint validate artifacts-test pytest  ## every check
+test: lint typecheck cfn-lint validate checkov artifacts-test pytest  ## every check
+
+faults: $(STAMP) $(NATIVE_LIB)  ## the whole fault sweep: every kill point, every per-call fault; prints figures
+	$(BIN)/python -m tests.faults.sweep
 
 demo: $(STAMP) $(NATIVE_LIB)  ## whole pipeline locally: parse a generated delivery (moto S3), then the daily run against the sandbox
 	$(BIN)/python -m sandbox.demo
 
-bench: $(STAMP) $(NATIVE_LIB)  ## reader and daily-run benchmarks against the named baselines
+bench: $(STAMP) $(NATIVE_LIB)  ## reader, whole-parse, daily-run and cold-start benchmarks against their baselines
 	$(BIN)/python -m bench.bench_reader
 	$(BIN)/python -m bench.bench_enrich
 
 clean:  ## remove build outputs (keeps .venv)
-	rm -rf .aws-sam .demo bench/.data .pytest_cache .mypy_cache .ruff_cache $(NATIVE_LIB)
+	rm -rf .aws-sam .demo bench/.data .pytest_cache .mypy_cache .ruff_cache $(NATIVE_LIB) $(CHECKOV_VENV)
