@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sandbox.adobe import AdobeAccount, AdobeStandIn
@@ -59,14 +60,19 @@ class Sandbox:
         self.server.stop()
 
 
-def serve(host: str, port: int) -> None:
+def serve(host: str, port: int, leads: Path | None = None) -> None:
     """``feedsync sandbox``: run until interrupted, after printing the variables to export."""
     box = Sandbox.start(host, port)
+    if leads is not None:
+        from sandbox.local import load_leads
+
+        print(f"# loaded {load_leads(box, leads)} Marketo leads from {leads}")
     print(f"# feedsync sandbox on {box.url} (Ctrl-C to stop). Point feedsync at it with:")
     for name, value in box.env().items():
         print(f"export {name}={value}")
     print(f"# what it received: curl {box.url}/_sandbox/adobe  {box.url}/_sandbox/marketo")
-    print("# Marketo leads: none yet; the demo (make demo) loads some", flush=True)
+    if leads is None:
+        print("# Marketo leads: none yet (--leads FILE loads yours)", flush=True)
     try:
         while True:
             time.sleep(3600)

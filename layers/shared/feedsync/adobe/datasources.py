@@ -155,10 +155,13 @@ class DataSourcesClient:
         deadline: Deadline,
         poll: float = 15.0,
         sleep: Callable[[float], None] = time.sleep,
+        on_poll: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
         """Poll until the job is success/failure/deleted or the deadline; returns the last state."""
         while True:
             job = self.job(rsid, data_source_id, job_id)
+            if on_poll is not None:
+                on_poll(job)
             if job.get("status") in FINAL_STATUSES or not deadline.allows(poll + 1.0):
                 return job
-            sleep(poll)
+            sleep(min(poll, max(0.0, deadline.remaining() - 1.0)))

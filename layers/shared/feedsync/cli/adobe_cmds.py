@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from feedsync.adobe import bdia, datasource_file
+from feedsync.cli import progress
 from feedsync.cli.common import CliError, adobe_session, analytics_client, emit, required_env
 from feedsync.deadline import Deadline
 
@@ -80,11 +81,28 @@ def cmd_ds_upload(args: argparse.Namespace) -> int:
     client = _datasources()
     job = client.upload(args.rsid, args.data_source_id, Path(args.file).name, data)
     if args.wait:
+        ticker = progress.Ticker()
         job = client.wait(
-            args.rsid, args.data_source_id, job["job_id"], Deadline.after(args.timeout), args.poll
+            args.rsid,
+            args.data_source_id,
+            job["job_id"],
+            Deadline.after(args.timeout),
+            args.poll,
+            on_poll=lambda j: progress.show(
+                f"job {j.get('job_id')}: {j.get('status')}, {ticker.elapsed:.0f} s"
+            ),
         )
+        progress.done()
     emit(job, args.json, f"job {job.get('job_id')}: {job.get('status')} ({job.get('rows')} rows)")
-    return 1 if job.get("status") == "failure" else 0
+    if job.get("status") == "failure":
+        return 1
+    if args.wait and job.get("status") not in ("success", "deleted"):
+        print(
+            f"feedsync: gave up waiting after {args.timeout:g} s (job {job.get('status')})",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 def cmd_ds_jobs(args: argparse.Namespace) -> int:
@@ -113,8 +131,10 @@ def cmd_bdia_upload(args: argparse.Namespace) -> int:
 
     data = _read(args.file)
     problems = bdia.file_problems(data)
-    if problems:
-        raise CliError(f"{args.file}: " + "; ".join(problems))
+    if problems:  # the same exit status as `bdia validate`: the file is refused (1)
+        for problem in problems:
+            print(f"feedsync: {args.file}: {problem}", file=sys.stderr)
+        return 1
     # A key derived from the content makes re-running the same command a no-op at Adobe.
     key = args.idempotency_key or hashlib.sha256(args.visitor_group.encode() + data).hexdigest()
     result = BdiaClient(adobe_session()).upload(data, args.visitor_group, key)
@@ -147,10 +167,13 @@ def _positive(value: str) -> float:
 
 def _wait_batch(client: Any, url: str, timeout: float, poll: float, wait: bool) -> Any:
     deadline = time.monotonic() + timeout
+    ticker = progress.Ticker()
     status = client.batch_status(url, details=True)
     while wait and not status.finished and time.monotonic() < deadline:
+        progress.show(f"{status.batch_id}: {status.status}, {ticker.elapsed:.0f} s")
         time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
         status = client.batch_status(url, details=True)
+    progress.done()
     return status
 
 
@@ -213,15 +236,40 @@ def cmd_target_bulk_update(args: argparse.Namespace) -> int:
     return 1 if any(s.state == "stuck" for _, s in results) else 0
 
 
-def cmd_sandbox(args: argparse.Namespace) -> int:
+def _dev_tool(module: str) -> Any:
+    import importlib
+
     try:
-        from sandbox.run import serve
+        return importlib.import_module(module)
     except ImportError:
         raise CliError(
             "the sandbox is a development tool: run this from a feedsync checkout "
-            "(pip install -e .)"
+            "(pip install -e '.[dev]')"
         ) from None
-    serve(args.host, args.port)
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    run = _dev_tool("sandbox.run")
+    leads = Path(args.leads) if args.leads else None
+    if leads is not None and not leads.is_file():
+        raise CliError(f"--leads {args.leads}: no such file")
+    run.serve(args.host, args.port, leads)
+    return 0
+
+
+def cmd_local_up(args: argparse.Namespace) -> int:
+    _dev_tool("sandbox.local").serve(Path(args.dir), args.host, args.aws_port, args.port)
+    return 0
+
+
+def cmd_local_put(args: argparse.Namespace) -> int:
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise CliError(f"{args.folder}: no such delivery folder")
+    if not args.target.startswith("s3://"):
+        raise CliError(f"{args.target}: expected s3://BUCKET/PREFIX/")
+    for uri in _dev_tool("sandbox.local").put_delivery(folder, args.target):
+        print(uri)
     return 0
 
 
@@ -249,8 +297,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     upload.add_argument("data_source_id")
     upload.add_argument("file")
     upload.add_argument("--wait", action="store_true", help="wait until the job finishes")
-    upload.add_argument("--timeout", type=float, default=1800, help="seconds --wait waits")
-    upload.add_argument("--poll", type=float, default=15, help="seconds between job checks")
+    upload.add_argument("--timeout", type=_positive, default=1800, help="seconds --wait waits")
+    upload.add_argument("--poll", type=_positive, default=15, help="seconds between job checks")
     _json_flag(upload)
     upload.set_defaults(func=cmd_ds_upload)
     jobs = ds.add_parser("jobs", help="list the jobs of a data source (all pages)")
@@ -309,4 +357,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     box = sub.add_parser("sandbox", help="run the local Adobe/Marketo stand-ins (development)")
     box.add_argument("--host", default="127.0.0.1")
     box.add_argument("--port", type=int, default=8765)
+    box.add_argument("--leads", metavar="FILE", help="Marketo leads to load (JSON Lines or CSV)")
     box.set_defaults(func=cmd_sandbox)
+    local = sub.add_parser("local", help="feedsync on loopback: moto + the sandbox (development)")
+    verbs = local.add_subparsers(dest="local_command", required=True)
+    up = verbs.add_parser(
+        "up", help="start moto and the sandbox, create the stores, print the exports"
+    )
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--aws-port", type=int, default=5000, help="moto server port (0: any)")
+    up.add_argument("--port", type=int, default=8765, help="sandbox port (0: any)")
+    up.add_argument("--dir", default=".local", help="where the demo delivery is written")
+    up.set_defaults(func=cmd_local_up)
+    put = verbs.add_parser("put", help="upload a delivery folder as Adobe does (manifest last)")
+    put.add_argument("folder")
+    put.add_argument("target", metavar="s3://BUCKET/PREFIX/")
+    put.set_defaults(func=cmd_local_put)

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from feedsync.cli import progress
 from feedsync.cli.common import CliError, emit, required_env
 from feedsync.errors import ConfigError
 from feedsync.secret import Secret
@@ -59,8 +60,10 @@ def cmd_run_daily(args: argparse.Namespace) -> int:
     if args.delivery:
         event["delivery"] = args.delivery
     ports, run_settings, config = _ports(args, args.dry_run)
+    ports.progress = progress.show
     request = RunRequest.from_event(event, dry_run_default=config.dry_run)
     summary = run_daily(ports, run_settings, request, Deadline())
+    progress.done()
     lines = [_delivery_line(d) for d in summary["deliveries"]]
     emit(summary, args.json, "\n".join(lines) or "nothing to enrich")
     return 0 if all(d["status"] == "complete" for d in summary["deliveries"]) else 1
@@ -92,12 +95,15 @@ def _ids(values: list[str]) -> list[str]:
 
 
 def cmd_marketo_lookup(args: argparse.Namespace) -> int:
+    from feedsync.config import marketo_base_url
     from feedsync.crm.marketo import MarketoClient, MarketoSettings
     from feedsync.crm.ratelimit import Limits, LocalRateLimiter
 
     settings = MarketoSettings(
-        required_env(
-            "MARKETO_BASE_URL", "the instance's REST base, https://123-ABC-456.mktorest.com"
+        marketo_base_url(
+            required_env(
+                "MARKETO_BASE_URL", "the instance's REST base, https://123-ABC-456.mktorest.com"
+            )
         ),
         required_env("MARKETO_CLIENT_ID", "the LaunchPoint service's client id"),
         Secret(required_env("MARKETO_CLIENT_SECRET", "the LaunchPoint service's client secret")),
@@ -128,6 +134,11 @@ def cmd_build_upload(args: argparse.Namespace) -> int:
         day = dt.date.fromisoformat(args.date)
     except ValueError:
         raise CliError(f"--date {args.date!r}: expected YYYY-MM-DD (the hit day)") from None
+    target = Path(args.out)
+    if target.is_dir():
+        raise CliError(f"--out {args.out}: is a folder; name the file to write")
+    if not target.parent.is_dir():
+        raise CliError(f"--out {args.out}: the folder {target.parent} does not exist")
     mapping = Mapping.from_json(read(args.mapping), args.mapping)
     pending = [
         line.strip() for line in read(args.pending).decode("utf-8").splitlines() if line.strip()

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from feedsync.cli import progress
 from feedsync.cli.common import CliError, required_env
 from feedsync.config import check_roles, columns
 from feedsync.datafeed import nativescan
@@ -126,7 +127,8 @@ def cmd_parse(args: argparse.Namespace) -> int:
     if state is None:
         state = MemoryStore() if args.state_dir is None else LocalStore(args.state_dir)
     _announce_scanner()
-    record = close_delivery(feed, state, folder, feed_file.delivery, settings)
+    record = close_delivery(feed, state, folder, feed_file.delivery, settings, progress.show)
+    progress.done()
     _write_pending(args.pending_out, state, record)
     print(json.dumps(_summary(record), indent=2))
     for warning in record.warnings:

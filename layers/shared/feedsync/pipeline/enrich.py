@@ -44,6 +44,7 @@ from feedsync.pipeline.records import (
     Verdict,
 )
 from feedsync.pipeline.report import ThisRun, build_report
+from feedsync.pipeline.report_html import render as render_html
 from feedsync.pipeline.request import EnrichSettings, RunRequest
 from feedsync.pipeline.select import delivery_keys, generation
 from feedsync.storage import ObjectStore, put_json
@@ -77,6 +78,7 @@ class EnrichPorts:
     metric: Metric = _no_metric
     # per report suite (config/mapping.<rsid>.json); by default ``mapping`` and ``crm``
     suite: Callable[[str], tuple[Mapping, CrmSource]] | None = None
+    progress: Callable[[str], None] | None = None  # one line per batch (the CLI's terminal)
     owner: str = field(default_factory=lambda: f"local-{time.time_ns()}")
     clock: Callable[[], float] = time.time  # wall clock (leases, settle and stuck ages)
 
@@ -192,6 +194,13 @@ class DeliveryRun:
         for name, metric in BATCH_METRICS.items():
             self.ports.metric(metric, getattr(gained, name))
         self.estimate = max(self.estimate * 0.5, 1.5 * (time.monotonic() - started), 5.0)
+        if self.ports.progress is not None:
+            total = self.this_run.figures
+            self.ports.progress(
+                f"{self.key}: batch {index} done; this run {self.this_run.batches} batches, "
+                f"{total.crm_calls:,} CRM calls, {total.uploaded_rows:,} rows sent, "
+                f"{sum(len(j) for j in total.jobs.values())} uploads"
+            )
 
     def walk(self, lock: RunLock) -> Status:
         """Every batch that still needs work, while time and the lock last."""
@@ -289,6 +298,7 @@ def enrich_delivery(
     finally:
         report = run.report(status, error)
         put_json(ports.state, StateLayout.report(run.run), report)
+        ports.state.put(StateLayout.report(run.run, ".html"), render_html(report), "text/html")
         lock.release()
     if status is Status.COMPLETE and not run.dry:
         _mark_enriched(ports, run, report)
@@ -359,7 +369,16 @@ def run_daily(
             break
     if not summary["continued"]:
         ports.metric(metrics.DAILY_RUNS_COMPLETED, 1)
+    _log_run(ports, summary)
     return summary
+
+
+def _log_run(ports: EnrichPorts, summary: Json) -> None:
+    """runs/<time>-<owner>.json: what each invocation did, for ``feedsync status``."""
+    now = dt.datetime.fromtimestamp(ports.clock(), dt.UTC)
+    summary["finished_at"] = now.isoformat(timespec="seconds")
+    key = StateLayout.run_log(now.strftime("%Y%m%dT%H%M%S"), ports.owner)
+    put_json(ports.state, key, summary)
 
 
 def _allowed(keys: list[str], suites: tuple[str, ...]) -> tuple[list[str], list[str]]:

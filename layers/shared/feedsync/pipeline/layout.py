@@ -9,6 +9,7 @@ A delivery's *key* is its feed folder and id, e.g. ``adobe/acmeprod/acmeprod_202
     reports/<run>.json, reports/<run>.html    the daily run's report (run = key, or dry-run/...)
     uploads/<run>/<destination>/<file>        every file sent to (or, dry, built for) Adobe
     uploads/<run>/<destination>/<file>.visitors   the visitors in it, one per line
+    runs/<time>-<invocation>.json             what each daily-run invocation did
     config/mapping.json                       the mapping file (MAPPING_KEY)
 """
 
@@ -22,6 +23,7 @@ ENRICHED = "enriched/"
 REPORTS = "reports/"
 UPLOADS = "uploads/"
 DRY_RUNS = "dry-run/"
+RUNS = "runs/"
 MAPPING = "config/mapping.json"
 
 
@@ -74,6 +76,11 @@ class StateLayout:
     @staticmethod
     def upload(run: str, destination: str, file_name: str) -> str:
         return f"{UPLOADS}{run}/{destination}/{file_name}"
+
+    @staticmethod
+    def run_log(stamp: str, owner: str) -> str:
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in owner)
+        return f"{RUNS}{stamp}-{safe}.json"
 
     @staticmethod
     def upload_visitors(upload_key: str) -> str:

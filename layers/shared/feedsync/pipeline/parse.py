@@ -16,7 +16,7 @@ import datetime as dt
 import hashlib
 import logging
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import BinaryIO
 
@@ -258,8 +258,10 @@ def close_delivery(
     folder: str,
     delivery: Delivery,
     settings: ParseSettings,
+    progress: Callable[[str], None] | None = None,
 ) -> DeliveryRecord:
-    """Verify the delivery against its manifest and write the delivery record."""
+    """Verify the delivery against its manifest and write the delivery record; ``progress``
+    hears one line per data file (the CLI shows it on a terminal)."""
     record = DeliveryRecord(
         delivery=delivery.id,
         rsid=delivery.rsid,
@@ -276,7 +278,7 @@ def close_delivery(
             raise IntegrityError(delivery.manifest_name, "the manifest is missing")
         manifest = parse_manifest(raw.decode("iso-8859-1"), delivery.manifest_name)
         record.total_records = manifest.total_records
-        _verify_files(feed, state, delivery, manifest, settings, record)
+        _verify_files(feed, state, delivery, manifest, settings, record, progress)
         record.warnings.extend(_unlisted_files(feed, folder, delivery, manifest))
     except FeedError as exc:
         record.reasons.append(str(exc))
@@ -322,6 +324,7 @@ def _verify_files(
     manifest: Manifest,
     settings: ParseSettings,
     record: DeliveryRecord,
+    progress: Callable[[str], None] | None = None,
 ) -> None:
     record.reasons.extend(_foreign_entries(manifest, delivery))
     if record.reasons:
@@ -336,8 +339,12 @@ def _verify_files(
         record.files.append(check)
         record.reasons.extend(_file_reasons(check, entry))
         headers = headers or found
-    for entry in manifest.data_files:
+    for number, entry in enumerate(manifest.data_files, start=1):
+        if progress is not None:
+            progress(f"{entry.name} ({number}/{len(manifest.data_files)}, {entry.size:,} bytes)")
         check = _check_data_file(feed, state, entry, headers, settings, record)
+        if progress is not None:
+            progress(f"{entry.name}: {check.counts.rows:,} rows")
         record.files.append(check)
         if check.error is not None:
             record.reasons.append(check.error)

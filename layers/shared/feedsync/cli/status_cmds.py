@@ -1,0 +1,142 @@
+"""``feedsync status`` and ``feedsync runs show``: the state the functions wrote, readable."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from feedsync.cli.common import emit, required_env
+
+
+def _stores(need_table: bool = False) -> tuple[Any, Any]:
+    from feedsync.aws.clients import AwsClients
+    from feedsync.aws.runstate import DynamoRunState
+    from feedsync.aws.s3 import S3Store
+
+    bucket = required_env("STATE_BUCKET", "the stack's StateBucketName output")
+    table = required_env("STATE_TABLE", "the stack's StateTableName output") if need_table else "x"
+    clients = AwsClients.create(table)
+    return S3Store(clients.s3, bucket), DynamoRunState(clients.table) if need_table else None
+
+
+def _cell(value: Any) -> str:
+    return "-" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    cells = [[_cell(c) for c in row] for row in rows]
+    widths = [
+        max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)
+    ]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+def _runs_text(runs: list[dict[str, Any]]) -> str:
+    if not runs:
+        return "no daily run yet"
+    lines = []
+    for run in runs:
+        counts = (
+            ", ".join(f"{n} {s}" for s, n in sorted(run["deliveries"].items())) or "nothing to do"
+        )
+        rec = run.get("reconciliation") or {}
+        verdicts = (
+            f"; Adobe: {rec.get('accepted', 0)} accepted, {rec.get('failed', 0)} failed"
+            if rec.get("checked")
+            else ""
+        )
+        more = " (continues)" if run["continued"] else ""
+        lines.append(f"{run['finished_at']}  {counts}{verdicts}{more}")
+    return "\n".join(lines)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from feedsync.pipeline.status import status
+
+    state, _ = _stores()
+    found = status(state, args.days)
+    rows = [
+        [d["day"], d["rsid"], d["files"], d["rows"], d["pending"], d["state"], d["uploads"]]
+        for d in found["deliveries"]
+    ]
+    text = table(["DAY", "SUITE", "FILES", "ROWS", "PENDING", "STATE", "UPLOADS"], rows)
+    text = text if rows else f"no delivery in the last {args.days} days"
+    emit(found, args.json, f"{text}\n\nlast runs:\n{_runs_text(found['runs'])}")
+    return 1 if any(d["state"].startswith("failed") for d in found["deliveries"]) else 0
+
+
+def _batches_text(batches: list[dict[str, Any]]) -> str:
+    rows = [
+        [b["batch"], b.get("pending"), b.get("matched"), b.get("uploaded_rows"), b.get("rejected"),
+         ",".join(b.get("waiting", [])) or "", ",".join(b.get("retry", [])) or ""]
+        for b in batches
+    ]  # fmt: skip
+    return table(["BATCH", "PENDING", "MATCHED", "SENT", "REJECTED", "WAITING", "RETRY"], rows)
+
+
+def _jobs_text(report: dict[str, Any], verdicts: list[dict[str, Any]]) -> str:
+    by_file = {v.get("file"): v for v in verdicts}
+    rows = []
+    for destination, jobs in (report.get("jobs") or {}).items():
+        for job in jobs:
+            verdict = by_file.get(job.get("file"), {})
+            ident = job.get("job_id") or job.get("idempotency_key") or job.get("batch_status") or ""
+            word = verdict.get("outcome", "awaiting verdict")
+            rows.append([destination, job.get("batch"), job.get("file"), ident,
+                         f"{word} ({verdict['status']})" if verdict else word])  # fmt: skip
+    return table(["DESTINATION", "BATCH", "FILE", "JOB", "ADOBE"], rows)
+
+
+def cmd_runs_show(args: argparse.Namespace) -> int:
+    from feedsync.pipeline.status import delivery_runs
+
+    state, runs = _stores(need_table=True)
+    found = delivery_runs(state, runs, args.delivery)
+    report = found.get("report")
+    status = found["status"]
+    head = f"{found['key']}: {status['state']}"
+    if not report:
+        emit(found, args.json, head + " (no daily run yet)")
+        return 0
+    this_run = report.get("this_run", {})
+    rejected = "\n".join(f"  {n:>6,}  {r}" for r, n in report.get("rejected_reasons", {}).items())
+    samples = "\n".join(
+        f"  {s['visitor']}: {s['reason']}" for s in report.get("rejected_samples", [])
+    )
+    text = "\n\n".join(
+        [
+            f"{head}; report {report.get('status')} at {report.get('updated_at')}"
+            + (f" - {report['error']}" if report.get("error") else ""),
+            "last run: " + ", ".join(f"{k} {v}" for k, v in this_run.items()),
+            "batches:\n" + _batches_text(found["batches"]),
+            "jobs:\n" + _jobs_text(report, found["verdicts"]),
+            "rejected rows by reason:\n" + (rejected or "  none"),
+            "rejected samples:\n" + (samples or "  none"),
+        ]
+    )
+    emit(found, args.json, text)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    stat = sub.add_parser(
+        "status",
+        help="one line per delivery (state, uploads, Adobe's verdict) and the last runs",
+        description="Reads STATE_BUCKET (as the functions wrote it).",
+    )
+    stat.add_argument("--days", type=int, default=7, help="deliveries of the last N days (7)")
+    stat.add_argument("--json", action="store_true")
+    stat.set_defaults(func=cmd_status)
+    runs = sub.add_parser("runs", help="daily-run history").add_subparsers(
+        dest="runs_command", required=True
+    )
+    show = runs.add_parser(
+        "show",
+        help="one delivery's runs, batches, jobs and rejected rows",
+        description="Reads STATE_BUCKET and STATE_TABLE.",
+    )
+    show.add_argument("delivery", help="the delivery key, e.g. adobe/acmeprod/acmeprod_2026-11-20")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_runs_show)

@@ -1,0 +1,139 @@
+"""What an operator asks: the state of each delivery, and what the last runs did.
+
+Read from the same state the functions write (delivery records, per-file results, reports,
+enriched markers, run logs, checkpoints); nothing here writes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from feedsync.pipeline.layout import DELIVERIES, RESULTS, RUNS, StateLayout
+from feedsync.pipeline.ports import RunState
+from feedsync.pipeline.records import DeliveryRecord, Json
+from feedsync.pipeline.select import generation
+from feedsync.storage import ObjectStore, get_json
+
+
+@dataclass
+class DeliveryStatus:
+    key: str
+    day: str
+    rsid: str
+    files: int
+    rows: int | None
+    pending: int | None
+    state: str
+    uploads: str = ""
+    adobe: Json = field(default_factory=dict)
+
+    def to_json(self) -> Json:
+        return dict(vars(self))
+
+
+def _day_rsid(key: str) -> tuple[str, str]:
+    name = key.rsplit("/", 1)[-1]
+    rsid, _, day = name.rpartition("_")
+    return day[:10], rsid
+
+
+def _enrich_state(record: DeliveryRecord, report: Json | None, marker: Json | None) -> str:
+    if marker and marker.get("generation") == generation(record):
+        return "enriched"
+    if report is None or report.get("generation") != generation(record):
+        return "complete"
+    status = str(report.get("status"))
+    if status == "quota_exhausted":
+        return "waiting for quota"
+    if status == "not_configured":
+        return f"not configured: {report.get('error')}"
+    if status == "complete":
+        return "enriched"
+    return "partially enriched"
+
+
+def _uploads(report: Json | None) -> tuple[str, Json]:
+    adobe = (report or {}).get("adobe") or {}
+    if not adobe.get("files_sent"):
+        return "", adobe
+    words = [f"{adobe['files_sent']} sent"]
+    for name in ("accepted", "failed", "stuck", "awaiting_verdict"):
+        if adobe.get(name):
+            words.append(f"{adobe[name]} {name.replace('_', ' ')}")
+    return ", ".join(words), adobe
+
+
+def delivery_status(state: ObjectStore, key: str) -> DeliveryStatus:
+    day, rsid = _day_rsid(key)
+    data = get_json(state, StateLayout.record(key))
+    if data is None:
+        files = sum(1 for k in state.list(f"{RESULTS}{key}/") if k.endswith(".json"))
+        return DeliveryStatus(key, day, rsid, files, None, None, "parsing")
+    record = DeliveryRecord.from_json(data)
+    files = len(record.data_files)
+    if not record.complete:
+        reason = record.reasons[0] if record.reasons else "failed"
+        return DeliveryStatus(key, day, rsid, files, record.counts.rows, None, f"failed: {reason}")
+    report = get_json(state, StateLayout.report(key))
+    marker = get_json(state, StateLayout.enriched(key))
+    uploads, adobe = _uploads(report)
+    return DeliveryStatus(
+        key, day, rsid, files, record.counts.rows, record.visitors_pending,
+        _enrich_state(record, report, marker), uploads, adobe,
+    )  # fmt: skip
+
+
+def _keys(state: ObjectStore, since: str) -> list[str]:
+    keys = set(StateLayout.keys_of_records(state.list(DELIVERIES)))
+    for result in state.list(RESULTS):  # parsing: per-file results before any record
+        keys.add(result[len(RESULTS) :].rsplit("/", 1)[0])
+    return sorted((k for k in keys if _day_rsid(k)[0] >= since), key=lambda k: (_day_rsid(k), k))
+
+
+def recent_runs(state: ObjectStore, limit: int = 5) -> list[Json]:
+    logs = sorted(state.list(RUNS), reverse=True)[:limit]
+    out = []
+    for key in logs:
+        summary = get_json(state, key) or {}
+        counts = Counter(str(d.get("status")) for d in summary.get("deliveries", []))
+        out.append(
+            {
+                "finished_at": summary.get("finished_at"),
+                "request": summary.get("request", {}),
+                "deliveries": dict(counts),
+                "continued": summary.get("continued", False),
+                "ignored": len(summary.get("ignored", [])),
+                "reconciliation": summary.get("reconciliation"),
+            }
+        )
+    return out
+
+
+def status(state: ObjectStore, days: int, today: dt.date | None = None) -> Json:
+    since = ((today or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=days)).isoformat()
+    return {
+        "deliveries": [delivery_status(state, k).to_json() for k in _keys(state, since)],
+        "runs": recent_runs(state),
+    }
+
+
+def delivery_runs(state: ObjectStore, runs: RunState, key: str) -> Json:
+    """One delivery's report, its batch checkpoints and Adobe's verdicts, for ``runs show``."""
+    key = StateLayout.normalise_key(key)
+    data = get_json(state, StateLayout.record(key))
+    if data is None:
+        return {"key": key, "status": delivery_status(state, key).to_json(), "report": None}
+    record = DeliveryRecord.from_json(data)
+    report = get_json(state, StateLayout.report(key))
+    state_key = f"{key}@{generation(record)}" if record.complete else ""
+    batches: dict[int, Any] = runs.batches(state_key) if state_key else {}
+    return {
+        "key": key,
+        "status": delivery_status(state, key).to_json(),
+        "report": report,
+        "batches": [{"batch": i, **batches[i]} for i in sorted(batches)],
+        "verdicts": runs.verdicts(state_key) if state_key else [],
+    }

@@ -1,0 +1,171 @@
+"""``feedsync local up``: a whole installation on loopback, for trying feedsync by hand.
+
+A moto server stands in for AWS (the feed bucket, the state bucket, the state table with the
+template's key schema, the secrets) and the sandbox for Adobe and Marketo. A demo delivery is
+generated into ``.local/delivery`` and 10% of its pending visitors are loaded into the Marketo
+stand-in, so the README's sequence works verbatim::
+
+    feedsync local put .local/delivery s3://feedsync-feed-local/adobe/acmeprod/
+    feedsync parse s3://feedsync-feed-local/adobe/acmeprod/acmeprod_2026-11-20.txt
+    feedsync run-daily
+    feedsync status
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sandbox import feedgen
+from sandbox.run import Sandbox
+from sandbox.world import MAPPING
+
+FEED_BUCKET = "feedsync-feed-local"
+STATE_BUCKET = "feedsync-state-local"
+STATE_TABLE = "feedsync-state-local"
+REGION = "us-east-1"
+FOLDER = "adobe/acmeprod/"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class LocalStack:
+    moto: Any
+    box: Sandbox
+    endpoint: str
+    workdir: Path
+
+    def env(self) -> dict[str, str]:
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": REGION,
+            "STATE_BUCKET": STATE_BUCKET,
+            "STATE_TABLE": STATE_TABLE,
+            "DESTINATIONS": "datasources",
+            "DATA_SOURCE_ID": "101",
+            "CRM_SOURCE": "marketo",
+            "ADOBE_SETTLE_SECONDS": "0",
+            **self.box.env(),
+        }
+
+    def stop(self) -> None:
+        self.box.stop()
+        self.moto.stop()
+
+
+def _aws(endpoint: str) -> tuple[Any, Any]:
+    import boto3
+
+    options = {"endpoint_url": endpoint, "region_name": REGION,
+               "aws_access_key_id": "local", "aws_secret_access_key": "local"}  # fmt: skip
+    return boto3.client("s3", **options), boto3.client("dynamodb", **options)
+
+
+def create_stores(endpoint: str) -> None:
+    """The buckets and the table, with the template's key schema (pk/sk strings, TTL)."""
+    s3, dynamodb = _aws(endpoint)
+    for bucket in (FEED_BUCKET, STATE_BUCKET):
+        s3.create_bucket(Bucket=bucket)
+    dynamodb.create_table(
+        TableName=STATE_TABLE,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                   {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                              {"AttributeName": "sk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )  # fmt: skip
+    dynamodb.update_time_to_live(
+        TableName=STATE_TABLE,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+    )
+    s3.put_object(Bucket=STATE_BUCKET, Key="config/mapping.json", Body=json.dumps(MAPPING).encode())
+
+
+def demo_delivery(workdir: Path) -> feedgen.Delivery:
+    rng = random.Random(2026)
+    files = [feedgen.random_hits(5_000, rng, 1_500) for _ in range(2)]
+    return feedgen.make_delivery(workdir / "delivery", files)
+
+
+def start(
+    workdir: Path, host: str = "127.0.0.1", moto_port: int = 0, sandbox_port: int = 0
+) -> LocalStack:
+    from moto.server import ThreadedMotoServer
+
+    port = moto_port or free_port()
+    moto = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    moto.start()
+    endpoint = f"http://{host}:{port}"
+    create_stores(endpoint)
+    box = Sandbox.start(host, sandbox_port, bdia_interval=0.0, bdia_group_interval=0.0)
+    delivery = demo_delivery(workdir)
+    for visitor in sorted(delivery.expected.final_pending)[::10]:
+        box.marketo.add_lead(visitor, Account_Type__c="Customer", Industry="Retail")
+    return LocalStack(moto, box, endpoint, workdir)
+
+
+def load_leads(box: Sandbox, path: Path) -> int:
+    """Leads from JSON Lines (one object a line) or CSV with a header, keyed by the stand-in's
+    visitor id field (Adobe_Visitor_ID)."""
+    import csv
+
+    text = path.read_text(encoding="utf-8-sig")
+    rows: list[dict[str, Any]]
+    if text.lstrip().startswith("{"):
+        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    else:
+        rows = list(csv.DictReader(text.splitlines()))
+    field = box.marketo.id_field
+    count = 0
+    for row in rows:
+        visitor = str(row.pop(field, "") or "")
+        if visitor:
+            box.marketo.add_lead(visitor, **row)
+            count += 1
+    return count
+
+
+def put_delivery(folder: Path, target: str) -> list[str]:
+    """Upload a delivery folder the way Adobe does: data files, lookup archive, manifest last."""
+    import boto3
+
+    bucket, _, prefix = target.removeprefix("s3://").partition("/")
+    prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+    names = sorted(p.name for p in folder.iterdir() if p.is_file())
+    order = [n for n in names if n.endswith(".tsv.gz")]
+    order += [n for n in names if n.endswith(".tar.gz")]
+    order += [n for n in names if n.endswith(".txt")]
+    s3 = boto3.client("s3")
+    for name in order:
+        s3.put_object(Bucket=bucket, Key=prefix + name, Body=(folder / name).read_bytes())
+    return [f"s3://{bucket}/{prefix}{n}" for n in order]
+
+
+def serve(workdir: Path, host: str, moto_port: int, sandbox_port: int) -> None:
+    stack = start(workdir, host, moto_port, sandbox_port)
+    print("# feedsync local: AWS (moto) and Adobe/Marketo (sandbox) on loopback. Export these:")
+    for name, value in stack.env().items():
+        print(f"export {name}={value}")
+    print("# then, as the README says:")
+    print(f"#   feedsync local put {workdir / 'delivery'} s3://{FEED_BUCKET}/{FOLDER}")
+    print(f"#   feedsync parse s3://{FEED_BUCKET}/{FOLDER}acmeprod_2026-11-20.txt")
+    print("#   feedsync run-daily")
+    print("#   feedsync status")
+    print("# Ctrl-C stops everything", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        stack.stop()

@@ -1,0 +1,171 @@
+"""Operating feedsync from the CLI: status and history read back a scripted history, common
+mistakes end in one clear line and a documented exit status (never a traceback), --json errors."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from feedsync.cli import main
+from sandbox import feedgen
+from sandbox.world import FOLDER, World
+
+DAYS = ("2026-11-18", "2026-11-19", "2026-11-20", "2026-11-21")
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _history(world: World) -> None:
+    """Four days: enriched; waiting for quota; failed verification; still parsing."""
+    rng = random.Random(4)
+    enriched = world.deliver([feedgen.random_hits(300, rng, 80)], DAYS[0])
+    world.add_leads(world.pending(enriched)[::3])
+    world.invoke({"date": DAYS[0]})
+    quota = world.deliver([feedgen.random_hits(1500, rng, 700)], DAYS[1])
+    world.add_leads(world.pending(quota)[::3])
+    world.box.marketo.daily_quota = len(world.box.marketo.call_times) + 1
+    world.invoke({"date": DAYS[1]})
+    failed = world.deliver([feedgen.random_hits(100, rng, 30)], DAYS[2])
+    failed.update(complete=False, status="failed", reasons=["01-x.tsv.gz: MD5-Digest check failed"])
+    world.state.put(f"deliveries/{FOLDER}acmeprod_{DAYS[2]}.json", json.dumps(failed).encode())
+    world.state.put(f"results/{FOLDER}acmeprod_{DAYS[3]}/01-acmeprod_{DAYS[3]}.tsv.gz.json", b"{}")
+
+
+@pytest.fixture
+def history(world: World, capsys: pytest.CaptureFixture[str]) -> World:
+    _history(world)
+    capsys.readouterr()  # the functions' own log lines
+    return world
+
+
+def test_status_shows_each_delivery_and_the_last_runs(
+    history: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "status", "--days", "3650", "--json")
+    found = json.loads(out)
+    states = {d["day"]: d["state"] for d in found["deliveries"]}
+    assert states == {
+        DAYS[0]: "enriched",
+        DAYS[1]: "waiting for quota",
+        DAYS[2]: "failed: 01-x.tsv.gz: MD5-Digest check failed",
+        DAYS[3]: "parsing",
+    }
+    first = next(d for d in found["deliveries"] if d["day"] == DAYS[0])
+    assert first["uploads"].startswith("1 sent") and first["rsid"] == "acmeprod"
+    assert len(found["runs"]) == 2 and found["runs"][0]["deliveries"] == {"quota_exhausted": 1}
+    assert code == 1  # a failed delivery: the work needs a person
+    code, out, _ = run(capsys, "status", "--days", "3650")
+    assert "DAY" in out and "waiting for quota" in out and "last runs:" in out
+
+
+def test_runs_show_makes_a_report_readable(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _history(world)
+    key = f"{FOLDER}acmeprod_{DAYS[0]}"
+    code, out, _ = run(capsys, "runs", "show", key)
+    assert code == 0
+    assert f"{key}: enriched" in out and "batches:" in out and "jobs:" in out
+    assert "datasources" in out and "awaiting verdict" in out
+    code, out, _ = run(capsys, "runs", "show", key, "--json")
+    found = json.loads(out)
+    assert found["report"]["status"] == "complete" and found["batches"][0]["batch"] == 0
+    assert world.state.exists(f"reports/{key}.html")  # the same report, for a browser
+    html = (world.state.get(f"reports/{key}.html") or b"").decode()
+    assert "<table>" in html and "Rejected rows" in html and "job " in html
+
+
+def test_no_region_is_one_line_exit_2(
+    world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    code, out, err = run(capsys, "run-daily", "--json")
+    assert code == 2 and "no AWS region configured" in err and "Traceback" not in err
+    assert json.loads(out) == {"error": err.strip().removeprefix("feedsync: "), "exit": 2}
+
+
+def test_a_missing_bucket_or_table_is_named(
+    world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STATE_BUCKET", "no-such-bucket-here")
+    code, _, err = run(capsys, "status")
+    assert code == 2 and "no such bucket no-such-bucket-here" in err
+    _history(world)
+    monkeypatch.setenv("STATE_BUCKET", world.state.bucket)
+    monkeypatch.setenv("STATE_TABLE", "no-such-table")
+    capsys.readouterr()
+    code, _, err = run(capsys, "runs", "show", f"{FOLDER}acmeprod_{DAYS[0]}")
+    assert code == 2 and "no such table no-such-table" in err
+
+
+def test_an_unreachable_aws_endpoint_is_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("STATE_BUCKET", "bkt")
+    code, _, err = run(capsys, "status")
+    assert code == 1 and "cannot reach AWS at http://127.0.0.1:9" in err
+
+
+@pytest.mark.parametrize("where", ["missing", "folder"])
+def test_build_upload_out_into_a_missing_folder_or_onto_a_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    (tmp_path / "p.txt").write_text("v1\n")
+    (tmp_path / "crm.jsonl").write_text('{"Adobe_Visitor_ID": "v1", "id": 1}\n')
+    (tmp_path / "m.json").write_text(
+        json.dumps(
+            {
+                "visitor_id_field": "Adobe_Visitor_ID",
+                "success_event": "Event 1",
+                "columns": {"id": "Evar 1"},
+            }
+        )
+    )
+    out = tmp_path / "nope" / "f.txt" if where == "missing" else tmp_path
+    code, _, err = run(
+        capsys, "build-upload", "--pending", str(tmp_path / "p.txt"), "--crm",
+        str(tmp_path / "crm.jsonl"), "--mapping", str(tmp_path / "m.json"), "--date",
+        "2026-11-20", "--out", str(out),
+    )  # fmt: skip
+    assert code == 2 and "--out" in err and "Traceback" not in err
+
+
+def test_marketo_base_url_accepts_rest_and_refuses_plain_http() -> None:
+    from feedsync.config import marketo_base_url
+    from feedsync.errors import ConfigError
+
+    assert (
+        marketo_base_url("https://123-ABC-456.mktorest.com/rest")
+        == "https://123-ABC-456.mktorest.com"
+    )
+    assert marketo_base_url("http://127.0.0.1:8765/rest/") == "http://127.0.0.1:8765"
+    with pytest.raises(ConfigError, match="expected https://"):
+        marketo_base_url("http://123-ABC-456.mktorest.com")
+
+
+def test_bdia_upload_and_validate_agree_on_a_bad_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.csv.gz"
+    bad.write_bytes(b"not gzip")
+    code_validate, _, _ = run(capsys, "bdia", "validate", str(bad), "--local")
+    code_upload, _, err = run(capsys, "bdia", "upload", str(bad), "--visitor-group", "g")
+    assert code_validate == code_upload == 1 and "not a gzip file" in err
+
+
+def test_zero_or_negative_timeouts_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(
+        capsys, "datasources", "upload", "r", "1", "f.txt", "--wait", "--timeout", "0"
+    )
+    assert code == 2 and "more than 0 seconds" in err
