@@ -9,6 +9,7 @@ arrival time of every leads call, for the benchmark's "highest calls in any wind
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import re
 import secrets
 import threading
@@ -72,14 +73,45 @@ class MarketoStandIn:
         server.route("GET", r"/rest/v1/leads\.json", self.leads_call)
         server.route("POST", r"/rest/v1/leads\.json", self.leads_call)
         server.route("GET", r"/_sandbox/marketo", self.summary)
+        from sandbox.marketo_export import BulkExportStandIn
 
-    def add_lead(self, visitor: str, **fields: Any) -> None:
+        self.exports = BulkExportStandIn(self)
+        self.exports.register()
+
+    def add_lead(self, visitor: str, **fields: Any) -> dict[str, Any]:
+        """A lead (``visitor`` may be "": a lead without a visitor id); createdAt and
+        updatedAt default to now, for the bulk extract's filters."""
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         lead = {
             "id": 1_000_000 + sum(len(v) for v in self.leads.values()),
             self.id_field: visitor,
+            "createdAt": now,
+            "updatedAt": now,
             **fields,
         }
         self.leads.setdefault(visitor, []).append(lead)
+        return lead
+
+    def all_leads(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [lead for leads in self.leads.values() for lead in leads]
+
+    def check_token(self, request: Request) -> Response | None:
+        """None for a valid bearer token, else Marketo's 601/602 refusal."""
+        token = request.header("authorization").removeprefix("Bearer ").strip()
+        expires = self.tokens.get(token)
+        if expires is None:
+            return self.refuse("601", "Access token invalid")
+        if expires <= time.time():
+            return self.refuse("602", "Access token expired")
+        with self.lock:
+            if len(self.call_times) >= self.daily_quota:
+                return self.refuse("607", "Daily quota reached")
+            self.call_times.append(request.received_at or time.time())
+        return None
+
+    def refuse(self, code: str, message: str) -> Response:
+        return self._refuse(code, message)
 
     def max_calls_in_window(self, window: float | None = None) -> int:
         span = self.window if window is None else window

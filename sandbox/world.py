@@ -167,11 +167,15 @@ class World:
         path = str(ROOT / "functions" / "enrich_upload")
         if path not in sys.path:
             sys.path.insert(0, path)
-        module = (
-            importlib.reload(importlib.import_module("enrich_upload"))
-            if "enrich_upload" in sys.modules
-            else importlib.import_module("enrich_upload")
-        )
+        # a warm container: the same world and settings reuse the loaded handler, as Lambda
+        # reuses a warm execution environment; anything else is a cold start
+        warm = (id(self), frozenset(os.environ.items()))
+        module = sys.modules.get("enrich_upload")
+        if module is None:
+            module = importlib.import_module("enrich_upload")
+        elif getattr(module, "_world", None) != warm:
+            module = importlib.reload(module)
+        module._world = warm  # type: ignore[attr-defined]
         if module.CLIENTS is not None:  # None: the function is not configured
             module.CLIENTS = dataclasses.replace(module.CLIENTS, lambda_=self.lambda_calls)
         return module

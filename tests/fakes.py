@@ -135,6 +135,9 @@ class FakeCrm:
         self.calls += -(-len(ids) // 300)
         return {v: self.records[v] for v in ids if v in self.records}
 
+    def prepare(self, deadline: Any) -> dict[str, Any] | None:
+        return None
+
 
 @dataclass
 class AdobeFake:

@@ -149,7 +149,7 @@ def test_each_function_writes_only_its_own_prefixes(template: dict) -> None:
     enrich = template["Resources"]["EnrichUploadFunction"]
     assert _written_prefixes(parse) == {"results/*", "deliveries/*"}
     written = _written_prefixes(enrich)
-    assert written == {"reports/*", "uploads/*", "enriched/*", "dry-run/*", "runs/*"}
+    assert written == {"reports/*", "uploads/*", "enriched/*", "dry-run/*", "runs/*", "mirror/*"}
     assert not any(p.startswith(("config/", "crm/")) for p in written)
     text = (ROOT / "template.yaml").read_text()
     assert "SQSSendMessagePolicy" not in text

@@ -23,6 +23,7 @@ _BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
 _RSID = re.compile(r"[A-Za-z0-9.\-]+")
 _NUMBER = re.compile(r"[0-9]+")
 _TRUE = ("1", "true", "yes", "on")
+CRM_SOURCES = ("marketo", "marketo-mirror", "file")
 MAX_VISITOR_COLUMNS = 8  # the native scanner's limit, enforced here for both scanners
 FILTER_COLUMNS = ("exclude_hit", "hit_source")
 
@@ -181,6 +182,16 @@ def _suites(env: Mapping[str, str]) -> tuple[str, ...]:
     return suites
 
 
+def _export_poll(env: Mapping[str, str]) -> float:
+    """Seconds between bulk export status calls: Marketo asks for at least a minute; only the
+    local sandbox (a loopback base URL) may be polled faster."""
+    poll = _seconds(env, "MARKETO_EXPORT_POLL_SECONDS", 60.0, 0.0)
+    host = urlsplit(env.get("MARKETO_BASE_URL", "")).hostname
+    if poll < 60 and host not in ("127.0.0.1", "localhost", "::1"):
+        raise ConfigError(f"MARKETO_EXPORT_POLL_SECONDS={poll:g}: Marketo asks for 60 or more")
+    return poll
+
+
 @dataclass(frozen=True)
 class MarketoConfig:
     base_url: str
@@ -188,6 +199,8 @@ class MarketoConfig:
     calls: int
     concurrency: int
     window: float
+    mirror_initial_days: int = 365
+    export_poll: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> MarketoConfig:
@@ -203,6 +216,8 @@ class MarketoConfig:
             calls=_int(env, "MARKETO_CALLS_PER_20S", 50, 1, 100),
             concurrency=_int(env, "MARKETO_CONCURRENCY", 5, 1, 10),
             window=_seconds(env, "MARKETO_WINDOW_SECONDS", 20.0, 0.01),
+            mirror_initial_days=_int(env, "MIRROR_INITIAL_DAYS", 365, 1, 3650),
+            export_poll=_export_poll(env),
         )
 
 
@@ -233,12 +248,12 @@ class RunTuning:
 
 def _crm(env: Mapping[str, str]) -> tuple[str, str, MarketoConfig | None]:
     crm = env.get("CRM_SOURCE", "marketo").strip().lower()
-    if crm not in ("marketo", "file"):
-        raise ConfigError(f"CRM_SOURCE={crm!r}: expected 'marketo' or 'file'")
+    if crm not in CRM_SOURCES:
+        raise ConfigError(f"CRM_SOURCE={crm!r}: expected one of {', '.join(CRM_SOURCES)}")
     crm_file = env.get("CRM_FILE", "").strip()
     if crm == "file" and not crm_file:
         raise ConfigError("CRM_FILE is not set (s3://bucket/key of the CRM export)")
-    return crm, crm_file, MarketoConfig.from_env(env) if crm == "marketo" else None
+    return crm, crm_file, MarketoConfig.from_env(env) if crm != "file" else None
 
 
 def _check_destinations(env: Mapping[str, str], names: tuple[str, ...], ids: dict[str, str]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 from feedsync.adobe.credentials import AdobeCredentials
@@ -18,9 +19,12 @@ from feedsync.aws.s3 import S3Store
 from feedsync.aws.secrets import secret_json
 from feedsync.aws.uploads import DynamoUploadLog
 from feedsync.config import EnrichFunctionConfig, MarketoConfig
+from feedsync.crm.bulk_extract import BulkLeadExtract
 from feedsync.crm.marketo import MarketoClient, MarketoSettings
+from feedsync.crm.mirror import Mirror
+from feedsync.crm.mirror_sync import MirrorSync
 from feedsync.crm.ratelimit import Limits
-from feedsync.crm.sources import CrmSource, FileSource, MarketoSource
+from feedsync.crm.sources import CrmSource, FileSource, MarketoSource, MirrorSource
 from feedsync.deadline import Deadline
 from feedsync.errors import ConfigError
 from feedsync.pipeline import destinations
@@ -56,15 +60,16 @@ def load_mapping(config: EnrichFunctionConfig, state: ObjectStore, rsid: str = "
     return Mapping.from_json(raw, state.describe(config.mapping_key))
 
 
-def _read_uri(clients: AwsClients, uri: str) -> bytes:
+def _open_uri(clients: AwsClients, uri: str) -> BinaryIO:
+    """The CRM export as a stream (it is sorted on local disk, never held in memory)."""
     parts = urlsplit(uri)
     if parts.scheme == "s3":
-        data = S3Store(clients.s3, parts.netloc).get(parts.path.lstrip("/"))
-        if data is None:
-            raise ConfigError(f"CRM_FILE={uri}: no such object")
-        return data
+        try:
+            return S3Store(clients.s3, parts.netloc).open(parts.path.lstrip("/"))
+        except FileNotFoundError:
+            raise ConfigError(f"CRM_FILE={uri}: no such object") from None
     try:
-        return Path(uri).read_bytes()
+        return Path(uri).open("rb")
     except OSError as exc:
         raise ConfigError(f"CRM_FILE={uri}: {exc.strerror}") from None
 
@@ -98,21 +103,39 @@ def crm_source(
     config: EnrichFunctionConfig, mapping: Mapping, clients: AwsClients, deadline: Deadline
 ) -> CrmSource:
     if config.marketo is None:
-        data = _read_uri(clients, config.crm_file)
-        return FileSource(data, config.crm_file, mapping.visitor_id_field, mapping.crm_fields)
+        with _open_uri(clients, config.crm_file) as data:
+            return FileSource(data, config.crm_file, mapping.visitor_id_field, mapping.crm_fields)
+    client = _marketo_client(config.marketo, clients, deadline)
+    if config.crm_source == "marketo-mirror":
+        return _mirror(config, client, clients, mapping)
     marketo = config.marketo
+    return MarketoSource(client, mapping.visitor_id_field, mapping.crm_fields, marketo.concurrency)
+
+
+def _mirror(
+    config: EnrichFunctionConfig, client: MarketoClient, clients: AwsClients, mapping: Mapping
+) -> CrmSource:
+    assert config.marketo is not None
+    state = S3Store(clients.s3, config.state_bucket)
+    mirror = Mirror(state, mapping.visitor_id_field, mapping.crm_fields)
+    extract = BulkLeadExtract(client, poll=config.marketo.export_poll)
+    return MirrorSource(mirror, MirrorSync(extract, mirror, config.marketo.mirror_initial_days))
+
+
+def _marketo_client(
+    marketo: MarketoConfig, clients: AwsClients, deadline: Deadline
+) -> MarketoClient:
     client_id, client_secret = _marketo_credentials(marketo, clients)
     limiter = DynamoRateLimiter(
         clients.table,
         f"marketo#{urlsplit(marketo.base_url).netloc}",
         Limits(marketo.calls, marketo.window, marketo.concurrency),
     )
-    client = MarketoClient(
+    return MarketoClient(
         MarketoSettings(marketo.base_url, client_id, Secret(client_secret)),
         limiter=limiter,
         transport=Transport("Marketo", deadline=deadline),
     )
-    return MarketoSource(client, mapping.visitor_id_field, mapping.crm_fields, marketo.concurrency)
 
 
 def build_ports(

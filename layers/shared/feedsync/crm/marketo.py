@@ -108,56 +108,83 @@ class MarketoClient:
         return self.tokens.token()
 
     # -- calls ---------------------------------------------------------------------------
-    def _call(self, form: dict[str, str]) -> dict[str, Any]:
-        """One leads.json call under the limiter, with Marketo's retry rules."""
-        url = f"{self.base}/rest/v1/leads.json"
+    def _send(self, method: str, path: str, token: Secret, **kwargs: Any) -> Any:
+        headers = {"Authorization": f"Bearer {token.reveal()}", **kwargs.pop("headers", {})}
+        with self.limiter.slot():
+            response = self.transport.send(
+                method, f"{self.base}{path}", idempotent=True, headers=headers, **kwargs
+            )
+        self.stats.add(calls=1)
+        return response
+
+    @staticmethod
+    def _body(response: Any, operation: str) -> dict[str, Any]:
+        try:
+            body: dict[str, Any] = response.json()
+        except ValueError:
+            raise MarketoError(
+                SERVICE,
+                f"expected JSON, got {response.text[:80]!r}",
+                status=response.status_code,
+                operation=operation,
+            ) from None
+        if response.status_code >= 400 and not body.get("errors"):
+            raise MarketoError(
+                SERVICE, response.text[:200], status=response.status_code, operation=operation
+            )
+        return body
+
+    def request(self, method: str, path: str, operation: str, **kwargs: Any) -> dict[str, Any]:
+        """One REST call under the limiter, with Marketo's retry rules; the successful body.
+
+        Reads only (a POST with ``_method=GET``, the bulk export's create/enqueue, which are
+        safe to repeat): every call may be retried.
+        """
         for attempt in range(self.retry.attempts):
             token = self.tokens.token()
-            with self.limiter.slot():
-                response = self.transport.send(
-                    "POST",
-                    url,
-                    idempotent=True,  # a read, despite the POST
-                    params={"_method": "GET"},
-                    data=form,
-                    headers={"Authorization": f"Bearer {token.reveal()}"},
-                )
-            self.stats.add(calls=1)
-            try:
-                body: dict[str, Any] = response.json()
-            except ValueError:
-                raise MarketoError(
-                    SERVICE,
-                    f"expected JSON, got {response.text[:80]!r}",
-                    status=response.status_code,
-                    operation="POST /rest/v1/leads.json",
-                ) from None
-            if response.status_code >= 400 and not body.get("errors"):
-                raise MarketoError(
-                    SERVICE,
-                    response.text[:200],
-                    status=response.status_code,
-                    operation="POST /rest/v1/leads.json",
-                )
+            body = self._body(self._send(method, path, token, **kwargs), operation)
             if body.get("success"):
                 return body
-            errors = body.get("errors") or [{"code": "?", "message": "success false, no errors"}]
-            code = str(errors[0].get("code"))
-            message = str(errors[0].get("message"))
-            if code == QUOTA_CODE:
-                raise QuotaExhaustedError(SERVICE, message, code=code)
-            if code in REAUTH_CODES:
-                self.tokens.invalidate(token)
-                self.stats.add(reauths=1)
+            if self._retry(body, token, attempt, operation):
                 continue
-            if code in RETRY_CODES and attempt < self.retry.attempts - 1:
-                self.stats.add(retries=1)
-                delay = self.retry.backoff(attempt + 1)
-                logger.info("Marketo %s (%s); retrying in %.1fs", code, message, delay)
-                self._sleep(delay)
-                continue
-            raise MarketoError(SERVICE, message, code=code, operation="leads by filter")
-        raise MarketoError(SERVICE, "gave up after repeated errors", operation="leads by filter")
+        raise MarketoError(SERVICE, "gave up after repeated errors", operation=operation)
+
+    def _retry(self, body: dict[str, Any], token: Secret, attempt: int, operation: str) -> bool:
+        """Whether to try again after ``success: false``; raises when it must not."""
+        errors = body.get("errors") or [{"code": "?", "message": "success false, no errors"}]
+        code, message = str(errors[0].get("code")), str(errors[0].get("message"))
+        if code == QUOTA_CODE:
+            raise QuotaExhaustedError(SERVICE, message, code=code)
+        if code in REAUTH_CODES:
+            self.tokens.invalidate(token)
+            self.stats.add(reauths=1)
+            return True
+        if code in RETRY_CODES and attempt < self.retry.attempts - 1:
+            self.stats.add(retries=1)
+            delay = self.retry.backoff(attempt + 1)
+            logger.info("Marketo %s (%s); retrying in %.1fs", code, message, delay)
+            self._sleep(delay)
+            return True
+        raise MarketoError(SERVICE, message, code=code, operation=operation)
+
+    def _call(self, form: dict[str, str]) -> dict[str, Any]:
+        """One leads.json call: POST with ``_method=GET`` (300 ids overflow a URL)."""
+        return self.request(
+            "POST", "/rest/v1/leads.json", "leads by filter", params={"_method": "GET"}, data=form
+        )
+
+    def download(self, path: str, start: int = 0) -> bytes:
+        """A file body (the bulk export), from byte ``start`` on (``Range``, to resume)."""
+        token = self.tokens.token()
+        headers = {"Range": f"bytes={start}-"} if start else {}
+        response = self._send("GET", path, token, headers=headers)
+        if response.status_code == 401 or response.status_code >= 400:
+            self.tokens.invalidate(token)
+            raise MarketoError(
+                SERVICE, response.text[:200], status=response.status_code, operation=f"GET {path}"
+            )
+        data: bytes = response.content
+        return data
 
     def leads_by_filter(
         self, field: str, values: Sequence[str], fields: Sequence[str]

@@ -4,16 +4,34 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
-from collections.abc import Sequence
-from typing import Any, Protocol
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, BinaryIO, Protocol
 
 from feedsync.crm.marketo import MarketoClient
+from feedsync.crm.mirror import (
+    CHUNK_ROWS,
+    ChunkWriter,
+    Mirror,
+    MirrorJoin,
+    Record,
+    one_per_id,
+    sort_records,
+)
+from feedsync.crm.mirror_sync import MirrorSync
+from feedsync.deadline import Deadline
 from feedsync.errors import ConfigError
+from feedsync.storage import LocalStore
 
 
 class CrmSource(Protocol):
     name: str
+
+    def prepare(self, deadline: Deadline) -> dict[str, Any] | None:
+        """Get ready for a run (the mirror syncs); a report, or None."""
+        ...
 
     @property
     def calls(self) -> int:
@@ -43,41 +61,93 @@ class MarketoSource:
     def lookup(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         return self.client.lookup(self.id_field, ids, self.fields, workers=self.workers)
 
+    def prepare(self, deadline: Deadline) -> dict[str, Any] | None:
+        return None
+
 
 class FileSource:
     """A CSV (header row) or JSON Lines export holding the visitor id field and CRM fields.
 
-    Loaded once per invocation into a dict keyed by visitor id, keeping only mapped fields.
+    The export is read once, as a stream, and sorted by visitor id on local disk (an external
+    sort into a local mirror); lookups are a merge join against it. Memory does not grow with
+    the export. The first record of a visitor id wins, as with Marketo's own lookups.
     """
 
     name = "file"
     calls = 0
 
-    def __init__(self, data: bytes, where: str, id_field: str, fields: Sequence[str]) -> None:
+    def __init__(
+        self, data: bytes | BinaryIO, where: str, id_field: str, fields: Sequence[str]
+    ) -> None:
         self.where = where
         self.id_field = id_field
-        keep = set(fields) | {id_field}
-        self.records: dict[str, dict[str, Any]] = {}
-        text = data.decode("utf-8-sig")
-        rows = (
-            _json_lines(text, where) if _looks_like_json(text) else _csv_rows(text, where, id_field)
-        )
-        for row in rows:
-            key = str(row.get(id_field) or "").strip()
-            if key and key not in self.records:
-                self.records[key] = {k: v for k, v in row.items() if k in keep}
+        self.fields = [f for f in dict.fromkeys(fields) if f != id_field]
+        raw = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
+        self._tmp = tempfile.TemporaryDirectory(prefix="feedsync-crm-file-")
+        store = LocalStore(self._tmp.name)
+        self.mirror = Mirror(store, id_field, self.fields)
+        self.rows = self._build(raw)
+        self.join = MirrorJoin(self.mirror)
+
+    def _build(self, raw: BinaryIO) -> int:
+        rows = _records(raw, self.where, self.id_field, self.fields)
+        writer = ChunkWriter(self.mirror.store, "sorted/", CHUNK_ROWS)
+        count = 0
+        with tempfile.TemporaryDirectory(dir=self._tmp.name) as runs:
+            for record in one_per_id(sort_records(rows, runs), keep="first"):
+                writer.add(record)
+                count += 1
+        writer.flush()
+        self.mirror.index.chunks = writer.chunks
+        self.mirror.index.rows = count
+        return count
 
     def lookup(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        return {i: self.records[i] for i in ids if i in self.records}
+        return self.join.lookup(ids)
+
+    def prepare(self, deadline: Deadline) -> dict[str, Any] | None:
+        return None
 
 
-def _looks_like_json(text: str) -> bool:
-    return text.lstrip().startswith("{")
+class MirrorSource:
+    """``CRM_SOURCE=marketo-mirror``: lookups joined against the bulk-extracted mirror - no
+    per-visitor Marketo call. ``prepare`` brings the mirror up to date first (MirrorSync)."""
+
+    name = "marketo-mirror"
+    calls = 0  # lookups make none; the sync's export calls are in its report
+
+    def __init__(self, mirror: Mirror, sync: MirrorSync | None = None) -> None:
+        self.mirror = mirror
+        self.sync = sync
+        self.join = MirrorJoin(mirror)
+
+    def prepare(self, deadline: Deadline) -> dict[str, Any] | None:
+        if self.sync is None:
+            return None
+        report = self.sync.run(deadline).to_json()
+        self.join = MirrorJoin(self.mirror)  # a new generation may have been written
+        return report
+
+    def lookup(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        return self.join.lookup(ids)
 
 
-def _json_lines(text: str, where: str) -> list[dict[str, Any]]:
-    rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
+def _records(raw: BinaryIO, where: str, id_field: str, fields: Sequence[str]) -> Iterator[Record]:
+    text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+    first = text.readline()
+    rows = (
+        _json_lines(first, text, where)
+        if first.lstrip().startswith("{")
+        else _csv_rows(first, text, where, id_field)
+    )
+    for row in rows:
+        visitor = str(row.get(id_field) or "").strip()
+        if visitor:
+            yield visitor, {k: v for k, v in row.items() if k in fields or k == id_field}
+
+
+def _json_lines(first: str, text: Iterable[str], where: str) -> Iterator[dict[str, Any]]:
+    for number, line in enumerate(itertools.chain([first], text), start=1):
         if not line.strip():
             continue
         try:
@@ -86,12 +156,13 @@ def _json_lines(text: str, where: str) -> list[dict[str, Any]]:
             raise ConfigError(f"{where}: line {number} is not JSON") from None
         if not isinstance(row, dict):
             raise ConfigError(f"{where}: line {number} is not a JSON object")
-        rows.append(row)
-    return rows
+        yield row
 
 
-def _csv_rows(text: str, where: str, id_field: str) -> list[dict[str, Any]]:
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+def _csv_rows(
+    first: str, text: Iterable[str], where: str, id_field: str
+) -> Iterator[dict[str, Any]]:
+    reader = csv.DictReader(itertools.chain([first], text))
     if id_field not in (reader.fieldnames or []):
         raise ConfigError(f"{where}: no {id_field!r} column (columns: {reader.fieldnames})")
-    return list(reader)
+    yield from reader

@@ -353,6 +353,9 @@ def run_daily(
     summary: Json = {"request": request.event() | {"continuation": request.continuation}}
     if settings.reconcile and not request.dry_run:
         summary["reconciliation"] = reconcile(ports, settings).to_json()
+    crm = ports.crm.prepare(deadline)  # the mirror catches up with Marketo first
+    if crm is not None:
+        summary["crm"] = crm
     summary["deliveries"] = []
     summary["continued"] = False
     keys, ignored = _allowed(delivery_keys(ports.state, request), settings.report_suites)
