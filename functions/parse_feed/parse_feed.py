@@ -1,6 +1,7 @@
 """ParseFeedFunction: an Adobe data feed file landed in the feed bucket.
 
-Thin by design: decode the event, call the parse step, map the outcome to logs and metrics.
+Thin by design: decode the event (an S3 notification, EventBridge, or a backfill item from
+BackfillStateMachine), call the parse step, map the outcome to logs and metrics.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from feedsync.config import ParseFunctionConfig
 from feedsync.pipeline.observe import parse_figures
 from feedsync.pipeline.parse import handle_feed_object, raise_for_status
 from feedsync.pipeline.records import DeliveryRecord
-from feedsync.pipeline.s3events import object_keys
+from feedsync.pipeline.s3events import feed_objects
 
 logger = Logger()
 metrics = Metrics()
@@ -34,7 +35,7 @@ STATE = S3Store(S3, CONFIG.state_bucket)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     results = []
-    for bucket, key in object_keys(event):
+    for bucket, key in feed_objects(event):
         logger.append_keys(feed_object=f"s3://{bucket}/{key}")
         outcome = handle_feed_object(S3Store(S3, bucket), STATE, key, CONFIG.settings)
         brief = parse_figures(outcome, metrics)

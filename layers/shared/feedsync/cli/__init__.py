@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from feedsync import __version__
-from feedsync.cli import adobe_cmds, daily_cmds, parse_cmd, progress, status_cmds
+from feedsync.cli import adobe_cmds, backfill_cmd, daily_cmds, parse_cmd, progress, status_cmds
 from feedsync.cli.errors import explain
 from feedsync.cli.parse_cmd import PARSE_FIELDS
 
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     adobe_cmds.register(sub)
     daily_cmds.register(sub)
     status_cmds.register(sub)
+    backfill_cmd.register(sub)
     return parser
 
 

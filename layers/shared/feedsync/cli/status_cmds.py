@@ -63,8 +63,55 @@ def cmd_status(args: argparse.Namespace) -> int:
     ]
     text = table(["DAY", "SUITE", "FILES", "ROWS", "PENDING", "STATE", "UPLOADS"], rows)
     text = text if rows else f"no delivery in the last {args.days} days"
-    emit(found, args.json, f"{text}\n\nlast runs:\n{_runs_text(found['runs'])}")
+    for backfill in found["backfills"]:
+        _step_functions_progress(backfill)
+    emit(
+        found,
+        args.json,
+        f"{text}\n\nlast runs:\n{_runs_text(found['runs'])}"
+        + (f"\n\nbackfills:\n{_backfills_text(found['backfills'])}" if found["backfills"] else ""),
+    )
     return 1 if any(d["state"].startswith("failed") for d in found["deliveries"]) else 0
+
+
+def _step_functions_progress(backfill: dict[str, Any]) -> None:
+    """Add the execution's state and its Distributed Map item counts (when allowed to read)."""
+    arn = backfill.get("execution_arn")
+    if not arn:
+        return
+    try:
+        import boto3
+
+        sfn = boto3.client("stepfunctions")
+        backfill["execution_status"] = sfn.describe_execution(executionArn=arn)["status"]
+        counts: dict[str, int] = {}
+        for run in sfn.list_map_runs(executionArn=arn).get("mapRuns", []):
+            items: dict[str, Any] = dict(
+                sfn.describe_map_run(mapRunArn=run["mapRunArn"])["itemCounts"]
+            )
+            for name in ("succeeded", "failed", "pending", "running", "total"):
+                counts[name] = counts.get(name, 0) + int(items.get(name, 0))
+        backfill["items"] = counts
+    except Exception as exc:  # the CLI user may not read Step Functions: say so, go on
+        backfill["execution_status"] = f"unknown ({type(exc).__name__})"
+
+
+def _backfills_text(backfills: list[dict[str, Any]]) -> str:
+    lines = []
+    for b in backfills:
+        if b.get("execution_arn"):
+            items = b.get("items") or {}
+            detail = f"{b.get('execution_status')}; items " + ", ".join(
+                f"{k} {v}" for k, v in items.items()
+            )
+        else:
+            state = "finished" if b.get("finished_at") else f"running ({b.get('phase')})"
+            detail = (
+                f"{state}; data {b['done']['data']:,} done / {b['failed']['data']} failed, "
+                f"manifests {b['done']['manifest']:,} / {b['failed']['manifest']} failed"
+            )
+        lines.append(f"{b['started_at']}  {b['prefix'] or '(bucket)'}  {detail}")
+    return "\n".join(lines)
 
 
 def _batches_text(batches: list[dict[str, Any]]) -> str:

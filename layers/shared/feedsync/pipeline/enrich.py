@@ -380,7 +380,7 @@ def _log_run(ports: EnrichPorts, summary: Json) -> None:
     """runs/<time>-<owner>.json: what each invocation did, for ``feedsync status``."""
     now = dt.datetime.fromtimestamp(ports.clock(), dt.UTC)
     summary["finished_at"] = now.isoformat(timespec="seconds")
-    key = StateLayout.run_log(now.strftime("%Y%m%dT%H%M%S"), ports.owner)
+    key = StateLayout.run_log(now.strftime("%Y%m%dT%H%M%S.%f"), ports.owner)
     put_json(ports.state, key, summary)
 
 

@@ -23,3 +23,14 @@ def object_keys(event: dict[str, Any]) -> Iterator[tuple[str, str]]:
         yield detail["bucket"]["name"], detail["object"]["key"]
     else:
         raise ValueError("not an S3 ObjectCreated notification (no Records, no aws.s3 detail)")
+
+
+def feed_objects(event: dict[str, Any]) -> list[tuple[str, str]]:
+    """(bucket, key) to parse: an S3 notification, an EventBridge event, or a backfill item
+    (BackfillStateMachine) - the latter only when its phase and day range want the object."""
+    if "backfill" in event:
+        from feedsync.pipeline.backfill import BackfillItem
+
+        item = BackfillItem.from_event(event)
+        return [(item.bucket, item.key)] if item.wanted() else []
+    return list(object_keys(event))

@@ -114,9 +114,12 @@ def recent_runs(state: ObjectStore, limit: int = 5) -> list[Json]:
 
 def status(state: ObjectStore, days: int, today: dt.date | None = None) -> Json:
     since = ((today or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=days)).isoformat()
+    from feedsync.pipeline.backfill import latest
+
     return {
         "deliveries": [delivery_status(state, k).to_json() for k in _keys(state, since)],
         "runs": recent_runs(state),
+        "backfills": list(latest(state)),
     }
 
 
