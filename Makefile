@@ -22,7 +22,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: help install native lint format typecheck complexity cfn-lint validate checkov audit build artifacts-test pytest test faults demo local bench clean
+.PHONY: help install native lint format typecheck complexity cfn-lint validate checkov audit build artifacts-test pytest test faults demo local bench bench-cold-start clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -96,9 +96,13 @@ faults: $(STAMP) $(NATIVE_LIB)  ## the whole fault sweep: every kill point, ever
 demo: $(STAMP) $(NATIVE_LIB)  ## whole pipeline locally: parse a generated delivery (moto S3), then the daily run against the sandbox
 	$(BIN)/python -m sandbox.demo
 
-bench: $(STAMP) $(NATIVE_LIB)  ## reader, whole-parse, daily-run and cold-start benchmarks against their baselines
+bench: $(STAMP) $(NATIVE_LIB) bench-cold-start  ## reader, whole-parse, daily-run, mirror and cold-start benchmarks against their baselines
 	$(BIN)/python -m bench.bench_reader
 	$(BIN)/python -m bench.bench_enrich
+	$(BIN)/python -m bench.bench_mirror
+
+bench-cold-start: build  ## each handler's import from .aws-sam/build vs `import boto3; boto3.client("s3")` (python3.12)
+	$(BIN)/python -m bench.bench_cold_start --compile-layer
 
 clean:  ## remove build outputs (keeps .venv)
 	rm -rf .aws-sam .demo bench/.data .pytest_cache .mypy_cache .ruff_cache $(NATIVE_LIB) $(CHECKOV_VENV)

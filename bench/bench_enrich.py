@@ -24,9 +24,14 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bench.memory import peak_rss_mb
+
+if TYPE_CHECKING:
+    from feedsync.pipeline.records import DeliveryRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "bench" / ".data" / "enrich"
@@ -46,30 +51,26 @@ def visitor_ids(count: int) -> list[str]:
     ]
 
 
-def write_delivery(ids: list[str]) -> dict[str, object]:
+def write_delivery(ids: list[str], root: Path = DATA) -> DeliveryRecord:
     """Per-file results as the parse step writes them: two files, visitors spread over both."""
-    from feedsync.pipeline.results import DeliveryKeys, write_visitors
+    from feedsync.pipeline.layout import StateLayout
+    from feedsync.pipeline.records import DeliveryRecord, FileCheck, Status
+    from feedsync.pipeline.results import write_visitors
     from feedsync.storage import LocalStore, put_json
 
-    shutil.rmtree(DATA, ignore_errors=True)
-    store = LocalStore(DATA)
-    keys = DeliveryKeys("adobe/acmeprod/", f"acmeprod_{DAY}")
-    files = []
+    shutil.rmtree(root, ignore_errors=True)
+    store = LocalStore(root)
+    record = DeliveryRecord(
+        delivery=f"acmeprod_{DAY}", rsid="acmeprod", day=DAY, hour=None, folder="adobe/acmeprod/",
+        manifest=f"acmeprod_{DAY}.txt", visitor_columns=("mcvisid",), crm_id_column="post_evar22",
+        status=Status.COMPLETE, visitors_pending=len(ids), visitors_known=0,
+    )  # fmt: skip
     for part in (0, 1):
-        key = keys.visitors(f"0{part + 1}-acmeprod_{DAY}.tsv.gz", f"{part:032d}")
+        name = f"0{part + 1}-acmeprod_{DAY}.tsv.gz"
+        key = StateLayout.visitors(record.key, name, f"{part:032d}")
         write_visitors(store, key, ids[part::2], [])
-        files.append({"kind": "data", "name": key, "visitors_key": key})
-    record = {
-        "delivery": keys.delivery_id,
-        "rsid": "acmeprod",
-        "day": DAY,
-        "complete": True,
-        "status": "complete",
-        "files": files,
-        "reasons": [],
-        "visitors_pending": len(ids),
-    }
-    put_json(store, keys.record, record)
+        record.files.append(FileCheck(name, "data", md5_ok=True, size_ok=True, visitors_key=key))
+    put_json(store, StateLayout.record(record.key), record.to_json())
     return record
 
 
@@ -80,11 +81,11 @@ class FirstRunLedger:
     def __init__(self) -> None:
         self.recorded = 0
 
-    def known(self, rsid: str, ids: object) -> set[str]:
-        return set()
+    def entries(self, rsid: str, ids: object) -> dict[str, object]:
+        return {}
 
-    def record(self, rsid: str, entries: object, delivery: str) -> int:
-        count = sum(1 for _ in entries)  # type: ignore[attr-defined]
+    def record(self, rsid: str, entries: Iterable[object]) -> int:
+        count = sum(1 for _ in entries)
         self.recorded += count
         return count
 
@@ -93,13 +94,16 @@ def child_run(args: argparse.Namespace) -> None:
     from feedsync.crm.marketo import MarketoClient, MarketoSettings
     from feedsync.crm.ratelimit import Limits, LocalRateLimiter
     from feedsync.crm.sources import MarketoSource
-    from feedsync.pipeline.destinations import DataSourcesDestination
-    from feedsync.pipeline.enrich import EnrichPorts, EnrichSettings, RunRequest, run_daily
+    from feedsync.deadline import Deadline
+    from feedsync.pipeline.destinations import Destination
+    from feedsync.pipeline.destinations.datasources import DataSourcesFiles
+    from feedsync.pipeline.destinations.dryrun import DrySender
+    from feedsync.pipeline.enrich import EnrichPorts, run_daily
     from feedsync.pipeline.mapping import Mapping
-    from feedsync.pipeline.runstate import MemoryRunState
+    from feedsync.pipeline.request import EnrichSettings, RunRequest
     from feedsync.secret import Secret
     from feedsync.storage import LocalStore
-    from feedsync.transport import Deadline
+    from tests.fakes import MemoryRunState, MemoryUploadLog
 
     mapping = Mapping.from_json(json.dumps(MAPPING), "bench mapping")
     # margin: stamps are taken before a call is sent; 10% of the scaled window covers send time
@@ -111,55 +115,57 @@ def child_run(args: argparse.Namespace) -> None:
         MarketoSettings(args.url, "marketo-sandbox-client", Secret("marketo-sandbox-secret-0000")),
         limiter=limiter,
     )
-    destination = DataSourcesDestination(None, "101")
-    build_seconds = [0.0]
-    original = destination.files
-
-    def timed_files(batch):  # type: ignore[no-untyped-def]
-        started = time.perf_counter()
-        try:
-            return original(batch)
-        finally:
-            build_seconds[0] += time.perf_counter() - started
-
-    destination.files = timed_files  # type: ignore[method-assign]
+    builder = TimedBuilder(DataSourcesFiles())
     ports = EnrichPorts(
         state=LocalStore(DATA),
-        ledger=FirstRunLedger(),
+        ledger=FirstRunLedger(),  # type: ignore[arg-type]
         runs=MemoryRunState(),
+        uploads=MemoryUploadLog(),
         crm=MarketoSource(client, FIELD, mapping.crm_fields, workers=5),
         mapping=mapping,
-        destinations=[destination],
-        crm_calls=lambda: client.stats.calls,
+        destinations=[Destination("datasources", builder, DrySender("datasources"), dry_run=True)],
     )
     started = time.perf_counter()
     summary = run_daily(
         ports, EnrichSettings(batch_size=args.batch), RunRequest(dry_run=True), Deadline()
     )
     elapsed = time.perf_counter() - started
-    print(
-        json.dumps(
-            {
-                "summary": summary["deliveries"][0],
-                "seconds": elapsed,
-                "build_seconds": build_seconds[0],
-                "calls": client.stats.calls,
-                "retries": client.stats.retries,
-                "peak_rss_mb": peak_rss_mb(),
-            }
-        )
-    )
+    print(json.dumps({"summary": summary["deliveries"][0], "seconds": elapsed,
+                      "build_seconds": builder.seconds, "calls": client.stats.calls,
+                      "retries": client.stats.retries, "peak_rss_mb": peak_rss_mb()}))  # fmt: skip
+
+
+class TimedBuilder:
+    """The destination's file builder, timed (the "building the upload files" figure)."""
+
+    def __init__(self, builder: Any) -> None:
+        self.builder = builder
+        self.seconds = 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.builder, name)
+        if not callable(attribute):
+            return attribute
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return attribute(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - started
+
+        return timed
 
 
 def child_naive(args: argparse.Namespace) -> None:
     """The one-off-script way: every pending id in memory, then pandas for the upload file."""
     import pandas as pd
 
-    from feedsync.pipeline.parse import pending_visitors
-    from feedsync.storage import LocalStore, get_json
+    from feedsync.pipeline.parse import load_record, pending_visitors
+    from feedsync.storage import LocalStore
 
     store = LocalStore(DATA)
-    record = get_json(store, f"deliveries/adobe/acmeprod/acmeprod_{DAY}.json")
+    record = load_record(store, f"adobe/acmeprod/acmeprod_{DAY}")
     assert record is not None
     pending = list(pending_visitors(store, record))
     matched = pending[:: args.every]

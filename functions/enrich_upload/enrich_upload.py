@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from feedsync import logs
+from feedsync import logs, tracing
 from feedsync import metrics as names
 from feedsync.aws.clients import AwsClients
 from feedsync.config import EnrichFunctionConfig, load_enrich_config
@@ -27,7 +27,6 @@ from feedsync.wiring import build_ports, settings
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer()
 logs.configure(logger)
 
 CONFIG, PROBLEM = load_enrich_config()  # cold start: validated once; a problem is kept, named
@@ -73,7 +72,7 @@ def _run(config: EnrichFunctionConfig, event: dict[str, Any], context: LambdaCon
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
+@tracing.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if CONFIG is None:

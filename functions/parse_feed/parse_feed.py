@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from feedsync import logs
+from feedsync import logs, tracing
 from feedsync.aws.s3 import S3Store
 from feedsync.config import ParseFunctionConfig
 from feedsync.pipeline.observe import parse_figures
@@ -22,7 +22,6 @@ from feedsync.pipeline.s3events import feed_objects
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer()
 logs.configure(logger)
 
 CONFIG = ParseFunctionConfig.from_env()  # cold start: a bad setting fails here, named
@@ -31,7 +30,7 @@ STATE = S3Store(S3, CONFIG.state_bucket)
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
+@tracing.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     results = []

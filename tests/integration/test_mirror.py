@@ -179,6 +179,36 @@ def test_lookups_are_a_merge_join_across_chunks(sandbox: Sandbox) -> None:
     assert source.calls == 0 and len(source.lookup([ecid(2), ecid(3)])) == 1
 
 
+class CountingStore(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened: list[str] = []
+
+    def open(self, key: str) -> Any:
+        self.opened.append(key)
+        return super().open(key)
+
+
+def test_ascending_lookups_read_each_chunk_once() -> None:
+    """Ids that fall between mirror rows must not send the cursor back to a chunk's start."""
+    store = CountingStore()
+    mirror = Mirror(store, FIELD, ["Tier"])
+    mirror.merge(((ecid(n), {"Tier": f"t{n}"}) for n in range(0, 3000, 3)), "w", chunk_rows=50)
+    store.opened.clear()
+    join = MirrorJoin(mirror)
+    found: dict[str, Any] = {}
+    for start in range(0, 3000, 500):  # the run's batches: ascending, mostly not in the mirror
+        found |= join.lookup([ecid(n) for n in range(start, start + 500)])
+    assert sorted(found) == sorted(ecid(n) for n in range(0, 3000, 3))
+    assert len(store.opened) == len(set(store.opened)) == len(mirror.index.chunks)
+    store.opened.clear()
+    fresh = MirrorJoin(mirror)  # ids in the last chunk only: the chunks before stay unread
+    assert fresh.lookup([ecid(2997), ecid(2998)]) == {
+        ecid(2997): {FIELD: ecid(2997), "Tier": "t2997"}
+    }
+    assert store.opened == [mirror.index.chunks[-1]["key"]]
+
+
 def test_the_file_source_sorts_on_disk_and_keeps_the_first_record() -> None:
     rows: Iterator[tuple[str, dict[str, Any]]] = ((f"v{n % 50:03d}", {"n": n}) for n in range(500))
     with tempfile.TemporaryDirectory() as tmp:

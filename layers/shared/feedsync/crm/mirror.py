@@ -24,6 +24,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from json.decoder import scanstring  # type: ignore[attr-defined]
 from typing import IO, Any
 
 from feedsync.storage import ObjectStore, get_json, put_json
@@ -61,6 +62,16 @@ def _read_chunk(raw: IO[bytes]) -> Iterator[Record]:
         for line in lines:
             visitor, values = json.loads(line)
             yield visitor, values
+
+
+def _read_lines(raw: IO[bytes]) -> Iterator[tuple[str, str]]:
+    """(visitor id, the whole line) of each row: only the id is decoded (the join's hot loop)."""
+    with gzip.open(raw, "rt", encoding="utf-8") as lines:
+        for line in lines:
+            if not line.startswith('["'):
+                raise ValueError(f"mirror chunk row is not [id, fields]: {line[:40]!r}")
+            visitor, _ = scanstring(line, 2)
+            yield visitor, line
 
 
 class ChunkWriter:
@@ -185,21 +196,23 @@ class MirrorJoin:
     """Lookups answered by walking the sorted mirror alongside sorted ids (a merge join).
 
     Successive lookups usually ask for ascending ids (the batches of a sorted stream): the
-    cursor only moves forward. An id before the cursor (a resumed batch) re-positions it with
-    the chunk index. Memory: one chunk row.
+    cursor only moves forward, and a chunk no id falls in is skipped unread. An id below the
+    last one asked for (a resumed batch) re-positions it with the chunk index. Memory: one
+    chunk row; a row's fields are decoded only when its id is asked for.
     """
 
     def __init__(self, mirror: Mirror) -> None:
         self.mirror = mirror
         self.firsts = [c["first"] for c in mirror.index.chunks]
         self._chunk = -1
-        self._rows: Iterator[Record] = iter(())
-        self._current: Record | None = None
+        self._rows: Iterator[tuple[str, str]] = iter(())
+        self._current: tuple[str, str] | None = None
+        self._last: str | None = None  # the highest id asked for so far
 
     def _open(self, chunk: int) -> None:
         self._chunk = chunk
         key = self.mirror.index.chunks[chunk]["key"]
-        self._rows = _read_chunk(self.mirror.store.open(key))
+        self._rows = _read_lines(self.mirror.store.open(key))
         self._current = next(self._rows, None)
 
     def _advance(self) -> None:
@@ -212,13 +225,10 @@ class MirrorJoin:
         if not self.firsts:
             return
         target = max(0, bisect.bisect_right(self.firsts, visitor) - 1)
-        if self._chunk == -1 or target > self._chunk:
+        behind = self._last is not None and visitor < self._last
+        if self._chunk == -1 or behind or target > self._chunk:
             self._open(target)
-        elif self._current is not None:
-            if visitor < self._current[0]:  # behind the cursor: a resumed batch
-                self._open(target)
-        elif visitor <= self.mirror.index.chunks[self._chunk]["last"]:  # exhausted, behind
-            self._open(target)
+        self._last = visitor
 
     def lookup(self, ids: Sequence[str]) -> dict[str, dict[str, str]]:
         found: dict[str, dict[str, str]] = {}
@@ -227,5 +237,6 @@ class MirrorJoin:
             while self._current is not None and self._current[0] < visitor:
                 self._advance()
             if self._current is not None and self._current[0] == visitor:
-                found[visitor] = {self.mirror.id_field: visitor, **self._current[1]}
+                values = json.loads(self._current[1])[1]
+                found[visitor] = {self.mirror.id_field: visitor, **values}
         return found
