@@ -83,13 +83,13 @@ def child_join(args: argparse.Namespace, root: Path) -> dict[str, object]:
     from feedsync.crm.mirror_sync import MirrorSync
     from feedsync.crm.sources import MirrorSource
     from feedsync.deadline import Deadline
-    from feedsync.secret import Secret
     from feedsync.pipeline.destinations import Destination
     from feedsync.pipeline.destinations.datasources import DataSourcesFiles
     from feedsync.pipeline.destinations.dryrun import DrySender
     from feedsync.pipeline.enrich import EnrichPorts, run_daily
     from feedsync.pipeline.mapping import Mapping
     from feedsync.pipeline.request import EnrichSettings, RunRequest
+    from feedsync.secret import Secret
     from feedsync.storage import LocalStore
     from tests.fakes import MemoryRunState, MemoryUploadLog
 
@@ -204,7 +204,11 @@ def report(args, built, joined, joined_small, table, requests) -> int:  # type: 
     for name, ours, base, label in rows:
         ratio = float(ours) / float(base) if float(base) else 0.0
         print(f"{name:40s} {float(ours):10.0f} {float(base):10.0f} {ratio:7.2f}  {label}")
-    ok = calls == 0 and float(joined["peak_rss_mb"]) <= 256 and summary["matched"] == table["matched"]
+    ok = (
+        calls == 0
+        and float(joined["peak_rss_mb"]) <= 256
+        and summary["matched"] == table["matched"]
+    )
     return 0 if ok else 1
 
 
