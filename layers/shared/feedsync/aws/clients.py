@@ -28,5 +28,21 @@ class AwsClients:
             s3=boto3.client("s3"),
             secrets=boto3.client("secretsmanager"),
             table=boto3.resource("dynamodb").Table(table_name),
-            lambda_=boto3.client("lambda") if with_lambda else None,
+            lambda_=LazyClient("lambda") if with_lambda else None,
         )
+
+
+class LazyClient:
+    """A boto3 client created on first use: the daily run needs Lambda only to continue itself
+    (rare), so most cold starts skip loading its service model."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self._client: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client(self.service)  # type: ignore[call-overload]
+        return getattr(self._client, name)
