@@ -64,14 +64,14 @@ def _by_trigger(s3: Any, deliveries: list[Any], monkeypatch: pytest.MonkeyPatch)
             handler.lambda_handler(event, FakeLambdaContext("ParseFeedFunction"))
 
 
-def _cli_logging() -> None:
-    """The handler gave the package's loggers its stdout JSON handler; a CLI has none."""
+def _cli_logging(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The handler gave the package's loggers its stdout JSON handler; a CLI has none. Undone
+    after the test: Powertools finds its handler on that logger when a handler module loads."""
     import logging
 
     package = logging.getLogger("feedsync")
-    for handler in list(package.handlers):
-        package.removeHandler(handler)
-    package.propagate = True
+    monkeypatch.setattr(package, "handlers", [])
+    monkeypatch.setattr(package, "propagate", True)
 
 
 def _stored(s3: Any, bucket: str) -> dict[str, Any]:
@@ -96,7 +96,7 @@ def test_a_local_backfill_produces_what_the_s3_trigger_does_and_is_idempotent(
 ) -> None:
     s3, deliveries = history
     _by_trigger(s3, deliveries, monkeypatch)
-    _cli_logging()
+    _cli_logging(monkeypatch)
     capsys.readouterr()  # the function's own log lines
     monkeypatch.setenv("STATE_BUCKET", "state-backfill")
     code = main(["backfill", f"s3://{FEED}/{FOLDER}", "--local", "--json"])
