@@ -13,6 +13,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # The Lambda runtime's Python, to import the built handlers as Lambda does (optional).
 PY312 ?= $(shell for p in $$(command -v python3.12) $$HOME/.pyenv/versions/3.12*/bin/python3.12; do \
 	"$$p" -c pass 2>/dev/null && echo "$$p" && break; done)
+export LAMBDA_PYTHON_BIN := $(PY312)
 STAMP := $(VENV)/.installed
 
 NATIVE_SRC := layers/shared/feedsync/datafeed/native/feedscan.c
