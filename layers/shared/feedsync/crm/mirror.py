@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import tempfile
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from json.decoder import scanstring  # type: ignore[attr-defined]
@@ -33,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "mirror/"
 CHUNK_ROWS = 200_000
-SORT_RUN_ROWS = 250_000
+SORT_RUN_ROWS = 100_000  # one sort run in memory (~60 MB of records)
 
 Record = tuple[str, dict[str, str]]  # visitor id, fields
 
@@ -75,27 +76,36 @@ def _read_lines(raw: IO[bytes]) -> Iterator[tuple[str, str]]:
 
 
 class ChunkWriter:
-    """Sorted records into gzip JSON-lines chunks of ``chunk_rows`` rows, in one store."""
+    """Sorted records into gzip JSON-lines chunks of ``chunk_rows`` rows, in one store. Each
+    record is serialised and compressed as it is added: memory holds compressed bytes, not rows."""
 
     def __init__(self, store: ObjectStore, prefix: str, chunk_rows: int) -> None:
         self.store, self.prefix, self.chunk_rows = store, prefix, chunk_rows
         self.chunks: list[dict[str, Any]] = []
-        self._rows: list[Record] = []
+        self._open()
+
+    def _open(self) -> None:
+        self._deflate = zlib.compressobj(1, zlib.DEFLATED, 31)  # gzip framing, fast level
+        self._parts: list[bytes] = []
+        self._first, self._last, self._rows = "", "", 0
 
     def add(self, record: Record) -> None:
-        self._rows.append(record)
-        if len(self._rows) >= self.chunk_rows:
+        line = json.dumps([record[0], record[1]], separators=(",", ":")) + "\n"
+        self._parts.append(self._deflate.compress(line.encode("utf-8")))
+        self._first = self._first or record[0]
+        self._last, self._rows = record[0], self._rows + 1
+        if self._rows >= self.chunk_rows:
             self.flush()
 
     def flush(self) -> None:
         if not self._rows:
             return
-        text = "".join(json.dumps([v, f], separators=(",", ":")) + "\n" for v, f in self._rows)
         key = f"{self.prefix}chunk-{len(self.chunks):05d}.jsonl.gz"
-        self.store.put(key, gzip.compress(text.encode("utf-8"), 1), "application/gzip")
-        self.chunks.append({"key": key, "first": self._rows[0][0], "last": self._rows[-1][0],
-                            "rows": len(self._rows)})  # fmt: skip
-        self._rows = []
+        data = b"".join([*self._parts, self._deflate.flush()])
+        self.store.put(key, data, "application/gzip")
+        self.chunks.append({"key": key, "first": self._first, "last": self._last,
+                            "rows": self._rows})  # fmt: skip
+        self._open()
 
 
 def _sorted_runs(records: Iterable[Record], tmp: str, run_rows: int) -> list[str]:
