@@ -14,8 +14,10 @@ use this module, so a header is accepted or refused the same way everywhere.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 
 MAX_ROW_BYTES = 4096
 MAX_DAYS = 90
@@ -147,26 +149,67 @@ def date_day(value: str) -> str:
     return f"{int(year):04d}-{int(month):02d}-{int(day):02d}"
 
 
+class RowRules:
+    """The row rules for one header row, prepared once: which columns are dimensions and
+    metrics, and each distinct Date already judged (a batch's rows share one date)."""
+
+    def __init__(self, headers: list[Header]) -> None:
+        self.width = len(headers)
+        self.dims = [i for i, h in enumerate(headers) if h.kind == "dimension"]
+        self.metrics = [(i, h.name) for i, h in enumerate(headers) if h.kind == "metric"]
+        self.names = [h.name for h in headers]
+        self._dims = _picker(self.dims)
+        self._metrics = _picker([i for i, _ in self.metrics])
+        self._dates: dict[str, bool] = {}
+
+    def date_ok(self, value: str) -> bool:
+        known = self._dates.get(value)
+        if known is None:
+            known = self._dates[value] = valid_date(value)
+        return known
+
+    def problems(self, fields: list[str]) -> list[str]:
+        """What is wrong with one data row (without its line number)."""
+        if len(fields) != self.width:
+            return [f"{len(fields)} fields, header has {self.width}"]
+        dims, metrics = self._dims(fields), self._metrics(fields)
+        if (  # the common case, decided without building a message
+            self.date_ok(fields[0])
+            and any(dims)
+            and any(metrics)
+            and all(_is_number(v) for v in metrics if v)
+            and not any(";" in v for v in dims)
+        ):
+            return []
+        found = []
+        if not self.date_ok(fields[0]):
+            found.append(f"Date {fields[0]!r} is not MM/DD/YYYY/HH/mm/SS or MM/DD/YYYY")
+        if not any(dims):
+            found.append("no dimension value")
+        if not any(metrics):
+            found.append("no metric value")
+        names = [name for _, name in self.metrics]
+        found += [f"{n} value {v!r} is not a number" for n, v in zip(names, metrics, strict=True)
+                  if v and not _is_number(v)]  # fmt: skip
+        found += [f"{self.names[i]} value holds ';'" for i in self.dims if ";" in fields[i]]
+        return found
+
+
+def _picker(indexes: list[int]) -> Callable[[list[str]], tuple[str, ...]]:
+    """The fields at ``indexes``, always as a tuple."""
+    if len(indexes) == 1:
+        only = indexes[0]
+        return lambda fields: (fields[only],)
+    return itemgetter(*indexes) if indexes else lambda fields: ()
+
+
+def _is_number(value: str) -> bool:
+    return (value.isascii() and value.isdigit()) or _NUMBER.fullmatch(value) is not None
+
+
 def row_problems(headers: list[Header], fields: list[str]) -> list[str]:
     """What is wrong with one data row (without its line number)."""
-    if len(fields) != len(headers):
-        return [f"{len(fields)} fields, header has {len(headers)}"]
-    found = []
-    if not valid_date(fields[0]):
-        found.append(f"Date {fields[0]!r} is not MM/DD/YYYY/HH/mm/SS or MM/DD/YYYY")
-    dims = [(h, v) for h, v in zip(headers, fields, strict=True) if h.kind == "dimension"]
-    metrics = [(h, v) for h, v in zip(headers, fields, strict=True) if h.kind == "metric"]
-    if not any(v for _, v in dims):
-        found.append("no dimension value")
-    if not any(v for _, v in metrics):
-        found.append("no metric value")
-    found += [
-        f"{h.name} value {v!r} is not a number"
-        for h, v in metrics
-        if v and not _NUMBER.fullmatch(v)
-    ]
-    found += [f"{h.name} value holds ';'" for h, v in dims if ";" in v]
-    return found
+    return RowRules(headers).problems(fields)
 
 
 def header_row_problems(texts: list[str]) -> tuple[list[Header], list[str]]:
@@ -221,13 +264,14 @@ def problems(data: bytes, limit: int = 20) -> list[str]:
     found += [f"line {index + 1}: {p}" for p in header_errors]
     if not headers or headers[0].kind != "date":
         return found[:limit]  # rows cannot be read without their Date column
+    rules = RowRules(headers)
     days: set[str] = set()
     for number, line in enumerate(lines[index + 1 :], start=index + 2):
         if len(line.encode("utf-8")) > MAX_ROW_BYTES:
             found.append(f"line {number}: row is longer than {MAX_ROW_BYTES} bytes")
         fields = line.split("\t")
-        found += [f"line {number}: {p}" for p in row_problems(headers, fields)]
-        if fields and valid_date(fields[0]):
+        found += [f"line {number}: {p}" for p in rules.problems(fields)]
+        if fields and rules.date_ok(fields[0]):
             days.add(date_day(fields[0]))
         if len(found) >= limit:
             return found[:limit]

@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from feedsync.adobe.datasource_file import MAX_ROW_BYTES, Header, parse_header, row_problems
+from feedsync.adobe.datasource_file import MAX_ROW_BYTES, Header, RowRules, parse_header
 from feedsync.pipeline.mapping import MappedRow, Mapping
 from feedsync.pipeline.records import Rejected
 
@@ -60,12 +60,13 @@ class _PartWriter:
         self.lines, self.visitors, self.size = [], [], len(self.head)
 
 
-def _refusal(cells: list[str], line: bytes, headers: list[Header]) -> str | None:
+def _refusal(cells: list[str], line: bytes, rules: RowRules) -> str | None:
     if len(line) - 1 > MAX_ROW_BYTES:
         return f"row is {len(line) - 1} bytes; Adobe's limit is {MAX_ROW_BYTES}"
-    if any(ch in cell for cell in cells for ch in "\t\r\n"):
+    # the line is the cells joined: any extra tab, or a line break before its end, came from a value
+    if line.count(b"\t") != len(cells) - 1 or b"\r" in line or line.find(b"\n") != len(line) - 1:
         return "a value holds a tab or a line break (the file is tab-delimited, one row a line)"
-    problems = row_problems(headers, cells)
+    problems = rules.problems(cells)
     return "; ".join(problems) if problems else None
 
 
@@ -81,12 +82,12 @@ def build_datasource_files(
     head += "\t".join(mapping.headers) + "\n"
     writer = _PartWriter(head.encode("utf-8"), max_part_bytes)
     date = hit_date(day)
-    headers = [h for h in map(parse_header, mapping.headers) if isinstance(h, Header)]
+    rules = RowRules([h for h in map(parse_header, mapping.headers) if isinstance(h, Header)])
     out = UploadFiles()
     for row in rows:
         cells = [date, row.visitor, "1", *(row.values.get(h, "") for h in mapping.columns.values())]
         line = ("\t".join(cells) + "\n").encode("utf-8")
-        reason = _refusal(cells, line, headers)
+        reason = _refusal(cells, line, rules)
         if reason:
             out.rejected.append(Rejected(row.visitor, reason))
             continue
