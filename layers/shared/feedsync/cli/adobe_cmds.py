@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from feedsync.adobe import bdia, datasource_file
 from feedsync.cli import progress
 from feedsync.cli.common import CliError, adobe_session, analytics_client, emit, required_env
 from feedsync.deadline import Deadline
@@ -73,6 +72,8 @@ def cmd_ds_accounts(args: argparse.Namespace) -> int:
 
 def cmd_ds_upload(args: argparse.Namespace) -> int:
     data = _read(args.file)
+    from feedsync.adobe import datasource_file  # not loaded for the other commands
+
     problems = datasource_file.problems(data)
     if problems:
         for problem in problems:
@@ -115,10 +116,10 @@ def cmd_ds_jobs(args: argparse.Namespace) -> int:
 
 
 def cmd_bdia_validate(args: argparse.Namespace) -> int:
-    from feedsync.adobe.bdia import BdiaClient
+    from feedsync.adobe.bdia import BdiaClient, file_problems  # only for the bdia commands
 
     data = _read(args.file)
-    problems = bdia.file_problems(data)
+    problems = file_problems(data)
     result: dict[str, Any] = {"file": args.file, "local_problems": problems}
     if not problems and not args.local:
         result["adobe"] = BdiaClient(adobe_session()).validate(data)
@@ -127,10 +128,10 @@ def cmd_bdia_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_bdia_upload(args: argparse.Namespace) -> int:
-    from feedsync.adobe.bdia import BdiaClient
+    from feedsync.adobe.bdia import BdiaClient, file_problems  # only for the bdia commands
 
     data = _read(args.file)
-    problems = bdia.file_problems(data)
+    problems = file_problems(data)
     if problems:  # the same exit status as `bdia validate`: the file is refused (1)
         for problem in problems:
             print(f"feedsync: {args.file}: {problem}", file=sys.stderr)
