@@ -125,9 +125,23 @@ def test_buckets_refuse_plain_http_and_keep_personal_data_only_so_long(template:
     assert template["Parameters"]["FeedRetentionDays"]["Default"] == 30
     state = template["Resources"]["StateBucket"]["Properties"]
     assert state["VersioningConfiguration"]["Status"] == "Enabled"
-    assert state["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] == {
-        "Ref": "StateRetentionDays"
+    expiring = {
+        r["Prefix"]: r["ExpirationInDays"]
+        for r in state["LifecycleConfiguration"]["Rules"]
+        if "ExpirationInDays" in r
     }
+    written = (
+        "results/",
+        "deliveries/",
+        "enriched/",
+        "reports/",
+        "uploads/",
+        "runs/",
+        "backfills/",
+    )
+    assert expiring == dict.fromkeys(written, {"Ref": "StateRetentionDays"})
+    # the user's mapping files and CRM exports, and the mirror, never expire under them
+    assert not any(p.startswith(("config/", "crm/", "mirror/")) for p in expiring)
 
 
 def _written_prefixes(function: dict) -> set[str]:
