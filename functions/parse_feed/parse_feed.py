@@ -13,6 +13,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from feedsync import logs, tracing
+from feedsync import metrics as names
 from feedsync.aws.s3 import S3Store
 from feedsync.config import ParseFunctionConfig
 from feedsync.pipeline.observe import parse_figures
@@ -23,6 +24,7 @@ from feedsync.pipeline.s3events import feed_objects
 logger = Logger()
 metrics = Metrics()
 logs.configure(logger)
+names.expect_empty_flushes()
 
 CONFIG = ParseFunctionConfig.from_env()  # cold start: a bad setting fails here, named
 S3 = boto3.client("s3")

@@ -139,7 +139,7 @@ def test_buckets_refuse_plain_http_and_keep_personal_data_only_so_long(template:
         "runs/",
         "backfills/",
     )
-    assert expiring == dict.fromkeys(written, {"Ref": "StateRetentionDays"})
+    assert expiring == {key: {"Ref": "StateRetentionDays"} for key in written}
     # the user's mapping files and CRM exports, and the mirror, never expire under them
     assert not any(p.startswith(("config/", "crm/", "mirror/")) for p in expiring)
 
