@@ -28,6 +28,7 @@ from feedsync.wiring import build_ports, settings
 logger = Logger()
 metrics = Metrics()
 logs.configure(logger)
+names.expect_empty_flushes()
 
 CONFIG, PROBLEM = load_enrich_config()  # cold start: validated once; a problem is kept, named
 CLIENTS = AwsClients.create(CONFIG.state_table, with_lambda=True) if CONFIG else None

@@ -72,8 +72,9 @@ def emit_with_status(recorder: Any, name: str, status: str, value: float = 1) ->
 
 
 def expect_empty_flushes() -> None:
-    """``FeedObjects`` goes out through ``single_metric``, so an event (a lookup archive, say)
-    can leave the handler's own recorder empty; Powertools' warning about that is noise."""
+    """An invocation may leave the handler's recorder empty - ``FeedObjects`` goes out through
+    ``single_metric`` (a lookup archive's event adds nothing else), a daily run may have nothing
+    to do - and Powertools' warning about that is noise in the logs."""
     import warnings
 
     warnings.filterwarnings(
