@@ -45,7 +45,7 @@ def main(build_dir: str) -> int:
         )
         from feedsync.datafeed import gzipstream
 
-        assert gzipstream.DECOMPRESSOR == "isal_zlib", "isal did not load from the layer"
+        assert gzipstream.DECOMPRESSOR == "isal.igzip", "isal did not load from the layer"
         from feedsync.datafeed import nativescan
 
         if os.uname().machine == os.environ.get("LAMBDA_WHEEL_ARCH", "x86_64"):

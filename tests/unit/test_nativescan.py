@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
+import importlib.util
 import random
+import subprocess
+import sys
 
 import pytest
 
@@ -103,3 +107,58 @@ def test_rows_of_escaped_newlines_and_backslash_runs_across_every_boundary(chunk
     native, python = tallies("".join(rows).encode(), layout, chunk_sizes)
     same(native, python)
     assert native.rows == 25
+
+
+def _portable_build(tmp_path_factory) -> ctypes.CDLL | None:
+    """The scanner as built where SSE2 is absent (arm64): the same masks from SWAR words."""
+    out = tmp_path_factory.mktemp("portable") / "libfeedscan-portable.so"
+    source = nativescan.LIBRARY.with_name("feedscan.c")
+    build = subprocess.run(
+        [sys.executable, "-m", "ziglang", "cc", "-O2", "-shared", "-fPIC", "-Wall", "-Werror",
+         "-DFEEDSCAN_PORTABLE", "-o", str(out), str(source)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr
+    return nativescan._load(out)
+
+
+@pytest.fixture(scope="module", params=["built", "portable"])
+def scanner_library(request, tmp_path_factory):
+    if request.param == "built":
+        return nativescan._LIB
+    if importlib.util.find_spec("ziglang") is None:
+        pytest.skip("ziglang (a dev dependency, `make install`) is needed to build the variant")
+    return _portable_build(tmp_path_factory)
+
+
+def _random_feed(rng: random.Random, n_columns: int, rows: int, escapes: bool) -> bytes:
+    """Fields of 0-150 bytes, so wanted fields start and end everywhere in a 64-byte block."""
+    plain = "abcdefghij0123456789 -=/:;,."
+    lines = []
+    for _ in range(rows):
+        fields = []
+        for _ in range(n_columns):
+            size = rng.choice((0, 0, 0, 1, 2, 7, 30, 63, 64, 65, 150))
+            text = "".join(rng.choice(plain) for _ in range(size))
+            if escapes and rng.random() < 0.05:
+                at = rng.randrange(len(text) + 1)
+                text = text[:at] + rng.choice(("\\\t", "\\\n", "\\\\")) + text[at:]
+            fields.append(text)
+        lines.append("\t".join(fields) + "\n")
+    return "".join(lines).encode()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_wanted_fields_anywhere_in_a_block(scanner_library, monkeypatch, seed):
+    monkeypatch.setattr(nativescan, "_LIB", scanner_library)
+    rng = random.Random(seed)
+    n_columns = rng.choice((3, 9, 40, 130))
+    headers = [f"c{i}" for i in range(n_columns)]
+    # roles at random columns, column 0 and the last column included on some seeds
+    picks = rng.sample(range(n_columns), 3) if seed % 2 else [0, n_columns - 1, n_columns // 2]
+    headers[picks[0]], headers[picks[1]], headers[picks[2]] = "mcvisid", "post_evar22", "hit_source"
+    layout = HitLayout.from_headers(headers, ("mcvisid",), "post_evar22")
+    raw = _random_feed(rng, n_columns, 300, escapes=seed >= 3)
+    native, python = tallies(raw, layout, (64, 100, 4099, 1 << 20), seed=seed)
+    same(native, python)
+    assert native.rows == 300

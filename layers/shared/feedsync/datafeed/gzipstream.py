@@ -1,29 +1,55 @@
 """Streaming gzip decompression of data feed files.
 
-Uses python-isal when it is installed (about 5x faster than zlib on feed data) and falls back to
-the standard library. Handles multi-member gzip files and reports truncation instead of
-returning a silently short file.
+Uses python-isal's gzip reader when it is installed: it inflates about twice as fast as the
+zlib-style ``decompressobj`` interface (of isal or the standard library) and releases the GIL
+while it works, so the scanner's Python steps run beside it. Falls back to the standard
+library's reader, which has the same interface. Both read multi-member files whole and report a
+truncated file instead of returning a silently short one.
 """
 
 from __future__ import annotations
 
+import gzip
 import types
 import zlib
 from collections.abc import Iterator
-from typing import Any
 
 from feedsync.datafeed.integrity import Readable
 from feedsync.errors import CorruptFileError
 
-_zlib: types.ModuleType
-try:  # isal decompresses the same bytes as zlib, much faster; optional so dev setups still work
-    from isal import isal_zlib as _zlib
-except ImportError:  # pragma: no cover - exercised only where isal is absent
-    _zlib = zlib
+_gzip: types.ModuleType
+# corrupt data only: a failing read of the underlying stream is not the file's fault
+_ERRORS: tuple[type[BaseException], ...] = (gzip.BadGzipFile, zlib.error)
+try:  # optional so dev setups without the wheel still work
+    from isal import igzip as _gzip
+    from isal import isal_zlib
 
-DECOMPRESSOR = _zlib.__name__.rsplit(".", 1)[-1]
-_GZIP_WBITS = 31
-_ERRORS: tuple[type[BaseException], ...] = (zlib.error, getattr(_zlib, "error", zlib.error))
+    _ERRORS = (*_ERRORS, getattr(isal_zlib, "error", zlib.error))  # typed as an instance
+except ImportError:  # pragma: no cover - exercised only where isal is absent
+    _gzip = gzip
+
+DECOMPRESSOR = _gzip.__name__  # "isal.igzip" or "gzip"
+
+
+class _Replayed:
+    """The stream with its first block (already read, to tell an empty file apart) put back."""
+
+    def __init__(self, head: bytes, rest: Readable) -> None:
+        self._head, self._rest = head, rest
+
+    def read(self, n: int = -1) -> bytes:
+        if not self._head:
+            return self._rest.read(n)
+        if n < 0 or n >= len(self._head):
+            data, self._head = self._head, b""
+            return data
+        data, self._head = self._head[:n], self._head[n:]
+        return data
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        data = self.read(len(buffer))
+        memoryview(buffer)[: len(data)] = data
+        return len(data)
 
 
 def decompressed_chunks(
@@ -33,35 +59,16 @@ def decompressed_chunks(
 
     Small chunks keep the scanner's working set in the CPU cache; the stream is never held whole.
     """
-    decomp: Any = _zlib.decompressobj(_GZIP_WBITS)
-    member_started = False
-    total_in = 0
+    head = stream.read(read_size)
+    if not head:
+        raise CorruptFileError(source, "the file is empty (0 bytes), not gzip")
     try:
-        while True:
-            data = stream.read(read_size)
-            if not data:
-                break
-            total_in += len(data)
-            while data:
-                member_started = True
-                out = decomp.decompress(data, chunk_size)
-                if out:
-                    yield out
-                if decomp.eof:
-                    data = decomp.unused_data
-                    decomp = _zlib.decompressobj(_GZIP_WBITS)
-                    member_started = False
-                else:
-                    data = decomp.unconsumed_tail
-            # drain output held back by chunk_size before reading more input
-            while not decomp.eof and member_started:
-                out = decomp.decompress(b"", chunk_size)
-                if not out:
-                    break
-                yield out
+        with _gzip.open(_Replayed(head, stream), "rb") as inflated:
+            while chunk := inflated.read(chunk_size):
+                yield chunk
+    except EOFError:
+        raise CorruptFileError(
+            source, "truncated gzip: the stream ends before the gzip trailer"
+        ) from None
     except _ERRORS as exc:
         raise CorruptFileError(source, f"not valid gzip data ({exc})") from None
-    if total_in == 0:
-        raise CorruptFileError(source, "the file is empty (0 bytes), not gzip")
-    if member_started and not decomp.eof:
-        raise CorruptFileError(source, "truncated gzip: the stream ends before the gzip trailer")

@@ -41,10 +41,10 @@ def tally_hits(chunks: Iterable[bytes], source: str, layout: HitLayout) -> Visit
 
 def scan_gzip_hits(stream: BinaryIO, source: str, layout: HitLayout) -> HitFileScan:
     """A multiple-file delivery part: ``NN-rsid_YYYY-mm-dd.tsv.gz``."""
-    reader = HashingReader(stream)
-    tally = tally_hits(decompressed_chunks(reader, source), source, layout)
-    reader.drain()
-    return HitFileScan(reader.md5, reader.size, tally)
+    with HashingReader(stream, background=True) as reader:
+        tally = tally_hits(decompressed_chunks(reader, source), source, layout)
+        reader.drain()
+        return HitFileScan(reader.md5, reader.size, tally)
 
 
 def _require_tar(source: str) -> None:

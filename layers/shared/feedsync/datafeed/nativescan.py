@@ -47,12 +47,12 @@ class _Result(ctypes.Structure):
 _LOAD_ERROR = ""
 
 
-def _load() -> ctypes.CDLL | None:
+def _load(library: Path = LIBRARY) -> ctypes.CDLL | None:
     global _LOAD_ERROR
-    if os.environ.get("FEEDSYNC_SCANNER", "").lower() == "python" or not LIBRARY.is_file():
+    if os.environ.get("FEEDSYNC_SCANNER", "").lower() == "python" or not library.is_file():
         return None
     try:
-        lib = ctypes.CDLL(str(LIBRARY))
+        lib = ctypes.CDLL(str(library))
     except OSError as exc:  # built for another architecture or C library
         _LOAD_ERROR = str(exc)
         return None

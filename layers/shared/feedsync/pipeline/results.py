@@ -12,7 +12,7 @@ import heapq
 import types
 import zlib
 from collections.abc import Iterable, Iterator
-from itertools import groupby, islice
+from itertools import groupby
 
 from feedsync.pipeline.layout import StateLayout
 from feedsync.pipeline.records import FileResult
@@ -49,15 +49,30 @@ def write_visitors(
     store: ObjectStore, key: str, pending: Iterable[str], known: Iterable[str]
 ) -> None:
     """Write one sorted stream; a visitor is either pending or known in one file, never both."""
-    merged = heapq.merge(((v, PENDING) for v in pending), ((v, KNOWN) for v in known))
     # a fast gzip level: the stream is read back once or twice and kept for days
     deflate = _zlib.compressobj(1, _zlib.DEFLATED, 31)
-    parts: list[bytes] = []
-    while lines := [f"{escape_id(v)}\t{s}\n" for v, s in islice(merged, 65_536)]:
-        # ISO-8859-1: one byte per character, so the stream holds the feed's bytes exactly
-        parts.append(deflate.compress("".join(lines).encode("iso-8859-1")))
+    parts = [deflate.compress(block) for block in _stream_blocks(list(pending), list(known))]
     parts.append(deflate.flush())
     store.put(key, b"".join(parts), "application/gzip")
+
+
+def _stream_blocks(pending: list[str], known: list[str], size: int = 65_536) -> Iterator[bytes]:
+    """The stream's lines, in blocks. Both lists are sorted, so sorting their concatenation is
+    timsort's linear merge of two runs; ids needing an escape are rare, so a block's ids go
+    through the escape table only when one of them holds a backslash, tab or newline."""
+    ids = sorted(pending + known)
+    known_set = frozenset(known)
+    for start in range(0, len(ids), size):
+        block = ids[start : start + size]
+        joined = "".join(block)
+        if "\\" in joined or "\t" in joined or "\n" in joined:
+            block = [escape_id(v) for v in block]
+            states = [KNOWN if v in known_set else PENDING for v in ids[start : start + size]]
+        else:
+            states = [KNOWN if v in known_set else PENDING for v in block]
+        lines = [f"{v}\t{state}\n" for v, state in zip(block, states, strict=True)]
+        # ISO-8859-1: one byte per character, so the stream holds the feed's bytes exactly
+        yield "".join(lines).encode("iso-8859-1")
 
 
 def read_visitors(store: ObjectStore, key: str) -> Iterator[tuple[str, str]]:

@@ -28,11 +28,54 @@
 #define ROLE_VISITOR 16
 #define MAX_VISITOR_PARTS 8
 
+/*
+ * Blocks: 64 bytes classified at once into three bit masks (bit i = byte i): tabs, newlines,
+ * backslashes. Rows are mostly plain bytes and tabs of fields we do not read, so whole blocks
+ * are passed with a popcount; bit arithmetic finds the few tabs that bound a wanted field.
+ * SSE2 is part of every x86-64 CPU; elsewhere the same masks come from SWAR words.
+ */
+#define BLOCK 64
+typedef struct {
+    uint64_t tab, lf, backslash;
+} fs_masks;
+
+#if defined(__SSE2__) && !defined(FEEDSCAN_PORTABLE)
+#include <emmintrin.h>
+static inline fs_masks block_masks(const uint8_t *p) {
+    const __m128i tab = _mm_set1_epi8('\t'), lf = _mm_set1_epi8('\n'), bs = _mm_set1_epi8('\\');
+    fs_masks m = {0, 0, 0};
+    for (int i = 0; i < BLOCK; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(p + i));
+        m.tab |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, tab)) << i;
+        m.lf |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, lf)) << i;
+        m.backslash |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(v, bs)) << i;
+    }
+    return m;
+}
+#else
 /* SWAR: test 8 bytes at a time. zero_bytes() puts 0x80 in every byte of x that is 0x00. */
 #define ONES 0x0101010101010101ULL
 #define LOW7 0x7F7F7F7F7F7F7F7FULL
 static inline uint64_t zero_bytes(uint64_t x) { return ~(((x & LOW7) + LOW7) | x | LOW7); }
-static inline int64_t count_marks(uint64_t marks) { return (int64_t)(((marks >> 7) * ONES) >> 56); }
+/* 0x80 in byte j of marks -> bit j of the result (the multiply gathers the 8 flags). */
+static inline uint64_t gather_marks(uint64_t marks) {
+    return ((marks >> 7) * 0x0102040810204080ULL) >> 56;
+}
+static inline fs_masks block_masks(const uint8_t *p) {
+    fs_masks m = {0, 0, 0};
+    for (int i = 0; i < BLOCK; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        w = __builtin_bswap64(w);
+#endif
+        m.tab |= gather_marks(zero_bytes(w ^ (ONES * '\t'))) << i;
+        m.lf |= gather_marks(zero_bytes(w ^ (ONES * '\n'))) << i;
+        m.backslash |= gather_marks(zero_bytes(w ^ (ONES * '\\'))) << i;
+    }
+    return m;
+}
+#endif
 
 typedef struct {
     int64_t consumed;        /* bytes of buf fully processed (complete rows) */
@@ -72,20 +115,40 @@ int fs_scan(const uint8_t *buf, int64_t len, int final, const uint8_t *roles, in
             field_len[i] = 0;
         }
         for (;;) {
-            /* Whole words with no LF or backslash, whose tabs all end fields we do not read. */
-            int64_t target = col < n_columns ? next_wanted[col] : INT32_MAX;
-            while (end - p >= 8) {
-                uint64_t w;
-                memcpy(&w, p, 8);
-                if (zero_bytes(w ^ (ONES * '\n')) | zero_bytes(w ^ (ONES * '\\'))) break;
-                int64_t tabs = count_marks(zero_bytes(w ^ (ONES * '\t')));
-                if (col + tabs >= target) break;
-                if (tabs) {
-                    col += (int32_t)tabs;
+            /* Blocks: tabs before the first LF or backslash are taken with bit arithmetic;
+               that LF or backslash, and the last bytes of buf, go to the byte loop below. */
+            while (end - p >= BLOCK) {
+                fs_masks m = block_masks(p);
+                uint64_t stop = m.lf | m.backslash;
+                uint64_t tabs = m.tab & (stop ? (stop & -stop) - 1 : ~0ULL);
+                int64_t target = col < n_columns ? next_wanted[col] : INT32_MAX;
+                while (tabs) {
+                    if (col < target) { /* unread fields: pass their tabs in bulk */
+                        int64_t need = target - col, count = __builtin_popcountll(tabs);
+                        if (count < need) {
+                            col += (int32_t)count;
+                            esc = 0;
+                            break;
+                        }
+                        for (int64_t k = 1; k < need; k++) tabs &= tabs - 1;
+                        col = (int32_t)target; /* the wanted field starts after this tab */
+                    } else { /* this tab ends a wanted field */
+                        uint8_t role = roles[col];
+                        field_start[role] = fs;
+                        field_len[role] = p + __builtin_ctzll(tabs) - fs;
+                        tainted |= esc;
+                        col++;
+                        target = col < n_columns ? next_wanted[col] : INT32_MAX;
+                    }
                     esc = 0;
-                    target = col < n_columns ? next_wanted[col] : INT32_MAX;
+                    fs = p + __builtin_ctzll(tabs) + 1;
+                    tabs &= tabs - 1;
                 }
-                p += 8;
+                if (stop) {
+                    p += __builtin_ctzll(stop);
+                    break;
+                }
+                p += BLOCK;
             }
             while (p < end && !special[*p]) p++;
             if (p >= end) break;
