@@ -396,8 +396,12 @@ def whole_parse(rows: int) -> bool:
     if not path.exists():
         print(f"generating {rows:,} rows x 300 columns -> {path.name}", flush=True)
         headers_file.write_text(json.dumps(generate(rows, path)))
-    dec = measure("decompress_threaded", path, headers_file, repeat=3)
-    cli = measure("parse_cli", path, headers_file, repeat=3)
+    # best of 5, alternating, so a noisy moment on a shared machine hits both sides alike
+    dec = cli = None
+    for _ in range(5):
+        dec = _best(dec, measure("decompress_threaded", path, headers_file))
+        cli = _best(cli, measure("parse_cli", path, headers_file))
+    assert dec is not None and cli is not None
     ratio = cli["seconds"] / dec["seconds"]
     print(
         f"\nwhole `feedsync parse` ({rows:,} rows x 300 columns, {path.stat().st_size / 1e6:.0f} MB gzip):"
@@ -408,6 +412,10 @@ def whole_parse(rows: int) -> bool:
     )
     print(f"  parse / decompress-only: {ratio:.2f}x   (target <= 1.5x)")
     return True
+
+
+def _best(best: dict | None, result: dict) -> dict:
+    return result if best is None or result["seconds"] < best["seconds"] else best
 
 
 def escaped_rows() -> bool:

@@ -133,8 +133,6 @@ class VisitorTally:
         self.excluded_rows += excluded
         self.rows_without_visitor += without
 
-    def pending_ids(self) -> list[str]:
-        return sorted(v.decode("iso-8859-1") for v in self.seen - self.known)
-
-    def known_ids(self) -> list[str]:
-        return sorted(v.decode("iso-8859-1") for v in self.known)
+    def pending_keys(self) -> set[bytes]:
+        """Counted visitors with no CRM id on any of their hits, as the feed's bytes."""
+        return self.seen - self.known

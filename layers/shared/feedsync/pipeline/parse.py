@@ -47,7 +47,7 @@ from feedsync.pipeline.results import (
     merge_visitors,
     read_visitors,
     save_summary,
-    write_visitors,
+    write_visitor_keys,
 )
 from feedsync.storage import ObjectStore, get_json, put_json
 
@@ -133,9 +133,9 @@ def _store_scan(
     header_md5: str,
 ) -> FileResult:
     tally = scan.tally
-    pending, known = tally.pending_ids(), tally.known_ids()
+    pending, known = tally.pending_keys(), tally.known
     visitors_key = StateLayout.visitors(key, name, scan.md5)
-    write_visitors(state, visitors_key, pending, known)
+    write_visitor_keys(state, visitors_key, pending, known)
     summary = FileResult(
         file=name,
         status=Status.PARSED,

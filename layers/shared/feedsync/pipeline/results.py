@@ -11,7 +11,7 @@ import gzip
 import heapq
 import types
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Set
 from itertools import groupby
 
 from feedsync.pipeline.layout import StateLayout
@@ -49,30 +49,45 @@ def write_visitors(
     store: ObjectStore, key: str, pending: Iterable[str], known: Iterable[str]
 ) -> None:
     """Write one sorted stream; a visitor is either pending or known in one file, never both."""
+    write_visitor_keys(
+        store,
+        key,
+        {v.encode("iso-8859-1") for v in pending},
+        {v.encode("iso-8859-1") for v in known},
+    )
+
+
+def write_visitor_keys(
+    store: ObjectStore, key: str, pending: Set[bytes], known: Set[bytes]
+) -> None:
+    """The same, from the scanner's visitor keys: the feed's bytes, one byte per character in
+    ISO-8859-1, so bytes order is the order readers see and nothing is decoded twice."""
     # a fast gzip level: the stream is read back once or twice and kept for days
     deflate = _zlib.compressobj(1, _zlib.DEFLATED, 31)
-    parts = [deflate.compress(block) for block in _stream_blocks(list(pending), list(known))]
+    parts = [deflate.compress(block) for block in _stream_blocks(pending, known)]
     parts.append(deflate.flush())
     store.put(key, b"".join(parts), "application/gzip")
 
 
-def _stream_blocks(pending: list[str], known: list[str], size: int = 65_536) -> Iterator[bytes]:
-    """The stream's lines, in blocks. Both lists are sorted, so sorting their concatenation is
-    timsort's linear merge of two runs; ids needing an escape are rare, so a block's ids go
-    through the escape table only when one of them holds a backslash, tab or newline."""
-    ids = sorted(pending + known)
-    known_set = frozenset(known)
+_LINE_END = {True: b"\t" + KNOWN.encode() + b"\n", False: b"\t" + PENDING.encode() + b"\n"}
+
+
+def _stream_blocks(pending: Set[bytes], known: Set[bytes], size: int = 65_536) -> Iterator[bytes]:
+    """The stream's lines, in blocks. Ids needing an escape are rare, so a block's ids go
+    through the escapes only when one of them holds a backslash, tab or newline."""
+    ids = sorted(pending | known)
     for start in range(0, len(ids), size):
         block = ids[start : start + size]
-        joined = "".join(block)
-        if "\\" in joined or "\t" in joined or "\n" in joined:
-            block = [escape_id(v) for v in block]
-            states = [KNOWN if v in known_set else PENDING for v in ids[start : start + size]]
+        joined = b"".join(block)
+        if b"\\" in joined or b"\t" in joined or b"\n" in joined:
+            lines = [_escape_key(v) + _LINE_END[v in known] for v in block]
         else:
-            states = [KNOWN if v in known_set else PENDING for v in block]
-        lines = [f"{v}\t{state}\n" for v, state in zip(block, states, strict=True)]
-        # ISO-8859-1: one byte per character, so the stream holds the feed's bytes exactly
-        yield "".join(lines).encode("iso-8859-1")
+            lines = [v + _LINE_END[v in known] for v in block]
+        yield b"".join(lines)
+
+
+def _escape_key(visitor: bytes) -> bytes:
+    return escape_id(visitor.decode("iso-8859-1")).encode("iso-8859-1")
 
 
 def read_visitors(store: ObjectStore, key: str) -> Iterator[tuple[str, str]]:
