@@ -161,7 +161,7 @@ def child_naive(args: argparse.Namespace) -> None:
     """The one-off-script way: every pending id in memory, then pandas for the upload file."""
     import pandas as pd
 
-    from feedsync.pipeline.parse import load_record, pending_visitors
+    from feedsync.pipeline.results import load_record, pending_visitors
     from feedsync.storage import LocalStore
 
     store = LocalStore(DATA)

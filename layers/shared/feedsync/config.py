@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from feedsync.datafeed.encoding import ENCODINGS
 from feedsync.errors import ConfigError, NotConfiguredError
-from feedsync.pipeline.parse import ParseSettings
+from feedsync.pipeline.request import ParseSettings
 
 _COLUMN = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")

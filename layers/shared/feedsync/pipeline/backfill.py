@@ -21,8 +21,9 @@ from typing import Any
 
 from feedsync.datafeed.naming import FileKind, parse_feed_name
 from feedsync.errors import FeedNameError, FeedsyncError
-from feedsync.pipeline.parse import ParseSettings, handle_feed_object
+from feedsync.pipeline.parse import handle_feed_object
 from feedsync.pipeline.records import Status
+from feedsync.pipeline.request import ParseSettings
 from feedsync.storage import ObjectStore, put_json
 
 logger = logging.getLogger(__name__)

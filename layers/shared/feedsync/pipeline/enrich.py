@@ -32,7 +32,6 @@ from feedsync.pipeline.destinations import Destination
 from feedsync.pipeline.layout import StateLayout
 from feedsync.pipeline.lock import RunLock
 from feedsync.pipeline.mapping import Mapping
-from feedsync.pipeline.parse import load_record, pending_visitors
 from feedsync.pipeline.ports import Ledger, Metric, RunState, UploadLog
 from feedsync.pipeline.reconcile import Reconciler, ReconcileSummary
 from feedsync.pipeline.records import (
@@ -46,6 +45,7 @@ from feedsync.pipeline.records import (
 from feedsync.pipeline.report import ThisRun, build_report
 from feedsync.pipeline.report_html import render as render_html
 from feedsync.pipeline.request import EnrichSettings, RunRequest
+from feedsync.pipeline.results import load_record, pending_visitors
 from feedsync.pipeline.select import delivery_keys, generation
 from feedsync.storage import ObjectStore, put_json
 

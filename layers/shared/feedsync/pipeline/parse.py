@@ -16,11 +16,10 @@ import datetime as dt
 import hashlib
 import logging
 import posixpath
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import BinaryIO
 
-from feedsync.datafeed.encoding import visitor_text
 from feedsync.datafeed.hitfile import (
     HitFileScan,
     scan_gzip_hits,
@@ -42,29 +41,24 @@ from feedsync.pipeline.records import (
     ObjectOutcome,
     Status,
 )
+from feedsync.pipeline.request import ParseSettings
 from feedsync.pipeline.results import (
+    delivery_visitors,
+    load_record,
     load_summary,
-    merge_visitors,
-    read_visitors,
+    pending_visitors,
     save_summary,
     write_visitor_keys,
 )
-from feedsync.storage import ObjectStore, get_json, put_json
+from feedsync.storage import ObjectStore, put_json
 
 ParseOutcome = FileResult | DeliveryRecord | ObjectOutcome
+__all__ = [
+    "ParseSettings",
+    "load_record",
+    "pending_visitors",
+]  # re-exported: the CLI reads them here
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ParseSettings:
-    visitor_columns: tuple[str, ...] = ("mcvisid",)
-    crm_id_column: str = "post_evar22"
-    crm_id_columns: tuple[tuple[str, str], ...] = ()  # (rsid, column): CRM_ID_COLUMNS
-
-    def for_rsid(self, rsid: str) -> ParseSettings:
-        """The settings a report suite's deliveries are parsed with."""
-        column = dict(self.crm_id_columns).get(rsid)
-        return self if column is None else replace(self, crm_id_column=column)
 
 
 @dataclass(frozen=True)
@@ -422,11 +416,6 @@ def _parse_listed(
         return _store_failure(state, key, entry.name, exc)
 
 
-def _delivery_visitors(state: ObjectStore, record: DeliveryRecord) -> Iterator[tuple[str, bool]]:
-    streams = [read_visitors(state, f.visitors_key) for f in record.data_files]
-    return merge_visitors(streams)
-
-
 def _finish(state: ObjectStore, record: DeliveryRecord) -> DeliveryRecord:
     record.counts = sum((f.counts for f in record.data_files), HitCounts())
     if record.reasons:
@@ -449,29 +438,10 @@ def _count_visitors(state: ObjectStore, record: DeliveryRecord) -> tuple[int, in
         if summary is not None and summary.visitors_key == files[0].visitors_key:
             return summary.visitors_pending, summary.visitors_known
     pending = known = 0
-    for _, is_known in _delivery_visitors(state, record):
+    for _, is_known in delivery_visitors(state, record):
         known += is_known
         pending += not is_known
     return pending, known
-
-
-def load_record(state: ObjectStore, key: str) -> DeliveryRecord | None:
-    data = get_json(state, StateLayout.record(key))
-    return None if data is None else DeliveryRecord.from_json(data)
-
-
-def pending_visitors(
-    state: ObjectStore, record: DeliveryRecord, encoding: str | None = "auto"
-) -> Iterator[str]:
-    """The pending visitor ids of a complete delivery, streamed in byte order: as text read
-    with ``encoding`` (``datafeed.encoding``), or as the feed's bytes (one character per byte)
-    with ``encoding=None``."""
-    if not record.complete:
-        raise ValueError(f"delivery {record.delivery} is not complete")
-    pending = (visitor for visitor, known in _delivery_visitors(state, record) if not known)
-    if encoding is None:
-        return pending
-    return (visitor_text(v, encoding) for v in pending)
 
 
 def raise_for_status(record: DeliveryRecord) -> DeliveryRecord:

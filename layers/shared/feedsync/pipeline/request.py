@@ -1,13 +1,26 @@
 """What a daily run is asked to do (from a schedule, a backfill, a continuation or the CLI),
-and the settings it runs with."""
+and the settings the parse step and the daily run work with (kept apart from the steps
+themselves, so reading configuration does not load a step)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from feedsync.errors import FeedsyncError
+
+
+@dataclass(frozen=True)
+class ParseSettings:
+    visitor_columns: tuple[str, ...] = ("mcvisid",)
+    crm_id_column: str = "post_evar22"
+    crm_id_columns: tuple[tuple[str, str], ...] = ()  # (rsid, column): CRM_ID_COLUMNS
+
+    def for_rsid(self, rsid: str) -> ParseSettings:
+        """The settings a report suite's deliveries are parsed with."""
+        column = dict(self.crm_id_columns).get(rsid)
+        return self if column is None else replace(self, crm_id_column=column)
 
 
 @dataclass(frozen=True)

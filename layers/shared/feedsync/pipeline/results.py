@@ -1,4 +1,5 @@
-"""Per-file parse results: the summary record and the sorted visitor stream, and their merge.
+"""Parse results: per file, the summary record and the sorted visitor stream; per delivery, the
+record and its pending visitors (the merge of its files' streams), as the daily run reads them.
 
 The visitor stream is named by the file's digest (see ``layout``), so a re-delivered file never
 mixes with its old result, and the summary points at exactly the stream it describes. Ids are
@@ -14,8 +15,9 @@ import zlib
 from collections.abc import Iterable, Iterator, Set
 from itertools import groupby
 
+from feedsync.datafeed.encoding import visitor_text
 from feedsync.pipeline.layout import StateLayout
-from feedsync.pipeline.records import FileResult
+from feedsync.pipeline.records import DeliveryRecord, FileResult
 from feedsync.storage import ObjectStore, get_json, put_json
 
 _zlib: types.ModuleType
@@ -114,3 +116,28 @@ def load_summary(store: ObjectStore, key: str, file_name: str) -> FileResult | N
 
 def save_summary(store: ObjectStore, key: str, summary: FileResult) -> None:
     put_json(store, StateLayout.summary(key, summary.file), summary.to_json())
+
+
+def delivery_visitors(state: ObjectStore, record: DeliveryRecord) -> Iterator[tuple[str, bool]]:
+    """(visitor, known) over every data file of a delivery, in order (a k-way merge)."""
+    streams = [read_visitors(state, f.visitors_key) for f in record.data_files]
+    return merge_visitors(streams)
+
+
+def load_record(state: ObjectStore, key: str) -> DeliveryRecord | None:
+    data = get_json(state, StateLayout.record(key))
+    return None if data is None else DeliveryRecord.from_json(data)
+
+
+def pending_visitors(
+    state: ObjectStore, record: DeliveryRecord, encoding: str | None = "auto"
+) -> Iterator[str]:
+    """The pending visitor ids of a complete delivery, streamed in byte order: as text read
+    with ``encoding`` (``datafeed.encoding``), or as the feed's bytes (one character per byte)
+    with ``encoding=None``."""
+    if not record.complete:
+        raise ValueError(f"delivery {record.delivery} is not complete")
+    pending = (visitor for visitor, known in delivery_visitors(state, record) if not known)
+    if encoding is None:
+        return pending
+    return (visitor_text(v, encoding) for v in pending)
