@@ -23,7 +23,7 @@ from feedsync.datafeed.naming import FileKind, parse_feed_name
 from feedsync.errors import FeedNameError, FeedsyncError
 from feedsync.pipeline.parse import handle_feed_object
 from feedsync.pipeline.records import Status
-from feedsync.pipeline.request import ParseSettings
+from feedsync.pipeline.request import ParseSettings, event_day
 from feedsync.storage import ObjectStore, put_json
 
 logger = logging.getLogger(__name__)
@@ -51,20 +51,11 @@ class BackfillItem:
         phase = str(item.get("phase", ""))
         if phase not in PHASES:
             raise FeedsyncError(f"backfill phase {phase!r}: expected data or manifest")
-        return cls(str(item["bucket"]), str(item["key"]), phase,
-                   _date(item.get("from")), _date(item.get("to")))  # fmt: skip
+        since, until = (event_day(item.get(k), "backfill date") for k in ("from", "to"))
+        return cls(str(item["bucket"]), str(item["key"]), phase, since, until)
 
     def wanted(self) -> bool:
         return wanted(self.key, self.phase, self.since, self.until)
-
-
-def _date(value: Any) -> dt.date | None:
-    if not value:
-        return None
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise FeedsyncError(f"backfill date {value!r}: expected YYYY-MM-DD") from None
 
 
 def wanted(key: str, phase: str, since: dt.date | None, until: dt.date | None) -> bool:

@@ -38,13 +38,14 @@ class EnrichSettings:
     report_suites: tuple[str, ...] = ()  # only these are enriched; empty: every suite
 
 
-def _day(raw: Any) -> dt.date | None:
+def event_day(raw: Any, what: str = "date") -> dt.date | None:
+    """A YYYY-MM-DD field of an event (a run's, a backfill item's); empty means none."""
     if not raw:
         return None
     try:
         return dt.date.fromisoformat(str(raw))
     except ValueError:
-        raise FeedsyncError(f"date {raw!r}: expected YYYY-MM-DD") from None
+        raise FeedsyncError(f"{what} {raw!r}: expected YYYY-MM-DD") from None
 
 
 def _flag(event: dict[str, Any], name: str, default: bool) -> bool:
@@ -78,7 +79,7 @@ class RunRequest:
             raise FeedsyncError(f"continuation {continuation!r}: expected a count")
         return cls(
             delivery=str(delivery) if delivery else None,
-            date=_day(event.get("date")),
+            date=event_day(event.get("date")),
             dry_run=_flag(event, "dry_run", dry_run_default) or dry_run_default,
             continuation=continuation,
             run_id=str(event.get("run_id") or ""),
