@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from bench.memory import peak_rss_mb
 
 if TYPE_CHECKING:
-    from feedsync.pipeline.records import DeliveryRecord
+    from feedsync.state.records import DeliveryRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "bench" / ".data" / "enrich"
@@ -53,9 +53,9 @@ def visitor_ids(count: int) -> list[str]:
 
 def write_delivery(ids: list[str], root: Path = DATA) -> DeliveryRecord:
     """Per-file results as the parse step writes them: two files, visitors spread over both."""
-    from feedsync.pipeline.layout import StateLayout
-    from feedsync.pipeline.records import DeliveryRecord, FileCheck, Status
-    from feedsync.pipeline.results import write_visitors
+    from feedsync.parse.results import write_visitors
+    from feedsync.state.layout import StateLayout
+    from feedsync.state.records import DeliveryRecord, FileCheck, Status
     from feedsync.storage import LocalStore, put_json
 
     shutil.rmtree(root, ignore_errors=True)
@@ -94,14 +94,14 @@ def child_run(args: argparse.Namespace) -> None:
     from feedsync.crm.marketo import MarketoClient, MarketoSettings
     from feedsync.crm.ratelimit import Limits, LocalRateLimiter
     from feedsync.crm.sources import MarketoSource
+    from feedsync.daily.destinations import Destination
+    from feedsync.daily.destinations.datasources import DataSourcesFiles
+    from feedsync.daily.destinations.dryrun import DrySender
+    from feedsync.daily.mapping import Mapping
+    from feedsync.daily.run import EnrichPorts, run_daily
     from feedsync.deadline import Deadline
-    from feedsync.pipeline.destinations import Destination
-    from feedsync.pipeline.destinations.datasources import DataSourcesFiles
-    from feedsync.pipeline.destinations.dryrun import DrySender
-    from feedsync.pipeline.enrich import EnrichPorts, run_daily
-    from feedsync.pipeline.mapping import Mapping
-    from feedsync.pipeline.request import EnrichSettings, RunRequest
     from feedsync.secret import Secret
+    from feedsync.settings import EnrichSettings, RunRequest
     from feedsync.storage import LocalStore
     from tests.fakes import MemoryRunState, MemoryUploadLog
 
@@ -161,7 +161,7 @@ def child_naive(args: argparse.Namespace) -> None:
     """The one-off-script way: every pending id in memory, then pandas for the upload file."""
     import pandas as pd
 
-    from feedsync.pipeline.results import load_record, pending_visitors
+    from feedsync.parse.results import load_record, pending_visitors
     from feedsync.storage import LocalStore
 
     store = LocalStore(DATA)

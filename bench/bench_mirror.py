@@ -82,14 +82,14 @@ def child_join(args: argparse.Namespace, root: Path) -> dict[str, object]:
     from feedsync.crm.mirror import Mirror
     from feedsync.crm.mirror_sync import MirrorSync
     from feedsync.crm.sources import MirrorSource
+    from feedsync.daily.destinations import Destination
+    from feedsync.daily.destinations.datasources import DataSourcesFiles
+    from feedsync.daily.destinations.dryrun import DrySender
+    from feedsync.daily.mapping import Mapping
+    from feedsync.daily.run import EnrichPorts, run_daily
     from feedsync.deadline import Deadline
-    from feedsync.pipeline.destinations import Destination
-    from feedsync.pipeline.destinations.datasources import DataSourcesFiles
-    from feedsync.pipeline.destinations.dryrun import DrySender
-    from feedsync.pipeline.enrich import EnrichPorts, run_daily
-    from feedsync.pipeline.mapping import Mapping
-    from feedsync.pipeline.request import EnrichSettings, RunRequest
     from feedsync.secret import Secret
+    from feedsync.settings import EnrichSettings, RunRequest
     from feedsync.storage import LocalStore
     from tests.fakes import MemoryRunState, MemoryUploadLog
 

@@ -41,7 +41,7 @@ def main() -> int:
     from moto import mock_aws
 
     from feedsync.cli import PARSE_FIELDS
-    from feedsync.pipeline.records import FIGURES
+    from feedsync.state.records import FIGURES
     from sandbox import feedgen
     from sandbox.lambda_context import FakeLambdaContext
     from sandbox.run import Sandbox

@@ -19,10 +19,10 @@ import boto3
 
 from feedsync.aws.s3 import S3Store
 from feedsync.datafeed.naming import parse_feed_name
-from feedsync.pipeline.parse import close_delivery
-from feedsync.pipeline.records import DeliveryRecord
-from feedsync.pipeline.request import ParseSettings
-from feedsync.pipeline.results import pending_visitors
+from feedsync.parse.results import pending_visitors
+from feedsync.parse.step import close_delivery
+from feedsync.settings import ParseSettings
+from feedsync.state.records import DeliveryRecord
 from feedsync.storage import LocalStore, get_json
 from sandbox.lambda_context import FakeLambdaContext
 from sandbox.run import Sandbox

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from feedsync.pipeline.destinations.base import (
+from feedsync.daily.destinations.base import (
     ACCEPTED,
     FAILED,
     PENDING,
@@ -20,7 +20,7 @@ from feedsync.pipeline.destinations.base import (
     Batch,
     UploadFile,
 )
-from feedsync.pipeline.records import JobRef, LedgerEntry, LedgerStatus, LockHolder, OpenUpload
+from feedsync.state.records import JobRef, LedgerEntry, LedgerStatus, LockHolder, OpenUpload
 
 DAY = 86_400
 
@@ -199,9 +199,9 @@ def memory_delivery(
     """A complete delivery in a store, as the parse step leaves it (one data file whose
     stream holds ``pending``); ``content`` stands for the data file's digest (a re-delivery
     with other content gets another generation)."""
-    from feedsync.pipeline.layout import StateLayout
-    from feedsync.pipeline.records import DeliveryRecord, FileCheck, HitCounts, Status
-    from feedsync.pipeline.results import write_visitors
+    from feedsync.parse.results import write_visitors
+    from feedsync.state.layout import StateLayout
+    from feedsync.state.records import DeliveryRecord, FileCheck, HitCounts, Status
     from feedsync.storage import put_json
 
     delivery = f"{rsid}_{day}"

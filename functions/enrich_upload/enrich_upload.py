@@ -18,11 +18,11 @@ from feedsync import logs, tracing
 from feedsync import metrics as names
 from feedsync.aws.clients import AwsClients
 from feedsync.config import EnrichFunctionConfig, load_enrich_config
+from feedsync.daily.run import run_daily
 from feedsync.deadline import Deadline
 from feedsync.errors import ConfigError
 from feedsync.metrics import powertools_sink
-from feedsync.pipeline.enrich import run_daily
-from feedsync.pipeline.request import RunRequest
+from feedsync.settings import RunRequest
 from feedsync.wiring import build_ports, settings
 
 logger = Logger()

@@ -16,10 +16,10 @@ from feedsync import logs, tracing
 from feedsync import metrics as names
 from feedsync.aws.s3 import S3Store
 from feedsync.config import ParseFunctionConfig
-from feedsync.pipeline.observe import parse_figures
-from feedsync.pipeline.parse import handle_feed_object, raise_for_status
-from feedsync.pipeline.records import DeliveryRecord
-from feedsync.pipeline.s3events import feed_objects
+from feedsync.parse.observe import parse_figures
+from feedsync.parse.s3events import feed_objects
+from feedsync.parse.step import handle_feed_object, raise_for_status
+from feedsync.state.records import DeliveryRecord
 
 logger = Logger()
 metrics = Metrics()

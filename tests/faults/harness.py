@@ -179,7 +179,7 @@ class Installation:
 
     def done(self) -> bool:
         """The latest content generation is enriched (its marker and its report say so)."""
-        from feedsync.pipeline.select import generation
+        from feedsync.daily.select import generation
 
         state = self.world.state
         record = json.loads(state.get(f"deliveries/{KEY}.json") or b"{}")

@@ -164,7 +164,7 @@ def test_run_killed_after_an_upload_is_repeated_without_duplicates(
     assert len(world.box.adobe.datasource_jobs) == 2
     monkeypatch.setattr(DynamoRunState, "save_upload", original)
     # the lock of the killed invocation expires; a later one takes over
-    from feedsync.pipeline.select import generation
+    from feedsync.daily.select import generation
 
     world.table.delete_item(Key={"pk": f"run#{KEY1}@{generation(record)}", "sk": "lock"})
     world.invoke({})

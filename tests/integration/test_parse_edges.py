@@ -16,8 +16,8 @@ from feedsync.datafeed.hits import RowScanner
 from feedsync.datafeed.naming import parse_feed_name
 from feedsync.datafeed.visitors import HitLayout, VisitorTally
 from feedsync.errors import ConfigError, CorruptFileError
-from feedsync.pipeline.parse import close_delivery, parse_data_file
-from feedsync.pipeline.request import ParseSettings
+from feedsync.parse.step import close_delivery, parse_data_file
+from feedsync.settings import ParseSettings
 from feedsync.storage import LocalStore, MemoryStore, get_json
 from sandbox import feedgen
 
@@ -140,7 +140,7 @@ def test_ids_round_trip_byte_exactly_to_pending_out_and_the_streams(
 
 
 def test_the_crm_lookup_gets_each_id_as_text_without_double_encoding(tmp_path: Path) -> None:
-    from feedsync.pipeline.results import pending_visitors
+    from feedsync.parse.results import pending_visitors
 
     hits = [feedgen.Hit("caf\xe9-1"), feedgen.Hit("caf\xc3\xa9-2"), feedgen.Hit("plain")]
     delivery = small(tmp_path, hits)

@@ -14,7 +14,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from feedsync.pipeline.parse import DeliveryFailed
+from feedsync.parse.step import DeliveryFailed
 from sandbox import feedgen
 from sandbox.lambda_context import FakeLambdaContext
 

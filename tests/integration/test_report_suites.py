@@ -10,7 +10,7 @@ import random
 import pytest
 
 from feedsync.config import ParseFunctionConfig
-from feedsync.pipeline.request import ParseSettings
+from feedsync.settings import ParseSettings
 from sandbox import feedgen
 from sandbox.world import World
 

@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 
 from feedsync import metrics
+from feedsync.daily.destinations import Destination
+from feedsync.daily.destinations.base import FAILED, PENDING
+from feedsync.daily.destinations.datasources import DataSourcesFiles
+from feedsync.daily.mapping import Mapping
+from feedsync.daily.run import EnrichPorts, run_daily
 from feedsync.deadline import Deadline
-from feedsync.pipeline.destinations import Destination
-from feedsync.pipeline.destinations.base import FAILED, PENDING
-from feedsync.pipeline.destinations.datasources import DataSourcesFiles
-from feedsync.pipeline.enrich import EnrichPorts, run_daily
-from feedsync.pipeline.mapping import Mapping
-from feedsync.pipeline.records import LedgerStatus
-from feedsync.pipeline.request import EnrichSettings, RunRequest
+from feedsync.settings import EnrichSettings, RunRequest
+from feedsync.state.records import LedgerStatus
 from feedsync.storage import MemoryStore, get_json
 from tests.fakes import (
     AdobeFake,
@@ -280,7 +280,7 @@ def test_break_lock_leaves_a_live_holder_alone(rig: Rig) -> None:
 
 
 def _generation(rig: Rig) -> str:
-    from feedsync.pipeline.select import generation
+    from feedsync.daily.select import generation
 
     data = get_json(rig.state, f"deliveries/{KEY}.json")
     assert data is not None

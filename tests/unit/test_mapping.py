@@ -9,11 +9,11 @@ import pytest
 
 from feedsync.crm.ratelimit import Limits, LimitState, decide
 from feedsync.crm.sources import FileSource
+from feedsync.daily.destinations.uploadfile import build_datasource_files
+from feedsync.daily.lookup import map_records
+from feedsync.daily.mapping import MappedRow, Mapping, Rejected, normalise
 from feedsync.errors import ConfigError, FeedsyncError
-from feedsync.pipeline.lookup import map_records
-from feedsync.pipeline.mapping import MappedRow, Mapping, Rejected, normalise
-from feedsync.pipeline.request import RunRequest
-from feedsync.pipeline.uploadfile import build_datasource_files
+from feedsync.settings import RunRequest
 
 GOOD = {
     "visitor_id_field": "Adobe_Visitor_ID",

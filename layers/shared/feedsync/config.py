@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from feedsync.datafeed.encoding import ENCODINGS
 from feedsync.errors import ConfigError, NotConfiguredError
-from feedsync.pipeline.request import ParseSettings
+from feedsync.settings import ParseSettings
 
 _COLUMN = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
@@ -145,8 +145,8 @@ def marketo_base_url(value: str, name: str = "MARKETO_BASE_URL") -> str:
 
 def destinations(value: str) -> tuple[str, ...]:
     # imported here: the parse function's cold start does not pay for the destinations
-    from feedsync.pipeline.destinations import NAMES as DESTINATIONS
-    from feedsync.pipeline.destinations import RETIRED
+    from feedsync.daily.destinations import NAMES as DESTINATIONS
+    from feedsync.daily.destinations import RETIRED
 
     names = tuple(d.strip().lower() for d in value.split(",") if d.strip())
     retired = [d for d in names if d in RETIRED]

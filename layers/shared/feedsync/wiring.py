@@ -25,14 +25,14 @@ from feedsync.crm.mirror import Mirror
 from feedsync.crm.mirror_sync import MirrorSync
 from feedsync.crm.ratelimit import Limits
 from feedsync.crm.sources import CrmSource, FileSource, MarketoSource, MirrorSource
+from feedsync.daily import destinations
+from feedsync.daily.mapping import Mapping
+from feedsync.daily.run import EnrichPorts
 from feedsync.deadline import Deadline
 from feedsync.errors import ConfigError
-from feedsync.pipeline import destinations
-from feedsync.pipeline.enrich import EnrichPorts
-from feedsync.pipeline.mapping import Mapping
-from feedsync.pipeline.ports import Metric
-from feedsync.pipeline.request import EnrichSettings
 from feedsync.secret import Secret
+from feedsync.settings import EnrichSettings
+from feedsync.state.ports import Metric
 from feedsync.storage import ObjectStore
 from feedsync.transport import Transport
 

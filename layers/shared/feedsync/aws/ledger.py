@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from feedsync.pipeline.records import LedgerEntry, LedgerStatus
+from feedsync.state.records import LedgerEntry, LedgerStatus
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from feedsync.pipeline.records import LockHolder
+from feedsync.state.records import LockHolder
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.conditions import Key
 
-from feedsync.pipeline.records import OpenUpload
+from feedsync.state.records import OpenUpload
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table

@@ -34,7 +34,7 @@ def _local(bucket: str, prefix: str, since: Any, until: Any, workers: int) -> di
 
     from feedsync.aws.s3 import S3Store
     from feedsync.config import parse_settings
-    from feedsync.pipeline.backfill import LocalBackfill
+    from feedsync.parse.backfill import LocalBackfill
 
     s3 = boto3.client("s3")
     state = S3Store(s3, required_env("STATE_BUCKET", "the state bucket the parse step writes"))
@@ -57,7 +57,7 @@ def _step_functions(bucket: str, prefix: str, since: Any, until: Any) -> dict[st
     import boto3
 
     from feedsync.aws.s3 import S3Store
-    from feedsync.pipeline.backfill import Progress, record_progress, state_machine_input
+    from feedsync.parse.backfill import Progress, record_progress, state_machine_input
 
     arn = required_env("BACKFILL_STATE_MACHINE_ARN", "the stack's BackfillStateMachineArn output")
     state = S3Store(boto3.client("s3"), required_env("STATE_BUCKET", "the state bucket"))

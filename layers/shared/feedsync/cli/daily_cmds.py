@@ -50,9 +50,9 @@ def _delivery_line(d: dict[str, Any]) -> str:
 
 
 def cmd_run_daily(args: argparse.Namespace) -> int:
+    from feedsync.daily.run import run_daily
     from feedsync.deadline import Deadline
-    from feedsync.pipeline.enrich import run_daily
-    from feedsync.pipeline.request import RunRequest
+    from feedsync.settings import RunRequest
 
     event: dict[str, Any] = {"dry_run": bool(args.dry_run), "break_lock": bool(args.break_lock)}
     if args.date:
@@ -70,7 +70,7 @@ def cmd_run_daily(args: argparse.Namespace) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    from feedsync.pipeline.enrich import reconcile
+    from feedsync.daily.run import reconcile
 
     ports, run_settings, _ = _ports(args, False)
     summary = reconcile(ports, run_settings).to_json()
@@ -120,9 +120,9 @@ def cmd_marketo_lookup(args: argparse.Namespace) -> int:
 
 def cmd_build_upload(args: argparse.Namespace) -> int:
     from feedsync.crm.sources import FileSource
-    from feedsync.pipeline.lookup import map_records
-    from feedsync.pipeline.mapping import Mapping
-    from feedsync.pipeline.uploadfile import build_datasource_files
+    from feedsync.daily.destinations.uploadfile import build_datasource_files
+    from feedsync.daily.lookup import map_records
+    from feedsync.daily.mapping import Mapping
 
     def read(path: str) -> bytes:
         try:

@@ -15,10 +15,10 @@ from feedsync.datafeed import nativescan
 from feedsync.datafeed.encoding import feed_bytes
 from feedsync.datafeed.naming import FeedFile, FileKind, parse_feed_name
 from feedsync.errors import FeedNameError
-from feedsync.pipeline.parse import close_delivery
-from feedsync.pipeline.records import DeliveryRecord
-from feedsync.pipeline.request import ParseSettings
-from feedsync.pipeline.results import escape_id, pending_visitors
+from feedsync.parse.results import escape_id, pending_visitors
+from feedsync.parse.step import close_delivery
+from feedsync.settings import ParseSettings
+from feedsync.state.records import DeliveryRecord
 from feedsync.storage import LocalStore, MemoryStore, ObjectStore
 
 PARSE_FIELDS = (

@@ -53,7 +53,7 @@ def _runs_text(runs: list[dict[str, Any]]) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from feedsync.pipeline.status import status
+    from feedsync.views.status import status
 
     state, _ = _stores()
     found = status(state, args.days)
@@ -137,7 +137,7 @@ def _jobs_text(report: dict[str, Any], verdicts: list[dict[str, Any]]) -> str:
 
 
 def cmd_runs_show(args: argparse.Namespace) -> int:
-    from feedsync.pipeline.status import delivery_runs
+    from feedsync.views.status import delivery_runs
 
     state, runs = _stores(need_table=True)
     found = delivery_runs(state, runs, args.delivery)

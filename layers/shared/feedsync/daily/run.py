@@ -24,17 +24,20 @@ from typing import Any
 
 from feedsync import metrics
 from feedsync.crm.sources import CrmSource
+from feedsync.daily.batch import Checkpoint, merge, resume_waiting, run_batch
+from feedsync.daily.destinations import Destination
+from feedsync.daily.lock import RunLock
+from feedsync.daily.mapping import Mapping
+from feedsync.daily.reconcile import Reconciler, ReconcileSummary
+from feedsync.daily.select import delivery_keys, generation
+from feedsync.daily.send import BatchScope
 from feedsync.deadline import Deadline
 from feedsync.errors import FeedsyncError, NotConfiguredError, QuotaExhaustedError
-from feedsync.pipeline.batch import Checkpoint, merge, resume_waiting, run_batch
-from feedsync.pipeline.deliver import BatchScope
-from feedsync.pipeline.destinations import Destination
-from feedsync.pipeline.layout import StateLayout
-from feedsync.pipeline.lock import RunLock
-from feedsync.pipeline.mapping import Mapping
-from feedsync.pipeline.ports import Ledger, Metric, RunState, UploadLog
-from feedsync.pipeline.reconcile import Reconciler, ReconcileSummary
-from feedsync.pipeline.records import (
+from feedsync.parse.results import load_record, pending_visitors
+from feedsync.settings import EnrichSettings, RunRequest
+from feedsync.state.layout import StateLayout
+from feedsync.state.ports import Ledger, Metric, RunState, UploadLog
+from feedsync.state.records import (
     FIGURES,
     BatchFigures,
     DeliveryRecord,
@@ -42,12 +45,9 @@ from feedsync.pipeline.records import (
     Status,
     Verdict,
 )
-from feedsync.pipeline.report import ThisRun, build_report
-from feedsync.pipeline.report_html import render as render_html
-from feedsync.pipeline.request import EnrichSettings, RunRequest
-from feedsync.pipeline.results import load_record, pending_visitors
-from feedsync.pipeline.select import delivery_keys, generation
 from feedsync.storage import ObjectStore, put_json
+from feedsync.views.report import ThisRun, build_report
+from feedsync.views.report_html import render as render_html
 
 logger = logging.getLogger(__name__)
 

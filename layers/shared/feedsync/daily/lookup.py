@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from feedsync.crm.sources import CrmSource
-from feedsync.pipeline.mapping import MappedRow, Mapping
-from feedsync.pipeline.ports import Ledger
-from feedsync.pipeline.records import LedgerEntry, Rejected
+from feedsync.daily.mapping import MappedRow, Mapping
+from feedsync.state.ports import Ledger
+from feedsync.state.records import LedgerEntry, Rejected
 
 NOT_A_FILTER_VALUE = "visitor id holds ',' (cannot be a CRM filter value)"
 

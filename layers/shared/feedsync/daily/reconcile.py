@@ -18,15 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from feedsync import metrics
+from feedsync.daily.batch import Checkpoint
+from feedsync.daily.destinations import Destination
+from feedsync.daily.destinations.base import ACCEPTED, FAILED, AdobeVerdict
+from feedsync.daily.send import FAILED as PLAN_FAILED
 from feedsync.errors import ApiError
-from feedsync.pipeline.batch import Checkpoint
-from feedsync.pipeline.deliver import FAILED as PLAN_FAILED
-from feedsync.pipeline.destinations import Destination
-from feedsync.pipeline.destinations.base import ACCEPTED, FAILED, AdobeVerdict
-from feedsync.pipeline.layout import StateLayout
-from feedsync.pipeline.ports import Ledger, Metric, RunState, UploadLog
-from feedsync.pipeline.records import LedgerEntry, LedgerStatus, OpenUpload, Verdict
-from feedsync.pipeline.results import unescape_id
+from feedsync.parse.results import unescape_id
+from feedsync.state.layout import StateLayout
+from feedsync.state.ports import Ledger, Metric, RunState, UploadLog
+from feedsync.state.records import LedgerEntry, LedgerStatus, OpenUpload, Verdict
 from feedsync.storage import ObjectStore
 
 logger = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from feedsync.pipeline.records import FIGURES, BatchFigures, Json, Status, Verdict, total
+from feedsync.state.records import FIGURES, BatchFigures, Json, Status, Verdict, total
 
 
 @dataclass

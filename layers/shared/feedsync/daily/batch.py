@@ -12,11 +12,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from feedsync.crm.sources import CrmSource
-from feedsync.pipeline.deliver import BatchScope, Delivered, deliver
-from feedsync.pipeline.destinations import Destination
-from feedsync.pipeline.lookup import LookupResult, look_up
-from feedsync.pipeline.ports import Ledger
-from feedsync.pipeline.records import (
+from feedsync.daily.destinations import Destination
+from feedsync.daily.lookup import LookupResult, look_up
+from feedsync.daily.send import BatchScope, Delivered, deliver
+from feedsync.state.ports import Ledger
+from feedsync.state.records import (
     BatchFigures,
     LedgerEntry,
     LedgerStatus,
@@ -93,7 +93,7 @@ def run_batch(
 
 def merge(earlier: BatchFigures, later: BatchFigures) -> BatchFigures:
     """A batch's figures after a resumed or retried part of it ran."""
-    from feedsync.pipeline.records import total
+    from feedsync.state.records import total
 
     out = total([earlier, later])
     out.jobs = {}

@@ -24,7 +24,7 @@ from typing import Any
 
 from feedsync.adobe.datasource_file import allowed_headers, canonical, is_metric, parse_header
 from feedsync.errors import ConfigError
-from feedsync.pipeline.records import Rejected
+from feedsync.state.records import Rejected
 
 DEFAULT_MAX_BYTES = 255
 _STRIP = re.compile(r"[\t\r\n]+")

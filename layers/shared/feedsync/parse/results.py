@@ -16,8 +16,8 @@ from collections.abc import Iterable, Iterator, Set
 from itertools import groupby
 
 from feedsync.datafeed.encoding import visitor_text
-from feedsync.pipeline.layout import StateLayout
-from feedsync.pipeline.records import DeliveryRecord, FileResult
+from feedsync.state.layout import StateLayout
+from feedsync.state.records import DeliveryRecord, FileResult
 from feedsync.storage import ObjectStore, get_json, put_json
 
 _zlib: types.ModuleType

@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from feedsync.pipeline.records import FIGURES, Json
+from feedsync.state.records import FIGURES, Json
 
 _STYLE = (
     "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"

@@ -11,10 +11,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from feedsync.pipeline.layout import DELIVERIES, RESULTS, RUNS, StateLayout
-from feedsync.pipeline.ports import RunState
-from feedsync.pipeline.records import DeliveryRecord, Json
-from feedsync.pipeline.select import generation
+from feedsync.daily.select import generation
+from feedsync.state.layout import DELIVERIES, RESULTS, RUNS, StateLayout
+from feedsync.state.ports import RunState
+from feedsync.state.records import DeliveryRecord, Json
 from feedsync.storage import ObjectStore, get_json
 
 
@@ -114,7 +114,7 @@ def recent_runs(state: ObjectStore, limit: int = 5) -> list[Json]:
 
 def status(state: ObjectStore, days: int, today: dt.date | None = None) -> Json:
     since = ((today or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=days)).isoformat()
-    from feedsync.pipeline.backfill import latest
+    from feedsync.parse.backfill import latest
 
     return {
         "deliveries": [delivery_status(state, k).to_json() for k in _keys(state, since)],

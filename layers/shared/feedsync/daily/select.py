@@ -6,9 +6,9 @@ from __future__ import annotations
 import hashlib
 
 from feedsync.errors import FeedsyncError
-from feedsync.pipeline.layout import DELIVERIES, ENRICHED, StateLayout
-from feedsync.pipeline.records import DeliveryRecord, Json
-from feedsync.pipeline.request import RunRequest
+from feedsync.settings import RunRequest
+from feedsync.state.layout import DELIVERIES, ENRICHED, StateLayout
+from feedsync.state.records import DeliveryRecord, Json
 from feedsync.storage import ObjectStore, get_json
 
 

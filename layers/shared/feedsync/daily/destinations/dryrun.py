@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from feedsync.pipeline.destinations.base import PENDING, AdobeVerdict, Batch, UploadFile
-from feedsync.pipeline.records import JobRef
+from feedsync.daily.destinations.base import PENDING, AdobeVerdict, Batch, UploadFile
+from feedsync.state.records import JobRef
 
 
 class DrySender:

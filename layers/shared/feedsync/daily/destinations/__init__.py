@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from feedsync.pipeline.destinations.base import (
+from feedsync.daily.destinations.base import (
     Batch,
     BuiltFiles,
     Destination,
@@ -20,7 +20,7 @@ from feedsync.pipeline.destinations.base import (
     Sender,
     UploadFile,
 )
-from feedsync.pipeline.destinations.dryrun import DrySender
+from feedsync.daily.destinations.dryrun import DrySender
 
 if TYPE_CHECKING:
     from feedsync.adobe.session import AdobeSession
@@ -38,7 +38,7 @@ class DestinationSpec:
 def _datasources_sender(config: EnrichFunctionConfig, session: AdobeSession) -> Sender:
     from feedsync.adobe.analytics import AnalyticsClient
     from feedsync.adobe.datasources import DataSourcesClient
-    from feedsync.pipeline.destinations.datasources import DataSourcesSender
+    from feedsync.daily.destinations.datasources import DataSourcesSender
 
     client = DataSourcesClient(AnalyticsClient(session), settle=config.adobe_settle_seconds)
     return DataSourcesSender(client, config.data_source_for)
@@ -46,7 +46,7 @@ def _datasources_sender(config: EnrichFunctionConfig, session: AdobeSession) -> 
 
 def _bdia_sender(config: EnrichFunctionConfig, session: AdobeSession) -> Sender:
     from feedsync.adobe.bdia import BdiaClient, Pacer
-    from feedsync.pipeline.destinations.bdia import BdiaSender
+    from feedsync.daily.destinations.bdia import BdiaSender
 
     pacer = Pacer(*config.bdia_pacing)
     return BdiaSender(BdiaClient(session, pacer), config.bdia_visitor_group)
@@ -54,25 +54,25 @@ def _bdia_sender(config: EnrichFunctionConfig, session: AdobeSession) -> Sender:
 
 def _target_sender(config: EnrichFunctionConfig, session: AdobeSession) -> Sender:
     from feedsync.adobe.target import TargetClient
-    from feedsync.pipeline.destinations.target import TargetSender
+    from feedsync.daily.destinations.target import TargetSender
 
     return TargetSender(TargetClient(session, config.target_tenant, config.target_client))
 
 
 def _datasources_files() -> FileBuilder:
-    from feedsync.pipeline.destinations.datasources import DataSourcesFiles
+    from feedsync.daily.destinations.datasources import DataSourcesFiles
 
     return DataSourcesFiles()
 
 
 def _bdia_files() -> FileBuilder:
-    from feedsync.pipeline.destinations.bdia import BdiaFiles
+    from feedsync.daily.destinations.bdia import BdiaFiles
 
     return BdiaFiles()
 
 
 def _target_files() -> FileBuilder:
-    from feedsync.pipeline.destinations.target import TargetFiles
+    from feedsync.daily.destinations.target import TargetFiles
 
     return TargetFiles()
 

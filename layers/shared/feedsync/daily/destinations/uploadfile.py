@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from feedsync.adobe.datasource_file import MAX_ROW_BYTES, Header, RowRules, parse_header
-from feedsync.pipeline.mapping import MappedRow, Mapping
-from feedsync.pipeline.records import Rejected
+from feedsync.daily.mapping import MappedRow, Mapping
+from feedsync.state.records import Rejected
 
 MAX_PART_BYTES = 45 * 1024 * 1024  # Adobe's limit is 50 MB; stay well under it
 

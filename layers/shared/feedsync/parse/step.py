@@ -32,23 +32,23 @@ from feedsync.datafeed.manifest import Manifest, ManifestEntry, parse_manifest
 from feedsync.datafeed.naming import Delivery, FeedFile, FileKind, parse_feed_name
 from feedsync.datafeed.visitors import HitLayout
 from feedsync.errors import FeedError, FeedNameError, IntegrityError
-from feedsync.pipeline.layout import StateLayout
-from feedsync.pipeline.records import (
-    DeliveryRecord,
-    FileCheck,
-    FileResult,
-    HitCounts,
-    ObjectOutcome,
-    Status,
-)
-from feedsync.pipeline.request import ParseSettings
-from feedsync.pipeline.results import (
+from feedsync.parse.results import (
     delivery_visitors,
     load_record,
     load_summary,
     pending_visitors,
     save_summary,
     write_visitor_keys,
+)
+from feedsync.settings import ParseSettings
+from feedsync.state.layout import StateLayout
+from feedsync.state.records import (
+    DeliveryRecord,
+    FileCheck,
+    FileResult,
+    HitCounts,
+    ObjectOutcome,
+    Status,
 )
 from feedsync.storage import ObjectStore, put_json
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from feedsync import metrics
-from feedsync.pipeline.records import DeliveryRecord, FileResult, ObjectOutcome
+from feedsync.state.records import DeliveryRecord, FileResult, ObjectOutcome
 
 Outcome = FileResult | DeliveryRecord | ObjectOutcome
 

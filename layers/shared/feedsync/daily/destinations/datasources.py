@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from feedsync import __version__
 from feedsync.adobe.datasources import DataSourcesClient
-from feedsync.pipeline.destinations.base import (
+from feedsync.daily.destinations.base import (
     ACCEPTED,
     FAILED,
     PENDING,
@@ -20,8 +20,8 @@ from feedsync.pipeline.destinations.base import (
     BuiltFiles,
     UploadFile,
 )
-from feedsync.pipeline.records import JobRef
-from feedsync.pipeline.uploadfile import build_datasource_files
+from feedsync.daily.destinations.uploadfile import build_datasource_files
+from feedsync.state.records import JobRef
 
 NAME = "datasources"
 

@@ -17,8 +17,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from feedsync.pipeline.mapping import MappedRow, Mapping
-from feedsync.pipeline.records import JobRef, Rejected
+from feedsync.daily.mapping import MappedRow, Mapping
+from feedsync.state.records import JobRef, Rejected
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
-from feedsync.pipeline.records import LedgerEntry, LockHolder, OpenUpload
+from feedsync.state.records import LedgerEntry, LockHolder, OpenUpload
 
 
 class Ledger(Protocol):

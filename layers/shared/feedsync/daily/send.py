@@ -17,12 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from feedsync.daily.destinations import Batch, Destination, UploadFile
+from feedsync.daily.mapping import MappedRow, Mapping
 from feedsync.errors import OutcomeUnknownError
-from feedsync.pipeline.destinations import Batch, Destination, UploadFile
-from feedsync.pipeline.layout import StateLayout
-from feedsync.pipeline.mapping import MappedRow, Mapping
-from feedsync.pipeline.ports import RunState, UploadLog
-from feedsync.pipeline.records import JobRef, OpenUpload, Rejected
+from feedsync.state.layout import StateLayout
+from feedsync.state.ports import RunState, UploadLog
+from feedsync.state.records import JobRef, OpenUpload, Rejected
 from feedsync.storage import ObjectStore
 
 logger = logging.getLogger(__name__)
@@ -148,13 +148,13 @@ def _tagged(rejected: Rejected, destination: str) -> Rejected:
 
 
 def _lines(visitors: tuple[str, ...]) -> bytes:
-    from feedsync.pipeline.results import escape_id
+    from feedsync.parse.results import escape_id
 
     return "".join(escape_id(v) + "\n" for v in visitors).encode("utf-8")
 
 
 def planned_visitors(state: ObjectStore, plan: Plan) -> list[str]:
-    from feedsync.pipeline.results import unescape_id
+    from feedsync.parse.results import unescape_id
 
     out: list[str] = []
     for planned in plan.files:

@@ -15,7 +15,7 @@ import re
 from feedsync import __version__
 from feedsync.adobe import bdia
 from feedsync.adobe.bdia import BdiaClient
-from feedsync.pipeline.destinations.base import (
+from feedsync.daily.destinations.base import (
     ACCEPTED,
     FAILED,
     AdobeVerdict,
@@ -23,8 +23,8 @@ from feedsync.pipeline.destinations.base import (
     BuiltFiles,
     UploadFile,
 )
-from feedsync.pipeline.mapping import MappedRow
-from feedsync.pipeline.records import JobRef, Rejected
+from feedsync.daily.mapping import MappedRow
+from feedsync.state.records import JobRef, Rejected
 
 NAME = "bdia"
 BASE_COLUMNS = (

@@ -13,8 +13,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from feedsync.pipeline.ports import RunState
-from feedsync.pipeline.records import LockHolder
+from feedsync.state.ports import RunState
+from feedsync.state.records import LockHolder
 
 logger = logging.getLogger(__name__)
 

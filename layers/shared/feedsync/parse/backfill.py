@@ -21,9 +21,9 @@ from typing import Any
 
 from feedsync.datafeed.naming import FileKind, parse_feed_name
 from feedsync.errors import FeedNameError, FeedsyncError
-from feedsync.pipeline.parse import handle_feed_object
-from feedsync.pipeline.records import Status
-from feedsync.pipeline.request import ParseSettings, event_day
+from feedsync.parse.step import handle_feed_object
+from feedsync.settings import ParseSettings, event_day
+from feedsync.state.records import Status
 from feedsync.storage import ObjectStore, put_json
 
 logger = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from feedsync.adobe import target
 from feedsync.adobe.target import TargetClient
-from feedsync.pipeline.destinations.base import (
+from feedsync.daily.destinations.base import (
     ACCEPTED,
     FAILED,
     PENDING,
@@ -18,7 +18,7 @@ from feedsync.pipeline.destinations.base import (
     BuiltFiles,
     UploadFile,
 )
-from feedsync.pipeline.records import JobRef, Rejected
+from feedsync.state.records import JobRef, Rejected
 
 NAME = "target"
 

@@ -29,7 +29,7 @@ def feed_objects(event: dict[str, Any]) -> list[tuple[str, str]]:
     """(bucket, key) to parse: an S3 notification, an EventBridge event, or a backfill item
     (BackfillStateMachine) - the latter only when its phase and day range want the object."""
     if "backfill" in event:
-        from feedsync.pipeline.backfill import BackfillItem
+        from feedsync.parse.backfill import BackfillItem
 
         item = BackfillItem.from_event(event)
         return [(item.bucket, item.key)] if item.wanted() else []

@@ -1,1 +1,0 @@
-"""Pipeline steps: each takes stores and settings, and returns a JSON-ready result."""
