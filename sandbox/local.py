@@ -104,6 +104,10 @@ def start(
 ) -> LocalStack:
     from moto.server import ThreadedMotoServer
 
+    from sandbox import moto_patches
+
+    moto_patches.install()
+
     port = moto_port or free_port()
     moto = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     moto.start()

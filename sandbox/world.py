@@ -24,8 +24,11 @@ from feedsync.parse.step import close_delivery
 from feedsync.settings import ParseSettings
 from feedsync.state.records import DeliveryRecord
 from feedsync.storage import LocalStore, get_json
+from sandbox import moto_patches
 from sandbox.lambda_context import FakeLambdaContext
 from sandbox.run import Sandbox
+
+moto_patches.install()
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE_BUCKET = "feedsync-state-world"

@@ -10,6 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from sandbox import moto_patches
+
+moto_patches.install()  # TransactWriteItems without moto's whole-table copy
+
 if TYPE_CHECKING:
     from sandbox.run import Sandbox
     from sandbox.world import World

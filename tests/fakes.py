@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,36 +21,51 @@ from feedsync.daily.destinations.base import (
     Batch,
     UploadFile,
 )
-from feedsync.state.records import JobRef, LedgerEntry, LedgerStatus, LockHolder, OpenUpload
+from feedsync.state.ledger import SHORT_LIVED, LedgerEntry, Move
+from feedsync.state.records import FileRecord, JobRef, LockHolder
 
 DAY = 86_400
 
 
 class MemoryLedger:
+    """The ledger's contract (state/ledger.py): per (rsid, destination, visitor), moves applied
+    only when their condition holds, expired entries count as absent."""
+
     def __init__(
         self, ttl_days: int = 90, miss_ttl_days: int = 7, clock: Callable[[], float] = time.time
     ) -> None:
-        short = {LedgerStatus.NOT_FOUND, LedgerStatus.REJECTED}
-        self.ttl = {s: (miss_ttl_days if s in short else ttl_days) * DAY for s in LedgerStatus}
-        self.items: dict[tuple[str, str], tuple[LedgerEntry, float]] = {}
+        self.ttl_long, self.ttl_short = ttl_days * DAY, miss_ttl_days * DAY
+        self.items: dict[tuple[str, str, str], tuple[LedgerEntry, float]] = {}
         self.clock = clock
 
-    def entries(self, rsid: str, ids: Sequence[str]) -> dict[str, LedgerEntry]:
+    def entries(self, rsid: str, destination: str, ids: Sequence[str]) -> dict[str, LedgerEntry]:
         now = self.clock()
         out = {}
         for visitor in ids:
-            found = self.items.get((rsid, visitor))
+            found = self.items.get((rsid, destination, visitor))
             if found is not None and found[1] > now:
                 out[visitor] = found[0]
         return out
 
-    def record(self, rsid: str, entries: Iterable[tuple[str, LedgerEntry]]) -> int:
+    def move(self, rsid: str, destination: str, moves: Sequence[Move]) -> set[str]:
+        current = self.entries(rsid, destination, [m.visitor for m in moves])
         now = self.clock()
-        count = 0
-        for visitor, entry in entries:
-            self.items[(rsid, visitor)] = (entry, now + self.ttl[entry.status])
-            count += 1
-        return count
+        done = set()
+        for move in moves:
+            if move.allows(current.get(move.visitor)):
+                ttl = self.ttl_short if move.entry.state in SHORT_LIVED else self.ttl_long
+                self.items[(rsid, destination, move.visitor)] = (move.entry, now + ttl)
+                current[move.visitor] = move.entry
+                done.add(move.visitor)
+        return done
+
+    def states(self, rsid: str = "acmeprod", destination: str = "datasources") -> Counter[str]:
+        now = self.clock()
+        return Counter(
+            str(e.state)
+            for (r, d, _), (e, until) in self.items.items()
+            if r == rsid and d == destination and until > now
+        )
 
 
 class MemoryRunState:
@@ -58,31 +74,44 @@ class MemoryRunState:
         self.locks: dict[str, LockHolder] = {}
         self.clock = clock
 
-    def _all(self, run: str, prefix: str) -> dict[str, Any]:
-        return {
-            sk: json.loads(v)
-            for (r, sk), v in self.items.items()
-            if r == run and sk.startswith(prefix)
-        }
-
-    def batches(self, run: str) -> dict[int, dict[str, Any]]:
-        return {int(sk.split("#")[1]): v for sk, v in self._all(run, "batch#").items()}
-
-    def save_batch(self, run: str, index: int, record: dict[str, Any]) -> None:
-        self.items[(run, f"batch#{index:05d}")] = json.dumps(record)
-
-    def upload(self, run: str, index: int, destination: str) -> dict[str, Any] | None:
-        value = self.items.get((run, f"upload#{index:05d}#{destination}"))
+    def walk(self, run: str, generation: str) -> dict[str, Any] | None:
+        value = self.items.get((run, f"walk#{generation}"))
         return None if value is None else dict(json.loads(value))
 
-    def save_upload(self, run: str, index: int, destination: str, record: dict[str, Any]) -> None:
-        self.items[(run, f"upload#{index:05d}#{destination}")] = json.dumps(record)
+    def save_walk(self, run: str, generation: str, record: dict[str, Any]) -> bool:
+        before = self.walk(run, generation)
+        expected = 0 if before is None else int(before["version"])
+        if int(record["version"]) != expected + 1:
+            return False
+        self.items[(run, f"walk#{generation}")] = json.dumps(record)
+        return True
 
-    def verdicts(self, run: str) -> list[dict[str, Any]]:
-        return list(self._all(run, "verdict#").values())
+    def plan(
+        self, run: str, generation: str, batch: int, destination: str
+    ) -> dict[str, Any] | None:
+        value = self.items.get((run, f"plan#{generation}#{batch:05d}#{destination}"))
+        return None if value is None else dict(json.loads(value))
 
-    def save_verdict(self, run: str, name: str, record: dict[str, Any]) -> None:
-        self.items[(run, f"verdict#{name}")] = json.dumps(record)
+    def save_plan(
+        self, run: str, generation: str, batch: int, destination: str, record: dict[str, Any]
+    ) -> None:
+        self.items[(run, f"plan#{generation}#{batch:05d}#{destination}")] = json.dumps(record)
+
+    def files(self, run: str) -> list[FileRecord]:
+        return [
+            FileRecord.from_json(json.loads(v))
+            for (r, sk), v in sorted(self.items.items())
+            if r == run and sk.startswith("file#")
+        ]
+
+    def save_file(self, run: str, record: FileRecord) -> None:
+        self.items[(run, f"file#{record.id}")] = json.dumps(record.to_json())
+
+    def forget(self, run: str) -> int:
+        mine = [k for k in self.items if k[0] == run]
+        for k in mine:
+            del self.items[k]
+        return len(mine)
 
     def acquire(self, run: str, owner: str, seconds: float, force: bool = False) -> bool:
         now = self.clock()
@@ -111,16 +140,16 @@ class MemoryRunState:
 
 class MemoryUploadLog:
     def __init__(self) -> None:
-        self.open: dict[str, OpenUpload] = {}
+        self.open: dict[str, FileRecord] = {}
 
-    def add(self, upload: OpenUpload) -> None:
-        self.open[upload.id] = upload
+    def add(self, upload: FileRecord) -> None:
+        self.open[f"{upload.delivery}#{upload.id}"] = upload
 
-    def open_uploads(self) -> list[OpenUpload]:
+    def open_uploads(self) -> list[FileRecord]:
         return sorted(self.open.values(), key=lambda u: (u.sent_at, u.id))
 
-    def close(self, upload: OpenUpload) -> None:
-        self.open.pop(upload.id, None)
+    def close(self, upload: FileRecord) -> None:
+        self.open.pop(f"{upload.delivery}#{upload.id}", None)
 
 
 @dataclass
@@ -130,6 +159,8 @@ class FakeCrm:
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     name: str = "fake"
     calls: int = 0
+    lookups_cost_calls: bool = True  # as Marketo: misses are remembered in the ledger
+    copy_as_of: Any = None  # a datetime: the CRM copy's age (a mirror, an export); None: live
 
     def lookup(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         self.calls += -(-len(ids) // 300)
@@ -137,6 +168,11 @@ class FakeCrm:
 
     def prepare(self, deadline: Any) -> dict[str, Any] | None:
         return None
+
+    def staleness(self, as_of: Any) -> str | None:
+        if self.copy_as_of is None or self.copy_as_of >= as_of:
+            return None
+        return f"the CRM copy is from {self.copy_as_of.isoformat()}"
 
 
 @dataclass

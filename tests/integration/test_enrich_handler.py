@@ -114,16 +114,18 @@ def test_long_run_continues_in_new_invocations_without_repeating_batches(
     assert batches >= 3
     from feedsync.aws.runstate import DynamoRunState
 
-    original = DynamoRunState.save_batch
+    original = DynamoRunState.save_walk
     contexts: list[ShortOnTime] = []
 
     def save_then_run_short(
-        self: DynamoRunState, run: str, index: int, rec: dict[str, Any]
-    ) -> None:
-        original(self, run, index, rec)
-        contexts[-1].short = True  # after one batch, each invocation runs out of time
+        self: DynamoRunState, run: str, generation: str, rec: dict[str, Any]
+    ) -> bool:
+        saved = original(self, run, generation, rec)
+        if rec.get("open") is None and rec.get("cursor") is not None:
+            contexts[-1].short = True  # after one batch, each invocation runs out of time
+        return saved
 
-    monkeypatch.setattr(DynamoRunState, "save_batch", save_then_run_short)
+    monkeypatch.setattr(DynamoRunState, "save_walk", save_then_run_short)
     event: dict[str, Any] = {}
     for _ in range(batches + 1):
         contexts.append(ShortOnTime("EnrichUploadFunction"))
@@ -146,27 +148,22 @@ def test_run_killed_after_an_upload_is_repeated_without_duplicates(
     leads = _matched(world, pending, every=3)
     from feedsync.aws.runstate import DynamoRunState
 
-    original = DynamoRunState.save_upload
+    original = DynamoRunState.save_file
     sent = {"n": 0}
 
-    def crash_after_second_upload(
-        self: DynamoRunState, run: str, index: int, dest: str, rec: dict[str, Any]
-    ) -> None:
-        if rec.get("state") == "sent":
-            sent["n"] += 1
-            if sent["n"] == 2:
-                raise KeyboardInterrupt("the invocation was killed")  # after Adobe took the file
-        original(self, run, index, dest, rec)
+    def crash_after_second_upload(self: DynamoRunState, run: str, rec: Any) -> None:
+        sent["n"] += 1
+        if sent["n"] == 2:
+            raise KeyboardInterrupt("the invocation was killed")  # after Adobe took the file
+        original(self, run, rec)
 
-    monkeypatch.setattr(DynamoRunState, "save_upload", crash_after_second_upload)
+    monkeypatch.setattr(DynamoRunState, "save_file", crash_after_second_upload)
     with pytest.raises(KeyboardInterrupt):
         world.invoke({})
     assert len(world.box.adobe.datasource_jobs) == 2
-    monkeypatch.setattr(DynamoRunState, "save_upload", original)
+    monkeypatch.setattr(DynamoRunState, "save_file", original)
     # the lock of the killed invocation expires; a later one takes over
-    from feedsync.daily.select import generation
-
-    world.table.delete_item(Key={"pk": f"run#{KEY1}@{generation(record)}", "sk": "lock"})
+    world.table.delete_item(Key={"pk": f"delivery#{KEY1}", "sk": "lock"})
     world.invoke({})
     names = Counter(j["filename"] for j in world.box.adobe.datasource_jobs.values())
     assert max(names.values()) == 1  # the second file was found at Adobe, not sent again

@@ -58,7 +58,8 @@ def test_status_shows_each_delivery_and_the_last_runs(
         DAYS[3]: "parsing",
     }
     first = next(d for d in found["deliveries"] if d["day"] == DAYS[0])
-    assert first["uploads"].startswith("1 sent") and first["rsid"] == "acmeprod"
+    assert first["uploads"].startswith("1 files") and first["rsid"] == "acmeprod"
+    assert "awaiting verdict" in first["uploads"]
     assert len(found["runs"]) == 2 and found["runs"][0]["deliveries"] == {"quota_exhausted": 1}
     assert code == 1  # a failed delivery: the work needs a person
     code, out, _ = run(capsys, "status", "--days", "3650")
@@ -72,14 +73,15 @@ def test_runs_show_makes_a_report_readable(
     key = f"{FOLDER}acmeprod_{DAYS[0]}"
     code, out, _ = run(capsys, "runs", "show", key)
     assert code == 0
-    assert f"{key}: enriched" in out and "batches:" in out and "jobs:" in out
-    assert "datasources" in out and "awaiting verdict" in out
+    assert f"{key}: enriched" in out and "walk:" in out and "files:" in out
+    assert "datasources" in out and "awaiting Adobe's verdict" in out
     code, out, _ = run(capsys, "runs", "show", key, "--json")
     found = json.loads(out)
-    assert found["report"]["status"] == "complete" and found["batches"][0]["batch"] == 0
+    assert found["report"]["status"] == "complete" and found["files"][0]["batch"] == 0
+    assert found["walk"]["done"] is True
     assert world.state.exists(f"reports/{key}.html")  # the same report, for a browser
     html = (world.state.get(f"reports/{key}.html") or b"").decode()
-    assert "<table>" in html and "Rejected rows" in html and "job " in html
+    assert "<table>" in html and "Rows refused by a rule" in html and "job " in html
 
 
 def test_no_region_is_one_line_exit_2(

@@ -31,12 +31,16 @@ DELIVERY_RUNS_FAILED = "DeliveryRunsFailed"
 DELIVERIES_NOT_CONFIGURED = "DeliveriesNotConfigured"
 DELIVERIES_IGNORED = "DeliveriesIgnored"
 UPLOADS_WAITING = "UploadsWaiting"
+DELIVERIES_SKIPPED = "DeliveriesSkipped"  # failed verification: reported once
+DELIVERIES_WAITING_FOR_CRM = "DeliveriesWaitingForCrm"  # the mirror/export is older than the day
 # reconciliation (Adobe's verdict)
 UPLOADS_ACCEPTED = "UploadsAcceptedAtAdobe"
 UPLOADS_FAILED = "UploadsFailedAtAdobe"
 UPLOADS_STUCK = "UploadsStuck"
 VISITORS_RELEASED = "VisitorsReleased"
 VISITORS_GIVEN_UP = "VisitorsGivenUp"
+ROWS_SKIPPED_BY_ADOBE = "RowsSkippedByAdobe"  # BDIA invalid_rows of a file Adobe took
+VERDICT_ERRORS = "VerdictErrors"  # a verdict that could not be read, or a status not documented
 ADOBE_API_ERRORS = "AdobeApiErrors"  # dimension Status: the HTTP status
 NOT_CONFIGURED = "NotConfigured"
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -60,16 +63,26 @@ def load_mapping(config: EnrichFunctionConfig, state: ObjectStore, rsid: str = "
     return Mapping.from_json(raw, state.describe(config.mapping_key))
 
 
-def _open_uri(clients: AwsClients, uri: str) -> BinaryIO:
-    """The CRM export as a stream (it is sorted on local disk, never held in memory)."""
+def _open_uri(clients: AwsClients, uri: str) -> tuple[BinaryIO, dt.datetime]:
+    """The CRM export as a local file (it is sorted on local disk, never held in memory), and
+    when it was written (S3 LastModified, or the file's mtime).
+
+    An S3 export is spooled to a temporary file first: the sort reads it as text, which an S3
+    response stream does not support."""
     parts = urlsplit(uri)
     if parts.scheme == "s3":
+        key = parts.path.lstrip("/")
         try:
-            return S3Store(clients.s3, parts.netloc).open(parts.path.lstrip("/"))
-        except FileNotFoundError:
+            answer = clients.s3.get_object(Bucket=parts.netloc, Key=key)
+        except clients.s3.exceptions.NoSuchKey:
             raise ConfigError(f"CRM_FILE={uri}: no such object") from None
+        spool = tempfile.TemporaryFile(prefix="feedsync-crm-export-")  # noqa: SIM115 - returned
+        shutil.copyfileobj(answer["Body"], spool, 1 << 20)
+        spool.seek(0)
+        return spool, answer["LastModified"]
     try:
-        return Path(uri).open("rb")
+        path = Path(uri)
+        return path.open("rb"), dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
     except OSError as exc:
         raise ConfigError(f"CRM_FILE={uri}: {exc.strerror}") from None
 
@@ -103,8 +116,11 @@ def crm_source(
     config: EnrichFunctionConfig, mapping: Mapping, clients: AwsClients, deadline: Deadline
 ) -> CrmSource:
     if config.marketo is None:
-        with _open_uri(clients, config.crm_file) as data:
-            return FileSource(data, config.crm_file, mapping.visitor_id_field, mapping.crm_fields)
+        data, written = _open_uri(clients, config.crm_file)
+        with data:
+            return FileSource(
+                data, config.crm_file, mapping.visitor_id_field, mapping.crm_fields, written
+            )
     client = _marketo_client(config.marketo, clients, deadline)
     if config.crm_source == "marketo-mirror":
         return _mirror(config, client, clients, mapping)

@@ -1,38 +1,53 @@
-"""The visitor ledger on StateTable.
+"""The visitor ledger on StateTable (state/ledger.py has the states and the moves).
 
-Items: ``pk=ledger#<rsid>#<visitor>``, ``sk=visitor``, ``status`` (``uploaded`` | ``not_found``
-| ``rejected`` | ``retry`` | ``failed``), ``delivery``, ``retry`` (destinations to send again),
-``attempts``, ``expires_at`` (DynamoDB TTL). Uploaded, retried and failed visitors are
-remembered ``ttl_days``; misses and rejections only ``miss_ttl_days``, so a visitor who becomes
-known to the CRM (or whose CRM record is fixed) is looked up again.
+Items: ``pk=ledger#<rsid>#<visitor>``, ``sk=dest#<destination>``, ``state``, ``delivery``,
+``claim``, ``file``, ``attempts``, ``reason``, ``recorded_at``, ``expires_at`` (DynamoDB TTL:
+``ttl_days`` for delivery states, ``miss_ttl_days`` for not_found and rejected).
+
+Moves are written with TransactWriteItems, up to 100 a call, each with its condition. When a
+condition fails, DynamoDB cancels the whole call and says which item failed: that visitor is
+left alone (another invocation moved it) and the rest are written again. An expired entry
+counts as absent everywhere, as TTL deletion lags by up to days.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+import uuid
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from feedsync.state.records import LedgerEntry, LedgerStatus
+from botocore.exceptions import ClientError
+
+from feedsync.state.ledger import SHORT_LIVED as SHORT
+from feedsync.state.ledger import LedgerEntry, Move, VisitorState
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
 DAY = 86_400
 _BATCH_GET = 100
+_TRANSACTION = 100  # TransactWriteItems' limit
+_CONFLICT_RETRIES = 8
 
 
-def _key(rsid: str, visitor: str) -> dict[str, str]:
-    return {"pk": f"ledger#{rsid}#{visitor}", "sk": "visitor"}
+def _key(rsid: str, visitor: str, destination: str) -> dict[str, Any]:
+    return {"pk": f"ledger#{rsid}#{visitor}", "sk": f"dest#{destination}"}
 
 
 def _entry(item: dict[str, Any]) -> LedgerEntry:
     return LedgerEntry(
-        status=LedgerStatus(str(item.get("status", "uploaded"))),
+        state=VisitorState(str(item["state"])),
         delivery=str(item.get("delivery", "")),
-        retry=frozenset(str(d) for d in item.get("retry", []) or []),
-        attempts=int(item.get("attempts", 1)),
+        claim=str(item.get("claim", "")),
+        file=str(item.get("file", "")),
+        attempts=int(item.get("attempts", 0)),
+        reason=str(item.get("reason", "")),
     )
+
+
+def _visitor(item: dict[str, Any]) -> str:
+    return str(item["pk"]).split("#", 2)[2]
 
 
 class DynamoLedger:
@@ -44,70 +59,128 @@ class DynamoLedger:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.table = table
-        long, short = ttl_days * DAY, miss_ttl_days * DAY
-        self.ttl = {
-            LedgerStatus.UPLOADED: long,
-            LedgerStatus.RETRY: long,
-            LedgerStatus.FAILED: long,
-            LedgerStatus.NOT_FOUND: short,
-            LedgerStatus.REJECTED: short,
-        }
+        self.table_name = table.name
+        # the resource's client: it (de)serialises plain Python values, as the table does
+        self.client = table.meta.client
+        self.ttl_long, self.ttl_short = ttl_days * DAY, miss_ttl_days * DAY
         self._clock = clock
         self._sleep = sleep
 
-    def _get_many(self, keys: list[dict[str, str]]) -> list[dict[str, Any]]:
-        client = self.table.meta.client
-        request: Any = {self.table.name: {"Keys": keys}}
+    # -- reads --------------------------------------------------------------------------
+    def _get_many(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        request: Any = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
         items: list[dict[str, Any]] = []
         attempt = 0
         while request:
-            answer = client.batch_get_item(RequestItems=request)
-            items.extend(answer.get("Responses", {}).get(self.table.name, []))
+            answer = self.client.batch_get_item(RequestItems=request)
+            items.extend(answer.get("Responses", {}).get(self.table_name, []))
             request = answer.get("UnprocessedKeys") or {}
             if request:
                 attempt += 1
                 self._sleep(min(5.0, 0.05 * 2**attempt))
         return items
 
-    def entries(self, rsid: str, ids: Sequence[str]) -> dict[str, LedgerEntry]:
+    def entries(self, rsid: str, destination: str, ids: Sequence[str]) -> dict[str, LedgerEntry]:
         now = self._clock()
         found: dict[str, LedgerEntry] = {}
         unique = list(dict.fromkeys(ids))
         for start in range(0, len(unique), _BATCH_GET):
-            keys = [_key(rsid, v) for v in unique[start : start + _BATCH_GET]]
+            keys = [_key(rsid, v, destination) for v in unique[start : start + _BATCH_GET]]
             for item in self._get_many(keys):
-                # TTL deletion lags by up to days: an expired item counts as absent.
                 if float(item.get("expires_at", 0)) > now:
-                    found[str(item["pk"]).split("#", 2)[2]] = _entry(item)
+                    found[_visitor(item)] = _entry(item)
         return found
 
-    def known(self, rsid: str, ids: Sequence[str]) -> set[str]:
-        """Visitors with nothing left to do (live entries not awaiting a re-send)."""
-        return {v for v, e in self.entries(rsid, ids).items() if e.settled}
+    # -- moves --------------------------------------------------------------------------
+    def move(self, rsid: str, destination: str, moves: Sequence[Move]) -> set[str]:
+        unique = list({m.visitor: m for m in moves}.values())  # one write per item and call
+        moved: set[str] = set()
+        for start in range(0, len(unique), _TRANSACTION):
+            moved |= self._transact(rsid, destination, unique[start : start + _TRANSACTION])
+        return moved
 
-    def record(
-        self, rsid: str, entries: Iterable[tuple[str, LedgerEntry | str]], delivery: str = ""
-    ) -> int:
-        now = int(self._clock())
-        count = 0
-        with self.table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
-            for visitor, value in entries:
-                entry = (
-                    value
-                    if isinstance(value, LedgerEntry)
-                    else LedgerEntry(LedgerStatus(value), delivery)
+    def _transact(self, rsid: str, destination: str, moves: list[Move]) -> set[str]:
+        conflicts = 0
+        while moves:
+            now = int(self._clock())
+            try:
+                items: Any = [self._put(rsid, destination, m, now) for m in moves]
+                self.client.transact_write_items(
+                    TransactItems=items,
+                    ClientRequestToken=uuid.uuid4().hex,
                 )
-                item: dict[str, Any] = {
-                    **_key(rsid, visitor),
-                    "status": str(entry.status),
-                    "delivery": entry.delivery or delivery,
-                    "attempts": entry.attempts,
-                    "recorded_at": now,
-                    "expires_at": now + self.ttl[entry.status],
-                }
-                if entry.retry:
-                    item["retry"] = sorted(entry.retry)
-                batch.put_item(Item=item)
-                count += 1
-        return count
+                return {m.visitor for m in moves}
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                    raise
+                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if "ConditionalCheckFailed" in reasons:
+                failed = "ConditionalCheckFailed"
+                moves = [m for m, r in zip(moves, reasons, strict=False) if r != failed]
+                continue
+            conflicts += 1  # TransactionConflict / throughput: the same items, a moment later
+            if conflicts > _CONFLICT_RETRIES:
+                raise RuntimeError(f"the ledger stayed busy for {len(moves)} moves: {reasons}")
+            self._sleep(min(2.0, 0.05 * 2**conflicts))
+        return set()
+
+    def _put(self, rsid: str, destination: str, move: Move, now: int) -> dict[str, Any]:
+        entry = move.entry
+        ttl = self.ttl_short if entry.state in SHORT else self.ttl_long
+        item: dict[str, Any] = {
+            **_key(rsid, move.visitor, destination),
+            "state": str(entry.state),
+            "attempts": entry.attempts,
+            "recorded_at": now,
+            "expires_at": now + ttl,
+        }
+        for name in ("delivery", "claim", "file", "reason"):
+            value = getattr(entry, name)
+            if value:
+                item[name] = value
+        condition, names, values = _condition(move, now)
+        return {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": item,
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }
+        }
+
+
+def _condition(move: Move, now: int) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The Move's rule (``Move.allows``) as a DynamoDB condition: an expired entry is absent."""
+    names = {"#s": "state", "#e": "expires_at"}
+    values: dict[str, Any] = {":now": now}
+
+    def one_of(prefix: str, states: frozenset[VisitorState]) -> str:
+        marks = []
+        for n, state in enumerate(sorted(states)):
+            values[f":{prefix}{n}"] = str(state)
+            marks.append(f":{prefix}{n}")
+        return f"#s IN ({', '.join(marks)})"
+
+    live = []
+    if move.from_states:
+        live.append(one_of("f", move.from_states))
+    if move.own:
+        names["#c"] = "claim"
+        values[":own"] = move.own
+        own = "#c = :own"
+        if move.own_states:
+            own += " AND " + one_of("o", move.own_states)
+        live.append(own)
+    parts = []
+    if move.from_absent:
+        parts.append("attribute_not_exists(pk) OR #e < :now")
+    if live:  # AND binds tighter than OR: parentheses only where DynamoDB needs them
+        either = " OR ".join(live)
+        parts.append(
+            "attribute_exists(pk) AND #e >= :now AND "
+            + (f"({either})" if len(live) > 1 else either)
+        )
+    if not parts:
+        raise ValueError(f"a move of {move.visitor} that nothing allows")
+    return " OR ".join(parts), names, values

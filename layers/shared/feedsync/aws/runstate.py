@@ -1,11 +1,11 @@
-"""Run checkpoints and the run lock on StateTable.
+"""Run state and the run lock on StateTable, per run key (a delivery key, or a dry run's).
 
-Items under ``pk=run#<run>`` (run = delivery key @ content generation):
-``sk=batch#NNNNN`` (a finished batch and its figures), ``sk=upload#NNNNN#<destination>`` (the
-files of a batch sent to a destination, or being sent), ``sk=verdict#<destination>#<file>``
-(Adobe's verdict on a sent file) and ``sk=lock`` (who runs the delivery, until when, last
-heartbeat). Lock calls go through the low-level client, which is safe to share with the
-heartbeat thread.
+Items under ``pk=delivery#<run>``: ``sk=walk#<generation>`` (the generation's position in its
+pending stream, saved with a version check), ``sk=plan#<generation>#NNNNN#<destination>`` (a
+batch's files for a destination, and which of them Adobe took), ``sk=file#<destination>#<file>``
+(every file sent: its job, Adobe's verdict, what became of its visitors) and ``sk=lock`` (who
+runs the delivery, until when, last heartbeat). Lock calls go through the low-level client,
+which is safe to share with the heartbeat thread.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from feedsync.state.records import LockHolder
+from feedsync.state.records import FileRecord, LockHolder
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
@@ -35,29 +35,34 @@ def _condition_failed(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
+def _pk(run: str) -> str:
+    return f"delivery#{run}"
+
+
 class DynamoRunState:
     def __init__(self, table: Table, clock: Callable[[], float] = time.time) -> None:
         self.table = table
         self._client = table.meta.client
         self._clock = clock
 
-    def _put(self, run: str, sk: str, record: dict[str, Any]) -> None:
-        now = int(self._clock())
-        self.table.put_item(
-            Item={
-                "pk": f"run#{run}",
-                "sk": sk,
-                "record": _encode(record),
-                "expires_at": now + RETENTION,
-            }
-        )
+    def _item(self, run: str, sk: str, record: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "pk": _pk(run),
+            "sk": sk,
+            "record": _encode(record),
+            "expires_at": int(self._clock()) + RETENTION,
+        }
+
+    def _get(self, run: str, sk: str) -> dict[str, Any] | None:
+        item = self.table.get_item(Key={"pk": _pk(run), "sk": sk}, ConsistentRead=True).get("Item")
+        return None if item is None else dict(json.loads(str(item["record"])))
 
     def _query(self, run: str, prefix: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": Key("pk").eq(f"run#{run}") & Key("sk").begins_with(prefix),
-            "ConsistentRead": True,
-        }
+        condition: Any = Key("pk").eq(_pk(run))
+        if prefix:
+            condition = condition & Key("sk").begins_with(prefix)
+        kwargs: dict[str, Any] = {"KeyConditionExpression": condition, "ConsistentRead": True}
         while True:
             page = self.table.query(**kwargs)
             items.extend(page.get("Items", []))
@@ -65,29 +70,56 @@ class DynamoRunState:
                 return items
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def batches(self, run: str) -> dict[int, dict[str, Any]]:
-        return {
-            int(str(item["sk"]).split("#")[1]): json.loads(str(item["record"]))
-            for item in self._query(run, "batch#")
-        }
+    # -- walk, plans, files -------------------------------------------------------------
+    def walk(self, run: str, generation: str) -> dict[str, Any] | None:
+        return self._get(run, f"walk#{generation}")
 
-    def save_batch(self, run: str, index: int, record: dict[str, Any]) -> None:
-        self._put(run, f"batch#{index:05d}", record)
+    def save_walk(self, run: str, generation: str, record: dict[str, Any]) -> bool:
+        version = int(record["version"])
+        item = {**self._item(run, f"walk#{generation}", record), "version": version}
+        if version <= 1:
+            condition, values = "attribute_not_exists(pk)", None
+        else:
+            condition, values = "version = :before", {":before": version - 1}
+        try:
+            if values is None:
+                self.table.put_item(Item=item, ConditionExpression=condition)
+            else:
+                self.table.put_item(
+                    Item=item, ConditionExpression=condition, ExpressionAttributeValues=values
+                )
+        except ClientError as exc:
+            if _condition_failed(exc):
+                return False
+            raise
+        return True
 
-    def upload(self, run: str, index: int, destination: str) -> dict[str, Any] | None:
-        item = self.table.get_item(
-            Key={"pk": f"run#{run}", "sk": f"upload#{index:05d}#{destination}"}, ConsistentRead=True
-        ).get("Item")
-        return None if item is None else dict(json.loads(str(item["record"])))
+    def plan(
+        self, run: str, generation: str, batch: int, destination: str
+    ) -> dict[str, Any] | None:
+        return self._get(run, f"plan#{generation}#{batch:05d}#{destination}")
 
-    def save_upload(self, run: str, index: int, destination: str, record: dict[str, Any]) -> None:
-        self._put(run, f"upload#{index:05d}#{destination}", record)
+    def save_plan(
+        self, run: str, generation: str, batch: int, destination: str, record: dict[str, Any]
+    ) -> None:
+        sk = f"plan#{generation}#{batch:05d}#{destination}"
+        self.table.put_item(Item=self._item(run, sk, record))
 
-    def verdicts(self, run: str) -> list[dict[str, Any]]:
-        return [json.loads(str(item["record"])) for item in self._query(run, "verdict#")]
+    def files(self, run: str) -> list[FileRecord]:
+        return [
+            FileRecord.from_json(json.loads(str(item["record"])))
+            for item in self._query(run, "file#")
+        ]
 
-    def save_verdict(self, run: str, name: str, record: dict[str, Any]) -> None:
-        self._put(run, f"verdict#{name}", record)
+    def save_file(self, run: str, record: FileRecord) -> None:
+        self.table.put_item(Item=self._item(run, f"file#{record.id}", record.to_json()))
+
+    def forget(self, run: str) -> int:
+        items = self._query(run, "")
+        with self.table.batch_writer() as batch:
+            for item in items:
+                batch.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
+        return len(items)
 
     # -- the lock -----------------------------------------------------------------------
     # Through the resource's client (thread-safe, shared with the heartbeat thread); it still
@@ -95,7 +127,7 @@ class DynamoRunState:
     def acquire(self, run: str, owner: str, seconds: float, force: bool = False) -> bool:
         now = self._clock()
         item = {
-            "pk": f"run#{run}",
+            "pk": _pk(run),
             "sk": "lock",
             "owner": owner,
             "until": Decimal(f"{now + seconds:.3f}"),
@@ -124,7 +156,7 @@ class DynamoRunState:
         try:
             self._client.update_item(
                 TableName=self.table.name,
-                Key={"pk": f"run#{run}", "sk": "lock"},
+                Key={"pk": _pk(run), "sk": "lock"},
                 UpdateExpression="SET #u = :until, renewed_at = :now",
                 ConditionExpression="#o = :me",
                 ExpressionAttributeNames={"#u": "until", "#o": "owner"},
@@ -143,7 +175,7 @@ class DynamoRunState:
     def holder(self, run: str) -> LockHolder | None:
         item: Any = self._client.get_item(
             TableName=self.table.name,
-            Key={"pk": f"run#{run}", "sk": "lock"},
+            Key={"pk": _pk(run), "sk": "lock"},
             ConsistentRead=True,
         ).get("Item")
         if not item:
@@ -155,7 +187,7 @@ class DynamoRunState:
         try:
             self._client.delete_item(
                 TableName=self.table.name,
-                Key={"pk": f"run#{run}", "sk": "lock"},
+                Key={"pk": _pk(run), "sk": "lock"},
                 ConditionExpression="#o = :me",
                 ExpressionAttributeNames={"#o": "owner"},
                 ExpressionAttributeValues={":me": owner},

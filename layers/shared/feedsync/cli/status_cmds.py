@@ -114,26 +114,31 @@ def _backfills_text(backfills: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _batches_text(batches: list[dict[str, Any]]) -> str:
-    rows = [
-        [b["batch"], b.get("pending"), b.get("matched"), b.get("uploaded_rows"), b.get("rejected"),
-         ",".join(b.get("waiting", [])) or "", ",".join(b.get("retry", [])) or ""]
-        for b in batches
+def _walk_text(walk: dict[str, Any] | None) -> str:
+    if not walk:
+        return "  not started"
+    figures = walk.get("figures") or {}
+    where = "done" if walk.get("done") else f"after {walk.get('cursor') or 'the start'}"
+    lines = [
+        f"  generation {walk['generation']}: {walk.get('next_batch', 0)} batches, {where}"
+        + (f"; open batch {walk['open']['number']} ({walk['open']['kind']})" if walk.get("open")
+           else "")
+        + (f"; waiting on batches {walk['waiting']}" if walk.get("waiting") else ""),
+        "  " + ", ".join(f"{k} {figures.get(k, 0):,}" for k in
+                         ("pending", "already_enriched", "looked_up", "matched", "not_found",
+                          "rejected", "uploaded_rows")),
     ]  # fmt: skip
-    return table(["BATCH", "PENDING", "MATCHED", "SENT", "REJECTED", "WAITING", "RETRY"], rows)
+    return "\n".join(lines)
 
 
-def _jobs_text(report: dict[str, Any], verdicts: list[dict[str, Any]]) -> str:
-    by_file = {v.get("file"): v for v in verdicts}
+def _files_text(files: list[dict[str, Any]]) -> str:
     rows = []
-    for destination, jobs in (report.get("jobs") or {}).items():
-        for job in jobs:
-            verdict = by_file.get(job.get("file"), {})
-            ident = job.get("job_id") or job.get("idempotency_key") or job.get("batch_status") or ""
-            word = verdict.get("outcome", "awaiting verdict")
-            rows.append([destination, job.get("batch"), job.get("file"), ident,
-                         f"{word} ({verdict['status']})" if verdict else word])  # fmt: skip
-    return table(["DESTINATION", "BATCH", "FILE", "JOB", "ADOBE"], rows)
+    for f in sorted(files, key=lambda f: (f["generation"], f["batch"], f["file"])):
+        job = f.get("job") or {}
+        ident = job.get("job_id") or job.get("idempotency_key") or job.get("batch_status") or ""
+        word = f["state"] + (f" ({f['adobe_status']})" if f.get("adobe_status") else "")
+        rows.append([f["destination"], f["batch"], f["file"], ident, f["visitors"], word])
+    return table(["DESTINATION", "BATCH", "FILE", "JOB", "VISITORS", "ADOBE"], rows)
 
 
 def cmd_runs_show(args: argparse.Namespace) -> int:
@@ -157,8 +162,9 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
             f"{head}; report {report.get('status')} at {report.get('updated_at')}"
             + (f" - {report['error']}" if report.get("error") else ""),
             "last run: " + ", ".join(f"{k} {v}" for k, v in this_run.items()),
-            "batches:\n" + _batches_text(found["batches"]),
-            "jobs:\n" + _jobs_text(report, found["verdicts"]),
+            "outcome: " + str(report.get("outcome", "")),
+            "walk:\n" + _walk_text(found.get("walk")),
+            "files:\n" + _files_text(found.get("files", [])),
             "rejected rows by reason:\n" + (rejected or "  none"),
             "rejected samples:\n" + (samples or "  none"),
         ]

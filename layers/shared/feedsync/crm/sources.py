@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import itertools
 import json
@@ -28,6 +29,9 @@ from feedsync.storage import LocalStore
 
 class CrmSource(Protocol):
     name: str
+    # True when a lookup costs CRM calls (Marketo's API): misses are then remembered in the
+    # ledger for the miss TTL. A mirror or export join is free to repeat.
+    lookups_cost_calls: bool
 
     def prepare(self, deadline: Deadline) -> dict[str, Any] | None:
         """Get ready for a run (the mirror syncs); a report, or None."""
@@ -42,9 +46,19 @@ class CrmSource(Protocol):
         """Visitor id -> CRM record, for those of ``ids`` the CRM knows."""
         ...
 
+    def staleness(self, as_of: dt.datetime) -> str | None:
+        """Why a miss is not final for visitors seen up to ``as_of`` (the copy is older), or
+        None when the source covers that moment."""
+        ...
+
+
+def _when(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
 
 class MarketoSource:
     name = "marketo"
+    lookups_cost_calls = True
 
     def __init__(
         self, client: MarketoClient, id_field: str, fields: Sequence[str], workers: int = 1
@@ -64,6 +78,9 @@ class MarketoSource:
     def prepare(self, deadline: Deadline) -> dict[str, Any] | None:
         return None
 
+    def staleness(self, as_of: dt.datetime) -> str | None:
+        return None  # asked live
+
 
 class FileSource:
     """A CSV (header row) or JSON Lines export holding the visitor id field and CRM fields.
@@ -75,11 +92,18 @@ class FileSource:
 
     name = "file"
     calls = 0
+    lookups_cost_calls = False
 
     def __init__(
-        self, data: bytes | BinaryIO, where: str, id_field: str, fields: Sequence[str]
+        self,
+        data: bytes | BinaryIO,
+        where: str,
+        id_field: str,
+        fields: Sequence[str],
+        as_of: dt.datetime | None = None,
     ) -> None:
         self.where = where
+        self.as_of = as_of  # when the export was written (S3 LastModified, file mtime)
         self.id_field = id_field
         self.fields = [f for f in dict.fromkeys(fields) if f != id_field]
         raw = io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
@@ -108,6 +132,14 @@ class FileSource:
     def prepare(self, deadline: Deadline) -> dict[str, Any] | None:
         return None
 
+    def staleness(self, as_of: dt.datetime) -> str | None:
+        if self.as_of is None or self.as_of >= as_of:
+            return None
+        return (
+            f"the CRM export {self.where} was written {_when(self.as_of)}, before "
+            f"{_when(as_of)}: visitors it lacks may be in the CRM by now; upload a newer export"
+        )
+
 
 class MirrorSource:
     """``CRM_SOURCE=marketo-mirror``: lookups joined against the bulk-extracted mirror - no
@@ -115,6 +147,7 @@ class MirrorSource:
 
     name = "marketo-mirror"
     calls = 0  # lookups make none; the sync's export calls are in its report
+    lookups_cost_calls = False
 
     def __init__(self, mirror: Mirror, sync: MirrorSync | None = None) -> None:
         self.mirror = mirror
@@ -130,6 +163,16 @@ class MirrorSource:
 
     def lookup(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         return self.join.lookup(ids)
+
+    def staleness(self, as_of: dt.datetime) -> str | None:
+        watermark = self.mirror.index.watermark
+        if watermark and dt.datetime.fromisoformat(watermark.replace("Z", "+00:00")) >= as_of:
+            return None
+        held = f"holds Marketo up to {watermark}" if watermark else "is empty"
+        return (
+            f"the Marketo mirror {held}; this delivery needs it up to {_when(as_of)} "
+            "(the mirror's sync continues each run; see its report under 'crm')"
+        )
 
 
 def _records(raw: BinaryIO, where: str, id_field: str, fields: Sequence[str]) -> Iterator[Record]:

@@ -1,121 +1,113 @@
-"""One batch of a run: look up, build and send per destination, record the ledger, checkpoint.
+"""One batch: look its visitors up, move them in the ledger, build and send each destination's
+files. Running a batch again (after a crash, with the same ids) repeats nothing: its plans are
+reused, its ledger entries are its own, and its figures come out the same.
 
-A batch checkpoint (StateTable) holds the batch's figures and two lists that keep the delivery
-open: ``waiting`` (destinations with a file whose upload answer was lost) and ``retry``
-(destinations where Adobe failed a file; reconciliation adds them).
+Order, per destination with no plan yet: misses (not_found, rejected by the mapping) ->
+claims (planned) -> files built and stored -> plan saved. Then every plan is sent.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from feedsync.crm.sources import CrmSource
 from feedsync.daily.destinations import Destination
 from feedsync.daily.lookup import LookupResult, look_up
-from feedsync.daily.send import BatchScope, Delivered, deliver
-from feedsync.state.ports import Ledger
-from feedsync.state.records import (
-    BatchFigures,
-    LedgerEntry,
-    LedgerStatus,
-)
+from feedsync.daily.send import BatchScope, Plan, finish, load_plan, plan_files, read_visitors
+from feedsync.state import ledger as moves
+from feedsync.state.ledger import VisitorState
+from feedsync.state.records import BatchFigures
 
 
 @dataclass
-class Checkpoint:
+class BatchOutcome:
     figures: BatchFigures
-    waiting: list[str] = field(default_factory=list)
-    retry: list[str] = field(default_factory=list)
-
-    @property
-    def open(self) -> bool:
-        return bool(self.waiting or self.retry)
-
-    def to_json(self) -> dict[str, object]:
-        return {**self.figures.to_json(), "waiting": self.waiting, "retry": self.retry}
-
-    @classmethod
-    def from_json(cls, data: dict[str, object]) -> Checkpoint:
-        waiting, retry = data.get("waiting") or [], data.get("retry") or []
-        assert isinstance(waiting, list) and isinstance(retry, list)
-        return cls(BatchFigures.from_json(dict(data)), list(waiting), list(retry))
+    waiting: list[str] = field(default_factory=list)  # destinations with an answer to find
+    files: int = 0  # files Adobe took in this invocation
 
 
-def _ledger_entries(
-    found: LookupResult,
-    delivered: dict[str, Delivered],
-    delivery: str,
-) -> Iterable[tuple[str, LedgerEntry]]:
-    sent = {v for d in delivered.values() for v in d.visitors}
-    refused = {r.visitor for d in delivered.values() for r in d.rejected} - sent
-    for visitor in sent:
-        previous = found.entries.get(visitor)
-        retry = previous.retry - set(delivered) if previous else frozenset()
-        attempts = previous.attempts + 1 if previous else 1
-        status = LedgerStatus.RETRY if retry else LedgerStatus.UPLOADED
-        yield visitor, LedgerEntry(status, delivery, frozenset(retry), attempts)
-    for visitor in refused | {r.visitor for r in found.rejected}:
-        yield visitor, LedgerEntry(LedgerStatus.REJECTED, delivery)
-    for visitor in found.not_found:
-        yield visitor, LedgerEntry(LedgerStatus.NOT_FOUND, delivery)
+def _record_misses(
+    scope: BatchScope, destination: str, found: LookupResult, remember: bool
+) -> None:
+    """not_found and mapping rejections, remembered for the miss TTL (a per-visitor CRM call
+    saved) - only where lookups cost calls; a mirror or file join is free to repeat."""
+    entries = found.entries[destination]
+
+    def wanted(visitor: str) -> bool:
+        if destination not in found.work.get(visitor, ()):
+            return False
+        # a released visitor that cannot be re-sent leaves ``retry`` whatever the source
+        entry = entries.get(visitor)
+        return remember or (entry is not None and entry.state is VisitorState.RETRY)
+
+    mine = [
+        moves.miss(v, VisitorState.NOT_FOUND, scope.delivery_key, scope.claim)
+        for v in found.not_found
+        if wanted(v)
+    ]
+    mine += [
+        moves.miss(r.visitor, VisitorState.REJECTED, scope.delivery_key, scope.claim, r.reason)
+        for r in found.rejected
+        if wanted(r.visitor)
+    ]
+    if mine:
+        scope.ledger.move(scope.rsid, destination, mine)
+
+
+def _new_plan(
+    scope: BatchScope, destination: Destination, found: LookupResult, remember: bool
+) -> Plan:
+    _record_misses(scope, destination.name, found, remember)
+    rows = found.rows_for(destination.name)
+    entries = found.entries[destination.name]
+    claims = [moves.claim(r.visitor, entries.get(r.visitor), scope.delivery_key, scope.claim)
+              for r in rows]  # fmt: skip
+    claimed = scope.ledger.move(scope.rsid, destination.name, claims) if claims else set()
+    # a visitor another invocation moved in the meantime is theirs: left out of our files
+    return plan_files(scope, destination, [r for r in rows if r.visitor in claimed])
 
 
 def run_batch(
     scope: BatchScope,
-    ledger: Ledger,
     crm: CrmSource,
     destinations: list[Destination],
     ids: list[str],
-    retry_only: bool = False,
-) -> Checkpoint:
-    """One batch (or, with ``retry_only``, the re-send of its visitors Adobe failed)."""
-    found = look_up(ledger, crm, scope.mapping, scope.rsid, ids, only_retries=retry_only)
-    delivered = {d.name: deliver(scope, d, found.rows_for(d.name)) for d in destinations}
-    if not scope.dry:
-        ledger.record(scope.rsid, _ledger_entries(found, delivered, scope.delivery_key))
+    remember_misses: bool = True,
+) -> BatchOutcome:
+    names = [d.name for d in destinations]
+    found = look_up(scope.ledger, crm, scope.mapping, scope.rsid, names, ids, scope.claim)
+    outcome = BatchOutcome(BatchFigures())
+    plans: dict[str, Plan] = {}
+    for destination in destinations:
+        plan = load_plan(scope, destination.name)
+        if plan is None:
+            plan = _new_plan(scope, destination, found, remember_misses)
+        sent_before = len(plan.jobs)
+        if not finish(scope, destination, plan):
+            outcome.waiting.append(destination.name)
+        outcome.files += len(plan.jobs) - sent_before
+        plans[destination.name] = plan
+    outcome.figures = _figures(scope, found, plans)
+    return outcome
+
+
+def _figures(scope: BatchScope, found: LookupResult, plans: dict[str, Plan]) -> BatchFigures:
+    in_files = {
+        visitor
+        for plan in plans.values()
+        for planned in plan.files
+        for visitor in read_visitors(scope.state, planned.visitors_key)
+    }
     figures = BatchFigures(
-        pending=0 if retry_only else found.ids,
-        already_enriched=0 if retry_only else found.already_enriched,
+        pending=found.ids,
+        already_enriched=found.already_enriched,
         looked_up=len(found.looked_up),
         matched=found.found,
-        uploaded_rows=len({v for d in delivered.values() for v in d.visitors}),
+        uploaded_rows=len(in_files),  # visitors in this batch's files (any destination)
         not_found=len(found.not_found),
-        jobs={name: d.jobs for name, d in delivered.items()},
     )
-    figures.add_rejected(
-        list(itertools.chain(found.rejected, *(d.rejected for d in delivered.values())))
-    )
-    waiting = [name for name, d in delivered.items() if d.waiting]
-    return Checkpoint(figures, waiting=waiting)
-
-
-def merge(earlier: BatchFigures, later: BatchFigures) -> BatchFigures:
-    """A batch's figures after a resumed or retried part of it ran."""
-    from feedsync.state.records import total
-
-    out = total([earlier, later])
-    out.jobs = {}
-    for name in dict.fromkeys([*earlier.jobs, *later.jobs]):
-        by_file = {j.file: j for j in earlier.jobs.get(name, [])}
-        by_file.update({j.file: j for j in later.jobs.get(name, [])})  # later state wins
-        out.jobs[name] = list(by_file.values())
-    return out
-
-
-def resume_waiting(
-    scope: BatchScope, destinations: list[Destination], checkpoint: Checkpoint
-) -> Checkpoint:
-    """Finish the uploads of a batch whose answers were lost (from the stored plan)."""
-    jobs = {}
-    still: list[str] = []
-    for destination in destinations:
-        if destination.name not in checkpoint.waiting:
-            continue
-        delivered = deliver(scope, destination, [])
-        jobs[destination.name] = delivered.jobs
-        if delivered.waiting:
-            still.append(destination.name)
-    figures = merge(checkpoint.figures, BatchFigures(jobs=jobs))
-    return Checkpoint(figures, waiting=still, retry=checkpoint.retry)
+    refused = {
+        r.visitor: r for p in plans.values() for r in p.rejected if r.visitor not in in_files
+    }
+    figures.add_rejected([*found.rejected, *refused.values()])
+    return figures

@@ -1,7 +1,9 @@
-"""One batch's lookup: drop visitors the ledger settled, ask the CRM for the rest, map them.
+"""One batch's lookup: what the ledger says of each visitor at each destination, the CRM asked
+for those with something left to do, the records mapped to rows.
 
-Visitors awaiting a re-send (Adobe failed their file) are looked up again too, and go only to
-the destinations that failed them.
+A visitor has work at a destination when the ledger has no live entry for it there, when Adobe
+failed its file (``retry``), or when the entry is this very batch's own (a re-run after a
+crash). Everything else is settled: sent, accepted, given up, or a recent miss.
 """
 
 from __future__ import annotations
@@ -12,16 +14,18 @@ from typing import Any
 
 from feedsync.crm.sources import CrmSource
 from feedsync.daily.mapping import MappedRow, Mapping
+from feedsync.state.ledger import LedgerEntry, VisitorState
 from feedsync.state.ports import Ledger
-from feedsync.state.records import LedgerEntry, Rejected
+from feedsync.state.records import Rejected
 
 NOT_A_FILTER_VALUE = "visitor id holds ',' (cannot be a CRM filter value)"
 
 
 @dataclass
 class LookupResult:
-    ids: int  # the batch's pending visitors
-    entries: dict[str, LedgerEntry]  # what the ledger knew of them
+    ids: int  # the batch's visitors
+    entries: dict[str, dict[str, LedgerEntry]]  # destination -> visitor -> live entry
+    work: dict[str, set[str]]  # visitor -> destinations with something left to do
     looked_up: list[str] = field(default_factory=list)
     found: int = 0
     rows: list[MappedRow] = field(default_factory=list)
@@ -30,16 +34,10 @@ class LookupResult:
 
     @property
     def already_enriched(self) -> int:
-        return sum(1 for e in self.entries.values() if e.settled)
+        return self.ids - len(self.work)
 
     def rows_for(self, destination: str) -> list[MappedRow]:
-        """New visitors go everywhere; a re-send only where Adobe failed it."""
-        out = []
-        for row in self.rows:
-            entry = self.entries.get(row.visitor)
-            if entry is None or destination in entry.retry:
-                out.append(row)
-        return out
+        return [row for row in self.rows if destination in self.work.get(row.visitor, ())]
 
 
 def map_records(
@@ -60,20 +58,29 @@ def map_records(
     return rows, rejected
 
 
+def _has_work(entry: LedgerEntry | None, claim: str) -> bool:
+    if entry is None or entry.claim == claim:
+        return True
+    return entry.state is VisitorState.RETRY
+
+
 def look_up(
     ledger: Ledger,
     crm: CrmSource,
     mapping: Mapping,
     rsid: str,
+    destinations: Sequence[str],
     ids: Sequence[str],
-    only_retries: bool = False,
+    claim: str,
 ) -> LookupResult:
-    entries = ledger.entries(rsid, ids)
-    result = LookupResult(len(ids), entries)
-    if only_retries:
-        todo = [v for v in ids if v in entries and not entries[v].settled]
-    else:
-        todo = [v for v in ids if v not in entries or not entries[v].settled]
+    entries = {d: ledger.entries(rsid, d, ids) for d in destinations}
+    work: dict[str, set[str]] = {}
+    for visitor in ids:
+        wanted = {d for d in destinations if _has_work(entries[d].get(visitor), claim)}
+        if wanted:
+            work[visitor] = wanted
+    result = LookupResult(len(ids), entries, work)
+    todo = [v for v in ids if v in work]
     result.looked_up = [v for v in todo if "," not in v]
     result.rejected = [Rejected(v, NOT_A_FILTER_VALUE) for v in todo if "," in v]
     found = crm.lookup(result.looked_up) if result.looked_up else {}

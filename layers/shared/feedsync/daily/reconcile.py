@@ -1,12 +1,14 @@
-"""Reconciliation: read Adobe's verdict on every file sent and not yet final.
+"""Reconciliation: read Adobe's verdict on every file sent and not yet final, and move its
+visitors in the ledger.
 
-``success`` / ``complete`` / a BDIA file Adobe has: the upload is final. A failure (a Data
-Sources job ``failure``, a Target batch ``stuck``, a BDIA file ``REJECTED`` or unknown to the key
-lookup) releases the file's visitors: the ledger marks them for a re-send to that destination
-(at most ``max_attempts`` sends a visitor, then they are given up and counted), the batch
-checkpoint gets the destination in its ``retry`` list, and the delivery is opened again so the
-next run sends them in a new attempt. A job still processing after ``stuck_after`` is reported
-stuck (and stays in the queue).
+Accepted (a Data Sources job ``success``, a Target batch ``complete``, a BDIA file
+``COMPLETE``): the file's visitors become ``accepted``. Failed (``failure``, ``stuck``,
+``REJECTED``/``ERROR``): each becomes ``retry`` - the next run of its delivery sends it again,
+whichever generation of the day is current - or ``given_up`` after ``max_attempts`` sends
+(counted, alarmed, in the report with Adobe's reason). Still processing after ``stuck_after``:
+the file is reported stuck and asked about again next run. A status Adobe's documentation does
+not list is an error (alarmed), never a success. Each delivery touched is named in
+``touched``, so its report is rebuilt at once.
 """
 
 from __future__ import annotations
@@ -14,19 +16,20 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from feedsync import metrics
-from feedsync.daily.batch import Checkpoint
 from feedsync.daily.destinations import Destination
-from feedsync.daily.destinations.base import ACCEPTED, FAILED, AdobeVerdict
-from feedsync.daily.send import FAILED as PLAN_FAILED
+from feedsync.daily.destinations.base import ACCEPTED, FAILED, PENDING, AdobeVerdict
+from feedsync.daily.send import read_visitors
 from feedsync.errors import ApiError
-from feedsync.parse.results import unescape_id
+from feedsync.state import ledger as moves
 from feedsync.state.layout import StateLayout
+from feedsync.state.ledger import VisitorState
 from feedsync.state.ports import Ledger, Metric, RunState, UploadLog
-from feedsync.state.records import LedgerEntry, LedgerStatus, OpenUpload, Verdict
+from feedsync.state.records import FileRecord, FileState
 from feedsync.storage import ObjectStore
 
 logger = logging.getLogger(__name__)
@@ -41,12 +44,17 @@ class ReconcileSummary:
     stuck: int = 0
     released: int = 0  # visitors to be sent again
     given_up: int = 0  # visitors Adobe failed max_attempts times
+    skipped_rows: int = 0  # rows Adobe took a file with but did not ingest
     errors: list[str] = field(default_factory=list)
-    verdicts: list[Verdict] = field(default_factory=list)
+    verdicts: list[dict[str, object]] = field(default_factory=list)
+    touched: set[str] = field(default_factory=set)  # delivery keys whose state moved
 
     def to_json(self) -> dict[str, object]:
-        out: dict[str, object] = {k: v for k, v in vars(self).items() if k != "verdicts"}
-        out["verdicts"] = [v.to_json() for v in self.verdicts if v.outcome != "pending"]
+        out: dict[str, object] = {
+            k: v for k, v in vars(self).items() if k not in ("verdicts", "touched")
+        }
+        out["verdicts"] = list(self.verdicts)
+        out["deliveries"] = sorted(self.touched)
         return out
 
 
@@ -73,7 +81,7 @@ class Reconciler:
             try:
                 answer = destination.sender.verdict(upload.rsid, upload.job)
             except ApiError as exc:
-                summary.errors.append(f"{upload.destination} {upload.job.file}: {exc}")
+                summary.errors.append(f"{upload.destination} {upload.file}: {exc}")
                 continue
             self._settle(upload, answer, summary)
         for name, value in (
@@ -82,85 +90,87 @@ class Reconciler:
             (metrics.UPLOADS_STUCK, summary.stuck),
             (metrics.VISITORS_RELEASED, summary.released),
             (metrics.VISITORS_GIVEN_UP, summary.given_up),
+            (metrics.ROWS_SKIPPED_BY_ADOBE, summary.skipped_rows),
+            (metrics.VERDICT_ERRORS, len(summary.errors)),
         ):
             self.metric(name, value)
         return summary
 
-    def _verdict(self, upload: OpenUpload, answer: AdobeVerdict, outcome: str) -> Verdict:
-        job = upload.job
-        return Verdict(
-            destination=upload.destination,
-            file=job.file,
-            status=answer.status,
-            outcome=outcome,
-            visitors=upload.visitors,
-            detail=answer.detail,
-            job=str(job.job_id or job.idempotency_key or job.batch_status or ""),
-            at=dt.datetime.fromtimestamp(self.clock(), dt.UTC).isoformat(timespec="seconds"),
-        )
+    def _now(self) -> str:
+        return dt.datetime.fromtimestamp(self.clock(), dt.UTC).isoformat(timespec="seconds")
 
-    def _settle(self, upload: OpenUpload, answer: AdobeVerdict, summary: ReconcileSummary) -> None:
+    def _settle(self, upload: FileRecord, answer: AdobeVerdict, summary: ReconcileSummary) -> None:
+        seen = replace(upload, adobe_status=answer.status, detail=answer.detail)
         if answer.outcome == ACCEPTED:
             summary.accepted += 1
-            outcome = ACCEPTED
+            summary.skipped_rows += answer.skipped_rows
+            final = self._accept(seen, answer)
         elif answer.outcome == FAILED:
             summary.failed += 1
-            outcome = FAILED
-            released, given_up = self._release(upload)
-            summary.released += released
-            summary.given_up += given_up
-            logger.error(
-                "Adobe failed %s %s (%s): %d visitors to send again, %d given up",
-                upload.destination, upload.job.file, answer.status, released, given_up,
-            )  # fmt: skip
-        else:
+            final = self._fail(seen, answer, summary)
+        elif answer.outcome == PENDING:
             stuck = self.clock() - upload.sent_at > self.stuck_after
             summary.stuck += stuck
             summary.pending += not stuck
-            outcome = "stuck" if stuck else "pending"
-        verdict = self._verdict(upload, answer, outcome)
-        summary.verdicts.append(verdict)
-        if outcome != "pending":
-            self.runs.save_verdict(upload.run, upload.id, verdict.to_json())
-        if outcome in (ACCEPTED, FAILED):
-            self.uploads.close(upload)
-
-    def _visitors(self, upload: OpenUpload) -> list[str]:
-        raw = self.state.get(upload.visitors_key) or b""
-        return [unescape_id(line) for line in raw.decode("utf-8").splitlines()]
-
-    def _release(self, upload: OpenUpload) -> tuple[int, int]:
-        visitors = self._visitors(upload)
-        entries = self.ledger.entries(upload.rsid, visitors)
-        updated: list[tuple[str, LedgerEntry]] = []
-        given_up = 0
-        for visitor in visitors:
-            entry = entries.get(visitor) or LedgerEntry(LedgerStatus.UPLOADED, upload.delivery)
-            if entry.attempts >= self.max_attempts:
-                given_up += 1
-                updated.append((visitor, LedgerEntry(LedgerStatus.FAILED, upload.delivery,
-                                                     attempts=entry.attempts)))  # fmt: skip
-            else:
-                retry = entry.retry | {upload.destination}
-                updated.append((visitor, LedgerEntry(LedgerStatus.RETRY, upload.delivery, retry,
-                                                     entry.attempts)))  # fmt: skip
-        self.ledger.record(upload.rsid, updated)
-        released = len(visitors) - given_up
-        if released:
-            self._reopen(upload)
-        return released, given_up
-
-    def _reopen(self, upload: OpenUpload) -> None:
-        """Mark the plan failed and the batch for a retry; open the delivery again."""
-        plan = self.runs.upload(upload.run, upload.batch, upload.destination)
-        if plan is not None and int(plan.get("attempt", 1)) == upload.attempt:
-            self.runs.save_upload(
-                upload.run, upload.batch, upload.destination, {**plan, "state": PLAN_FAILED}
+            if not stuck or upload.state is FileState.STUCK:
+                return  # nothing new to say
+            final = replace(seen, state=FileState.STUCK, verdict_at=self._now())
+        else:
+            summary.errors.append(
+                f"{upload.destination} {upload.file}: Adobe answered the status "
+                f"{answer.status!r}, which its documentation does not list: treated as an error"
             )
-        done = self.runs.batches(upload.run).get(upload.batch)
-        if done is not None:
-            checkpoint = Checkpoint.from_json(done)
-            if upload.destination not in checkpoint.retry:
-                checkpoint.retry.append(upload.destination)
-            self.runs.save_batch(upload.run, upload.batch, checkpoint.to_json())
-        self.state.delete(StateLayout.enriched(upload.delivery))
+            return
+        summary.verdicts.append({"file": final.file, "destination": final.destination,
+                                 "status": answer.status, "outcome": str(final.state)})  # fmt: skip
+        self.runs.save_file(final.delivery, final)
+        if final.final:
+            self.uploads.close(final)
+        summary.touched.add(final.delivery)
+
+    def _move(self, upload: FileRecord, accepted: bool, reason: str) -> Counter[VisitorState]:
+        visitors = read_visitors(self.state, upload.visitors_key)
+        entries = self.ledger.entries(upload.rsid, upload.destination, visitors)
+        planned = moves.verdict_moves(
+            entries, visitors, upload.claim, upload.file, accepted, self.max_attempts, reason
+        )
+        moved = self.ledger.move(upload.rsid, upload.destination, planned)
+        counts = Counter(m.entry.state for m in planned if m.visitor in moved)
+        # a verdict settled before a crash moved some already: count them too (exact on re-run)
+        counts.update(
+            e.state
+            for e in entries.values()
+            if e.claim == upload.claim and e.file == upload.file and e.state not in moves.IN_FLIGHT
+        )
+        return counts
+
+    def _accept(self, upload: FileRecord, answer: AdobeVerdict) -> FileRecord:
+        self._move(upload, True, "")
+        return replace(
+            upload,
+            state=FileState.ACCEPTED,
+            verdict_at=self._now(),
+            skipped_rows=answer.skipped_rows,
+        )
+
+    def _fail(
+        self, upload: FileRecord, answer: AdobeVerdict, summary: ReconcileSummary
+    ) -> FileRecord:
+        reason = f"Adobe: {answer.status}" + (f" ({answer.detail})" if answer.detail else "")
+        counts = self._move(upload, False, reason)
+        released, given_up = counts[VisitorState.RETRY], counts[VisitorState.GIVEN_UP]
+        summary.released += released
+        summary.given_up += given_up
+        logger.error(
+            "Adobe failed %s %s (%s): %d visitors to send again, %d given up",
+            upload.destination, upload.file, answer.status, released, given_up,
+        )  # fmt: skip
+        if released:  # the delivery has work again: its next run re-sends them
+            self.state.delete(StateLayout.enriched(upload.delivery))
+        return replace(
+            upload,
+            state=FileState.FAILED,
+            verdict_at=self._now(),
+            released=released,
+            given_up=given_up,
+        )

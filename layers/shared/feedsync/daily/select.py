@@ -25,11 +25,15 @@ def _day_of(key: str) -> str:
     return key.rsplit("_", 1)[-1]
 
 
-def _redelivered(state: ObjectStore, key: str) -> bool:
+def _changed(state: ObjectStore, key: str) -> bool:
+    """The delivery changed since its marker: Adobe re-delivered it with other content, or a
+    delivery skipped as failed was closed again."""
     marker = get_json(state, StateLayout.enriched(key)) or {}
     data = get_json(state, StateLayout.record(key))
-    if data is None or not data.get("complete"):
+    if data is None:
         return False
+    if marker.get("skipped") or not data.get("complete"):
+        return bool(data.get("closed_at")) and data.get("closed_at") != marker.get("closed_at")
     done = marker.get("generation")
     return bool(done) and done != generation(DeliveryRecord.from_json(data))
 
@@ -48,5 +52,5 @@ def delivery_keys(state: ObjectStore, request: RunRequest) -> list[str]:
         day = request.date.isoformat()
         return [k for k in keys if _day_of(k).startswith(day)]
     done = {k[len(ENRICHED) :] for k in state.list(ENRICHED)}
-    pending = [k for k in keys if k not in done or _redelivered(state, k)]
+    pending = [k for k in keys if k not in done or _changed(state, k)]
     return sorted(pending, key=lambda k: (_day_of(k), k))

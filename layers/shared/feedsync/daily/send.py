@@ -1,11 +1,14 @@
-"""Sending one batch's files to one destination: every file reaches Adobe once per attempt.
+"""Sending one batch's files to one destination: every file reaches Adobe once.
 
 The files are built once and stored in the state bucket with their visitor lists, and the plan
-(attempt, files, jobs, and the file being sent right now) is saved before anything is sent. A
-later run resumes the plan - the same bytes, never a rebuild. When the answer to an upload is
-lost, the plan stays ``sending``: a later run looks the file up at Adobe (its name or key holds
-the content generation and the attempt) and sends it again only when Adobe does not have it
-and ``settle_seconds`` have passed since it was sent.
+(files, jobs, and the file being sent right now) is saved before anything is sent. A later run
+resumes the plan - the same bytes, never a rebuild. When the answer to an upload is lost, the
+plan stays ``sending``: a later run looks the file up at Adobe (its name or key holds the
+content generation and the batch) and sends it again only when Adobe does not have it and
+``settle_seconds`` have passed since it was sent.
+
+When Adobe takes a file: its visitors move planned -> sent in the ledger, the file record is
+saved (and queued for reconciliation), then the plan notes the job.
 """
 
 from __future__ import annotations
@@ -20,14 +23,16 @@ from typing import Any
 from feedsync.daily.destinations import Batch, Destination, UploadFile
 from feedsync.daily.mapping import MappedRow, Mapping
 from feedsync.errors import OutcomeUnknownError
+from feedsync.parse.results import escape_id, unescape_id
+from feedsync.state import ledger as moves
 from feedsync.state.layout import StateLayout
-from feedsync.state.ports import RunState, UploadLog
-from feedsync.state.records import JobRef, OpenUpload, Rejected
+from feedsync.state.ports import Ledger, RunState, UploadLog
+from feedsync.state.records import FileRecord, FileState, JobRef, Rejected
 from feedsync.storage import ObjectStore
 
 logger = logging.getLogger(__name__)
 
-SENDING, SENT, FAILED = "sending", "sent", "failed"
+SENDING, SENT = "sending", "sent"
 
 
 @dataclass(frozen=True)
@@ -44,9 +49,8 @@ class PlannedFile:
 
 @dataclass
 class Plan:
-    """A batch's files for one destination (the upload record in StateTable)."""
+    """A batch's files for one destination (StateTable ``plan#...``)."""
 
-    attempt: int
     state: str = SENDING
     files: list[PlannedFile] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
@@ -55,7 +59,6 @@ class Plan:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "attempt": self.attempt,
             "state": self.state,
             "files": [vars(f) for f in self.files],
             "rejected": [r.to_json() for r in self.rejected],
@@ -66,7 +69,6 @@ class Plan:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Plan:
         return cls(
-            attempt=int(data.get("attempt", 1)),
             state=str(data.get("state", SENDING)),
             files=[PlannedFile(**f) for f in data.get("files", [])],
             rejected=[Rejected(**r) for r in data.get("rejected", [])],
@@ -74,93 +76,89 @@ class Plan:
             sending=data.get("sending"),
         )
 
+    @property
+    def visitors(self) -> int:
+        return sum(f.visitors for f in self.files)
+
 
 @dataclass(frozen=True)
 class BatchScope:
-    """Everything about one batch of one run that sending needs."""
+    """Everything about one batch of one run that building and sending need."""
 
     state: ObjectStore
     runs: RunState
     uploads: UploadLog
-    run: str  # run name: delivery key, or the dry-run prefixed key
-    state_key: str  # checkpoint key: run @ generation
+    ledger: Ledger
+    run: str  # run key: the delivery key, or the dry run's
     delivery_key: str
     delivery_id: str
     rsid: str
     day: dt.date
     generation: str
-    index: int
+    number: int
     mapping: Mapping
     dry: bool
     settle_seconds: float
     clock: Callable[[], float] = time.time
 
-    def batch(self, rows: list[MappedRow], attempt: int) -> Batch:
+    @property
+    def claim(self) -> str:
+        """This batch's mark on the ledger entries it moves."""
+        return f"{self.delivery_key}@{self.generation}#{self.number:05d}"
+
+    def batch(self, rows: list[MappedRow]) -> Batch:
         return Batch(
             self.rsid,
             self.day,
             self.delivery_id,
-            self.state_key,
+            self.run,
             self.generation,
-            self.index,
+            self.number,
             rows,
             self.mapping,
-            attempt,
         )
 
 
-@dataclass
-class Delivered:
-    jobs: list[JobRef]
-    rejected: list[Rejected]
-    visitors: list[str]  # whose rows are in the files (sent, or waiting to be)
-    waiting: bool = False  # a file's outcome is unknown: a later run finishes it
-
-
-def _save(scope: BatchScope, destination: str, plan: Plan) -> None:
-    scope.runs.save_upload(scope.state_key, scope.index, destination, plan.to_json())
-
-
 def load_plan(scope: BatchScope, destination: str) -> Plan | None:
-    data = scope.runs.upload(scope.state_key, scope.index, destination)
+    data = scope.runs.plan(scope.run, scope.generation, scope.number, destination)
     return None if data is None else Plan.from_json(data)
 
 
-def plan_files(
-    scope: BatchScope, destination: Destination, rows: list[MappedRow], attempt: int
-) -> tuple[Plan, list[str]]:
-    """Build the files once, store them and their visitor lists, save the plan."""
-    built = destination.builder.build(scope.batch(rows, attempt))
-    plan = Plan(attempt, rejected=[_tagged(r, destination.name) for r in built.rejected])
-    visitors: list[str] = []
+def _save(scope: BatchScope, destination: str, plan: Plan) -> None:
+    scope.runs.save_plan(scope.run, scope.generation, scope.number, destination, plan.to_json())
+
+
+def plan_files(scope: BatchScope, destination: Destination, rows: list[MappedRow]) -> Plan:
+    """Build the files once, store them and their visitor lists, save the plan; rows the
+    destination's rules refuse become ``rejected`` in the ledger, with the reason."""
+    built = destination.builder.build(scope.batch(rows))
+    plan = Plan(rejected=[_tagged(r, destination.name) for r in built.rejected])
     for upload in built.files:
         key = StateLayout.upload(scope.run, destination.name, upload.name)
         scope.state.put(key, upload.data, "application/octet-stream")
         scope.state.put(StateLayout.upload_visitors(key), _lines(upload.visitors), "text/plain")
         plan.files.append(PlannedFile(upload.name, upload.part, key, len(upload.visitors)))
-        visitors.extend(upload.visitors)
     _save(scope, destination.name, plan)
-    return plan, visitors
+    if plan.rejected:
+        refused = [
+            moves.refused_by_destination(r.visitor, scope.delivery_key, scope.claim, r.reason)
+            for r in plan.rejected
+        ]
+        scope.ledger.move(scope.rsid, destination.name, refused)
+    return plan
 
 
 def _tagged(rejected: Rejected, destination: str) -> Rejected:
     return Rejected(rejected.visitor, f"{destination}: {rejected.reason}")
 
 
-def _lines(visitors: tuple[str, ...]) -> bytes:
-    from feedsync.parse.results import escape_id
-
+def _lines(visitors: tuple[str, ...] | list[str]) -> bytes:
     return "".join(escape_id(v) + "\n" for v in visitors).encode("utf-8")
 
 
-def planned_visitors(state: ObjectStore, plan: Plan) -> list[str]:
-    from feedsync.parse.results import unescape_id
-
-    out: list[str] = []
-    for planned in plan.files:
-        raw = state.get(planned.visitors_key) or b""
-        out.extend(unescape_id(line) for line in raw.decode("utf-8").splitlines())
-    return out
+def read_visitors(state: ObjectStore, key: str) -> list[str]:
+    raw = state.get(key) or b""
+    return [unescape_id(line) for line in raw.decode("utf-8").splitlines()]
 
 
 def send_plan(scope: BatchScope, destination: Destination, plan: Plan) -> bool:
@@ -172,6 +170,7 @@ def send_plan(scope: BatchScope, destination: Destination, plan: Plan) -> bool:
         job = _send_file(scope, destination, plan, planned)
         if job is None:
             return False
+        _taken(scope, destination.name, planned, job)
         plan.jobs.append(job)
         plan.sending = None
         _save(scope, destination.name, plan)
@@ -188,7 +187,7 @@ def _send_file(
     if data is None:
         raise FileNotFoundError(scope.state.describe(planned.upload_key))
     upload = UploadFile(planned.name, data, (), planned.part)
-    batch = scope.batch([], plan.attempt)
+    batch = scope.batch([])
     job = None
     if plan.sending and plan.sending.get("file") == planned.name and not sender.resend_is_harmless:
         job = sender.find(batch, upload)  # the earlier attempt may have reached Adobe
@@ -206,40 +205,38 @@ def _send_file(
         except OutcomeUnknownError as exc:
             logger.warning("%s: %s - looking it up in a later run", scope.run, exc)
             return None
-    job = replace(job, upload_key=planned.upload_key, attempt=plan.attempt)
-    if not scope.dry:
-        scope.uploads.add(_open_upload(scope, destination.name, plan, planned, job))
-    return job
+    return replace(job, upload_key=planned.upload_key)
 
 
-def _open_upload(
-    scope: BatchScope, destination: str, plan: Plan, planned: PlannedFile, job: JobRef
-) -> OpenUpload:
-    return OpenUpload(
+def _taken(scope: BatchScope, destination: str, planned: PlannedFile, job: JobRef) -> None:
+    """Adobe has the file (or, dry, it is built): ledger, file record, reconciliation queue."""
+    visitors = read_visitors(scope.state, planned.visitors_key)
+    entries = scope.ledger.entries(scope.rsid, destination, visitors)
+    scope.ledger.move(
+        scope.rsid,
+        destination,
+        [moves.sent(v, entries.get(v), scope.claim, planned.name) for v in visitors],
+    )
+    record = FileRecord(
         destination=destination,
-        rsid=scope.rsid,
+        file=planned.name,
         delivery=scope.delivery_key,
-        run=scope.state_key,
-        batch=scope.index,
-        attempt=plan.attempt,
-        job=job,
+        rsid=scope.rsid,
+        generation=scope.generation,
+        batch=scope.number,
+        claim=scope.claim,
+        upload_key=planned.upload_key,
         visitors_key=planned.visitors_key,
         visitors=planned.visitors,
+        job=job,
+        state=FileState.BUILT if scope.dry else FileState.SENT,
         sent_at=scope.clock(),
     )
+    scope.runs.save_file(scope.run, record)
+    if not scope.dry:
+        scope.uploads.add(record)
 
 
-def deliver(
-    scope: BatchScope, destination: Destination, rows: list[MappedRow], attempt: int = 1
-) -> Delivered:
-    """Plan (or resume) and send one destination's files of this batch."""
-    plan = load_plan(scope, destination.name)
-    if plan is not None and plan.state == FAILED:
-        # Adobe failed an earlier attempt: the re-send is a new attempt with new identities
-        attempt, plan = plan.attempt + 1, None
-    if plan is None:
-        plan, visitors = plan_files(scope, destination, rows, attempt)
-    else:
-        visitors = planned_visitors(scope.state, plan)
-    complete = plan.state == SENT or send_plan(scope, destination, plan)
-    return Delivered(list(plan.jobs), list(plan.rejected), visitors, waiting=not complete)
+def finish(scope: BatchScope, destination: Destination, plan: Plan) -> bool:
+    """Send what the plan has not sent yet; False while a file's outcome is unknown."""
+    return plan.state == SENT or send_plan(scope, destination, plan)

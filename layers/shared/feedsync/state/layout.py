@@ -9,6 +9,7 @@ A delivery's *key* is its feed folder and id, e.g. ``adobe/acmeprod/acmeprod_202
     reports/<run>.json, reports/<run>.html    the daily run's report (run = key, or dry-run/...)
     uploads/<run>/<destination>/<file>        every file sent to (or, dry, built for) Adobe
     uploads/<run>/<destination>/<file>.visitors   the visitors in it, one per line
+    uploads/<run>/batches/<generation>/<n>.ids    a batch's visitor ids (a resume repeats them)
     runs/<time>-<invocation>.json             what each daily-run invocation did
     config/mapping.json                       the mapping file (MAPPING_KEY)
 """
@@ -76,6 +77,11 @@ class StateLayout:
     @staticmethod
     def upload(run: str, destination: str, file_name: str) -> str:
         return f"{UPLOADS}{run}/{destination}/{file_name}"
+
+    @staticmethod
+    def batch_ids(run: str, generation: str, number: int) -> str:
+        """A batch's visitor ids, stored before the batch starts (what a resume repeats)."""
+        return f"{UPLOADS}{run}/batches/{generation}/{number:05d}.ids"
 
     @staticmethod
     def run_log(stamp: str, owner: str) -> str:

@@ -1,64 +1,78 @@
 """What the daily run needs from the outside world, as Protocols (the ``aws`` package and the
 in-memory fakes in the tests implement them).
 
-Run state and upload records cross the port as JSON-ready dicts: the typed records convert
-themselves (``to_json``/``from_json``), and an adapter only stores documents.
+Records cross the ports as JSON-ready dicts or typed records that convert themselves
+(``to_json``/``from_json``); an adapter only stores documents and enforces the conditions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from feedsync.state.records import LedgerEntry, LockHolder, OpenUpload
+from feedsync.state.ledger import LedgerEntry, Move
+from feedsync.state.records import FileRecord, LockHolder
 
 
 class Ledger(Protocol):
-    """Who was already enriched (or looked up in vain), per report suite."""
+    """Each visitor's state per report suite and destination (state/ledger.py)."""
 
-    def entries(self, rsid: str, ids: Sequence[str]) -> dict[str, LedgerEntry]:
-        """Live (unexpired) entries of ``ids``."""
+    def entries(self, rsid: str, destination: str, ids: Sequence[str]) -> dict[str, LedgerEntry]:
+        """Live (unexpired) entries of ``ids`` at ``destination``."""
         ...
 
-    def record(self, rsid: str, entries: Iterable[tuple[str, LedgerEntry]]) -> int: ...
+    def move(self, rsid: str, destination: str, moves: Sequence[Move]) -> set[str]:
+        """Apply each move whose condition holds; the visitors moved (the rest: left alone)."""
+        ...
 
 
 class RunState(Protocol):
-    """Checkpoints of one run (``run`` = delivery key @ content generation) and its lock."""
+    """Per run key (the delivery key, or ``dry-run/<id>/<key>`` for a dry run): the walk of
+    each content generation, each batch's plan per destination, the record of every file sent,
+    and the delivery's lock."""
 
-    def batches(self, run: str) -> dict[int, dict[str, Any]]: ...
+    def walk(self, key: str, generation: str) -> dict[str, Any] | None: ...
 
-    def save_batch(self, run: str, index: int, record: dict[str, Any]) -> None: ...
+    def save_walk(self, key: str, generation: str, record: dict[str, Any]) -> bool:
+        """Store ``record`` (its ``version`` one above the stored one, or 1 for a first save);
+        False when another invocation saved in between (nothing written)."""
+        ...
 
-    def upload(self, run: str, index: int, destination: str) -> dict[str, Any] | None: ...
+    def plan(
+        self, key: str, generation: str, batch: int, destination: str
+    ) -> dict[str, Any] | None: ...
 
-    def save_upload(
-        self, run: str, index: int, destination: str, record: dict[str, Any]
+    def save_plan(
+        self, key: str, generation: str, batch: int, destination: str, record: dict[str, Any]
     ) -> None: ...
 
-    def verdicts(self, run: str) -> list[dict[str, Any]]: ...
+    def files(self, key: str) -> list[FileRecord]: ...
 
-    def save_verdict(self, run: str, name: str, record: dict[str, Any]) -> None: ...
+    def save_file(self, key: str, record: FileRecord) -> None: ...
 
-    def acquire(self, run: str, owner: str, seconds: float, force: bool = False) -> bool: ...
+    def forget(self, key: str) -> int:
+        """Remove everything stored under ``key`` (an operator's ``feedsync forget``)."""
+        ...
 
-    def renew(self, run: str, owner: str, seconds: float) -> bool:
+    def acquire(self, key: str, owner: str, seconds: float, force: bool = False) -> bool: ...
+
+    def renew(self, key: str, owner: str, seconds: float) -> bool:
         """Extend a lock ``owner`` still holds; False when it no longer does (never creates)."""
         ...
 
-    def holder(self, run: str) -> LockHolder | None: ...
+    def holder(self, key: str) -> LockHolder | None: ...
 
-    def release(self, run: str, owner: str) -> None: ...
+    def release(self, key: str, owner: str) -> None: ...
 
 
 class UploadLog(Protocol):
-    """Files sent to Adobe whose verdict is still to be read."""
+    """The reconciliation queue: files sent to Adobe whose verdict is still to be read."""
 
-    def add(self, upload: OpenUpload) -> None: ...
+    def add(self, record: FileRecord) -> None: ...
 
-    def open_uploads(self) -> list[OpenUpload]: ...
+    def open_uploads(self) -> list[FileRecord]: ...
 
-    def close(self, upload: OpenUpload) -> None: ...
+    def close(self, record: FileRecord) -> None: ...
 
 
 Metric = Callable[[str, float], None]

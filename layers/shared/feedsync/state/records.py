@@ -27,16 +27,10 @@ class Status(StrEnum):
     BUSY = "busy"
     IN_PROGRESS = "in_progress"
     WAITING = "waiting"  # uploads whose outcome is unknown are looked up again by a later run
+    AWAITING_RESEND = "awaiting_resend"  # Adobe failed files: the next run sends them again
     QUOTA_EXHAUSTED = "quota_exhausted"
     NOT_CONFIGURED = "not_configured"
-
-
-class LedgerStatus(StrEnum):
-    UPLOADED = "uploaded"  # Adobe took it (or is still deciding: see the upload log)
-    NOT_FOUND = "not_found"  # the CRM does not know the visitor
-    REJECTED = "rejected"  # the row breaks a rule (mapping or destination): reported, not sent
-    RETRY = "retry"  # Adobe failed the upload: send again to ``retry`` destinations
-    FAILED = "failed"  # Adobe failed it ``max attempts`` times: given up, reported
+    WAITING_FOR_CRM = "waiting_for_crm"  # the CRM copy (mirror, export) is older than the day
 
 
 @dataclass(frozen=True)
@@ -390,73 +384,127 @@ def total(batches: list[BatchFigures]) -> BatchFigures:
     return out
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """Adobe's word on one sent file, as reconciliation last saw it."""
+class FileState(StrEnum):
+    """One file's life at Adobe (the file record; its visitors' states are in the ledger)."""
+
+    BUILT = "built"  # a dry run's file: written, never sent
+    SENT = "sent"  # Adobe took it; no verdict yet
+    ACCEPTED = "accepted"
+    FAILED = "failed"  # its visitors were released (retry) or given up
+    STUCK = "stuck"  # no verdict after AdobeStuckHours: still asked each run, alarmed
+
+
+@dataclass
+class FileRecord:
+    """A file Adobe took (or, dry, that was only built): one item per file in StateTable; the
+    upload log's open queue holds the ones awaiting a verdict."""
 
     destination: str
     file: str
-    status: str  # Adobe's own status (success, failure, processing, complete, stuck, ...)
-    outcome: str  # "accepted" | "failed" | "pending" | "stuck"
-    visitors: int = 0
-    detail: str = ""
-    job: str = ""  # job id, idempotency key or batch status URL
-    at: str = ""
-
-    def to_json(self) -> Json:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_json(cls, data: Json) -> Verdict:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
-
-@dataclass(frozen=True)
-class LedgerEntry:
-    """What the ledger knows of one visitor of a report suite."""
-
-    status: LedgerStatus
-    delivery: str = ""
-    retry: frozenset[str] = frozenset()  # destinations to send again (status RETRY)
-    attempts: int = 1  # sends so far (Adobe failed attempts - 1 of them)
-
-    @property
-    def settled(self) -> bool:
-        """Nothing more to do for this visitor (until the entry expires)."""
-        return self.status is not LedgerStatus.RETRY
-
-
-@dataclass(frozen=True)
-class OpenUpload:
-    """A file Adobe took but has not yet given its verdict on (the reconciliation queue)."""
-
-    destination: str
-    rsid: str
     delivery: str  # delivery key
-    run: str  # run state key (delivery key @ generation)
+    rsid: str
+    generation: str
     batch: int
-    attempt: int
-    job: JobRef
-    visitors_key: str  # the state-bucket object listing the file's visitors
+    claim: str  # the batch's claim on its visitors' ledger entries
+    upload_key: str  # the file's copy in the state bucket
+    visitors_key: str  # the visitors whose rows it holds, one per line
     visitors: int
-    sent_at: float  # epoch seconds
+    job: JobRef
+    state: FileState = FileState.SENT
+    sent_at: float = 0.0  # epoch seconds
+    adobe_status: str = ""  # Adobe's own word when last asked
+    detail: str = ""
+    verdict_at: str = ""
+    released: int = 0  # visitors sent again after a failure
+    given_up: int = 0
+    skipped_rows: int = 0  # rows Adobe took the file with but did not ingest (BDIA invalid_rows)
+    resolved: bool = False  # a failed file whose released visitors were all re-planned
 
     @property
     def id(self) -> str:
-        return f"{self.destination}#{self.job.file}"
+        return f"{self.destination}#{self.file}"
+
+    @property
+    def final(self) -> bool:
+        return self.state in (FileState.ACCEPTED, FileState.FAILED, FileState.BUILT)
 
     def to_json(self) -> Json:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["job"] = self.job.to_json()
+        out["state"] = str(self.state)
         return out
 
     @classmethod
-    def from_json(cls, data: Json) -> OpenUpload:
+    def from_json(cls, data: Json) -> FileRecord:
         names = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in names}
         values["job"] = JobRef.from_json(data["job"])
+        values["state"] = FileState(data.get("state", "sent"))
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class OpenBatch:
+    """A batch a run started and has not finished: its ids are stored before anything else, so
+    a resumed run repeats exactly these visitors whatever BATCH_SIZE is now."""
+
+    number: int
+    kind: str  # "walk" (the next ids of the pending stream) | "retry" (released visitors)
+    ids_key: str  # the state-bucket object listing the batch's visitor ids
+    last: str = ""  # walk: the last id of the batch (the cursor once it is done)
+    sources: tuple[str, ...] = ()  # retry: the failed files (destination#file) it re-sends
+
+    def to_json(self) -> Json:
+        return {"number": self.number, "kind": self.kind, "ids_key": self.ids_key,
+                "last": self.last, "sources": list(self.sources)}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: Json) -> OpenBatch:
+        return cls(int(data["number"]), str(data["kind"]), str(data["ids_key"]),
+                   str(data.get("last", "")), tuple(data.get("sources", ())))  # fmt: skip
+
+
+@dataclass
+class Walk:
+    """A delivery generation's progress: a position in its sorted pending stream (the last id
+    finished), never a batch number whose meaning depends on a setting."""
+
+    generation: str
+    cursor: str | None = None  # the last pending id finished; None before the first batch
+    next_batch: int = 0  # batch numbers name files; they never repeat within a generation
+    open: OpenBatch | None = None
+    waiting: list[int] = field(default_factory=list)  # batches with an upload answer to find
+    done: bool = False  # every pending id of the stream has been through a batch
+    figures: BatchFigures = field(default_factory=BatchFigures)  # the walk, once per visitor
+    retries: BatchFigures = field(default_factory=BatchFigures)  # re-sends after a failure
+    version: int = 0  # bumped by every save; a save expecting another version is refused
+
+    def to_json(self) -> Json:
+        return {
+            "generation": self.generation,
+            "cursor": self.cursor,
+            "next_batch": self.next_batch,
+            "open": self.open.to_json() if self.open else None,
+            "waiting": list(self.waiting),
+            "done": self.done,
+            "figures": self.figures.to_json(),
+            "retries": self.retries.to_json(),
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_json(cls, data: Json) -> Walk:
+        return cls(
+            generation=str(data["generation"]),
+            cursor=data.get("cursor"),
+            next_batch=int(data.get("next_batch", 0)),
+            open=OpenBatch.from_json(data["open"]) if data.get("open") else None,
+            waiting=[int(n) for n in data.get("waiting", [])],
+            done=bool(data.get("done", False)),
+            figures=BatchFigures.from_json(data.get("figures") or {}),
+            retries=BatchFigures.from_json(data.get("retries") or {}),
+            version=int(data.get("version", 0)),
+        )
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,16 @@
-"""The run report: one delivery's totals, what this run did, and Adobe's verdicts so far.
+"""A delivery's report: a view of the stored state, rebuilt whenever that state changes (at the
+end of every run of the delivery and after every reconciliation that touched it).
 
-Top-level figures are the delivery's totals (all runs of this content generation);
-``this_run`` says what the latest invocation did (calls made, rows sent, jobs created), so a
-re-run that sends nothing reads as such.
+Sources, each the one truth for its part:
+
+- the walk of the current content generation: pending, already enriched, looked up, matched,
+  not found, rejected (once per visitor; re-sends are counted apart, under ``retries``);
+- the file records of every generation: what was sent, Adobe's status and verdict per file;
+- the ledger: what became of each visitor in those files, per destination (sent, accepted,
+  awaiting a re-send, given up). Counts are of distinct visitors: a re-sent visitor is counted
+  once, in its current state.
+
+A dry run's report reads its own walk and files and no ledger: what a run *would* send.
 """
 
 from __future__ import annotations
@@ -12,14 +20,34 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from feedsync.state.records import FIGURES, BatchFigures, Json, Status, Verdict, total
+from feedsync.state.layout import StateLayout
+from feedsync.state.ledger import LedgerEntry, VisitorState
+from feedsync.state.ports import Ledger, RunState
+from feedsync.state.records import (
+    FIGURES,
+    BatchFigures,
+    DeliveryRecord,
+    FileRecord,
+    FileState,
+    Json,
+    Status,
+    Walk,
+    total,
+)
+from feedsync.storage import ObjectStore
+
+MAX_GIVEN_UP_SAMPLES = 50
+VISITOR_STATES = ("planned", "sent", "stuck", "accepted", "retry", "given_up")
 
 
 @dataclass
 class ThisRun:
+    """What the latest invocation did for the delivery (calls made, files sent)."""
+
     batches: int = 0
-    resumed: int = 0  # batches whose lost upload answers were looked up
-    retried: int = 0  # batches re-sent after Adobe failed a file
+    resumed: int = 0  # batches finished after a crash or a lost upload answer
+    retried: int = 0  # re-send batches (visitors Adobe failed)
+    files: int = 0
     figures: BatchFigures = field(default_factory=BatchFigures)
 
     def add(self, figures: BatchFigures) -> None:
@@ -36,56 +64,218 @@ class ThisRun:
             "matched": f.matched,
             "rows_sent": f.uploaded_rows,
             "rejected": f.rejected,
-            "jobs_created": sum(len(j) for j in f.jobs.values()),
+            "jobs_created": self.files,
         }
 
 
-def adobe_summary(verdicts: list[Verdict], jobs: int) -> Json:
-    """How many sent files Adobe accepted or failed, and how many still await a verdict."""
-    by_outcome = Counter(v.outcome for v in verdicts)
-    rows: Counter[str] = Counter()
-    for v in verdicts:
-        rows[v.outcome] += v.visitors
+def _visitors(state: ObjectStore, key: str) -> list[str]:
+    from feedsync.daily.send import read_visitors
+
+    return read_visitors(state, key)
+
+
+@dataclass
+class DestinationView:
+    counts: Counter[str] = field(default_factory=Counter)
+    given_up: list[Json] = field(default_factory=list)
+
+
+def _destination_view(
+    state: ObjectStore, ledger: Ledger | None, rsid: str, name: str, files: list[FileRecord]
+) -> DestinationView:
+    view = DestinationView()
+    if ledger is None:  # a dry run: nothing was sent; count what would be
+        view.counts["planned"] = sum(f.visitors for f in files)
+        return view
+    in_file: dict[str, FileRecord] = {}
+    for record in files:
+        for visitor in _visitors(state, record.visitors_key):
+            in_file.setdefault(visitor, record)
+    entries = ledger.entries(rsid, name, list(in_file))
+    stuck = {f.file for f in files if f.state is FileState.STUCK}
+    for visitor in in_file:
+        entry = entries.get(visitor)
+        word = _word(entry, stuck)
+        view.counts[word] += 1
+        given_up = entry is not None and entry.state is VisitorState.GIVEN_UP
+        if given_up and len(view.given_up) < MAX_GIVEN_UP_SAMPLES:
+            reason = entry.reason if entry is not None and entry.reason else "failed at Adobe"
+            view.given_up.append({"visitor": visitor, "destination": name, "reason": reason})
+    return view
+
+
+def _word(entry: LedgerEntry | None, stuck: set[str]) -> str:
+    if entry is None:
+        return "expired"  # the ledger forgot it (TTL): sent long ago
+    if entry.state is VisitorState.SENT and entry.file in stuck:
+        return "stuck"
+    if entry.state in (VisitorState.NOT_FOUND, VisitorState.REJECTED):
+        return "rejected"  # a re-send found the record gone or refused
+    return str(entry.state)
+
+
+def _adobe(files: list[FileRecord], views: dict[str, DestinationView]) -> Json:
+    states = Counter(str(f.state) for f in files)
+    visitors: Counter[str] = Counter()
+    for view in views.values():
+        visitors.update(view.counts)
+    sent = [f for f in files if f.state is not FileState.BUILT]
     return {
-        "files_sent": jobs,
-        "accepted": by_outcome["accepted"],
-        "failed": by_outcome["failed"],
-        "stuck": by_outcome["stuck"],
-        "awaiting_verdict": max(0, jobs - by_outcome["accepted"] - by_outcome["failed"]),
-        "visitors_accepted": rows["accepted"],
-        "visitors_failed": rows["failed"],
+        "files_sent": len(sent),
+        "accepted": states["accepted"],
+        "failed": states["failed"],
+        "stuck": states["stuck"],
+        "awaiting_verdict": states["sent"] + states["stuck"],
+        "visitors_accepted": visitors["accepted"],
+        "visitors_failed": visitors["retry"] + visitors["given_up"],
+        "visitors_awaiting_verdict": visitors["sent"] + visitors["stuck"],
+        "visitors_awaiting_resend": visitors["retry"],
+        "visitors_given_up": visitors["given_up"],
+        "visitors_sending": visitors["planned"],
+        "rows_skipped_by_adobe": sum(f.skipped_rows for f in files),
     }
+
+
+def outcome(adobe: Json, dry: bool) -> str:
+    """One phrase for what Adobe has of the delivery now."""
+    if dry:
+        return "dry run: nothing sent"
+    if not adobe["files_sent"]:
+        return "nothing to send"
+    parts = []
+    for key, words in (
+        ("visitors_given_up", "given up"),
+        ("visitors_awaiting_resend", "awaiting a re-send"),
+        ("visitors_sending", "sending (answer to be found)"),
+        ("visitors_awaiting_verdict", "awaiting Adobe's verdict"),
+    ):
+        if adobe[key]:
+            parts.append(f"{adobe[key]:,} {words}")
+    if not parts:
+        return f"accepted by Adobe ({adobe['visitors_accepted']:,} visitors)"
+    return ", ".join(parts)
+
+
+def _jobs(files: list[FileRecord]) -> dict[str, list[Json]]:
+    jobs: dict[str, list[Json]] = {}
+    for f in sorted(files, key=lambda f: (f.generation, f.batch, f.file)):
+        jobs.setdefault(f.destination, []).append(
+            {**f.job.to_json(), "batch": f.batch, "generation": f.generation,
+             "visitors": f.visitors, "state": str(f.state), "adobe_status": f.adobe_status}
+        )  # fmt: skip
+    return jobs
+
+
+def _verdicts(files: list[FileRecord]) -> list[Json]:
+    return [
+        {"destination": f.destination, "file": f.file, "status": f.adobe_status,
+         "outcome": str(f.state), "visitors": f.visitors, "detail": f.detail,
+         "job": str(f.job.job_id or f.job.idempotency_key or f.job.batch_status or ""),
+         "at": f.verdict_at, "released": f.released, "given_up": f.given_up,
+         "skipped_rows": f.skipped_rows}
+        for f in files
+        if f.verdict_at
+    ]  # fmt: skip
+
+
+def derive_status(last: Status, walk: Walk | None, adobe: Json, dry: bool) -> Status:
+    """The delivery's state now: a run that stopped says why; otherwise the state decides."""
+    if last not in (Status.COMPLETE, Status.WAITING, Status.AWAITING_RESEND, Status.IN_PROGRESS):
+        return last
+    if walk is None or walk.open is not None or not walk.done:
+        return Status.IN_PROGRESS
+    if walk.waiting or (adobe["visitors_sending"] and not dry):
+        return Status.WAITING
+    if adobe["visitors_awaiting_resend"]:
+        return Status.AWAITING_RESEND
+    return Status.COMPLETE
+
+
+@dataclass
+class ReportInputs:
+    state: ObjectStore
+    runs: RunState
+    ledger: Ledger | None  # None: a dry run (no ledger)
+    record: DeliveryRecord
+    run: str  # run key
+    generation: str
+    dry: bool
 
 
 def build_report(
-    head: Json,
-    done: dict[int, BatchFigures],
-    this_run: ThisRun,
-    status: Status,
+    inputs: ReportInputs,
+    last: Status,
     error: str | None,
-    open_batches: dict[str, list[int]],
-    verdicts: list[Verdict],
+    this_run: Json,
+    extra: Json | None = None,
 ) -> Json:
-    totals = total([done[i] for i in sorted(done)])
-    jobs: dict[str, list[Json]] = {}
-    for index in sorted(done):
-        for destination, refs in done[index].jobs.items():
-            jobs.setdefault(destination, []).extend({**j.to_json(), "batch": index} for j in refs)
-    figures: dict[str, Any] = {name: getattr(totals, name) for name in (*FIGURES, "crm_calls")}
-    return {
-        **head,
-        "status": str(status),
-        "error": error,
-        "batches_done": len(done),
-        "updated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        **figures,
-        "delivery_totals": figures,
-        "this_run": this_run.to_json(),
-        "rejected_reasons": totals.rejected_reasons,
-        "rejected_samples": [r.to_json() for r in totals.rejected_samples],
-        "jobs": jobs,
-        "waiting_batches": open_batches.get("waiting", []),
-        "retry_batches": open_batches.get("retry", []),
-        "adobe": adobe_summary(verdicts, sum(len(j) for j in jobs.values())),
-        "verdicts": [v.to_json() for v in verdicts],
+    record = inputs.record
+    data = inputs.runs.walk(inputs.run, inputs.generation)
+    walk = Walk.from_json(data) if data else None
+    files = inputs.runs.files(inputs.run)
+    views = {
+        name: _destination_view(inputs.state, inputs.ledger, record.rsid, name, group)
+        for name, group in _by_destination(files).items()
     }
+    adobe = _adobe(files, views)
+    figures = walk.figures if walk else BatchFigures()
+    totals: dict[str, Any] = {name: getattr(figures, name) for name in (*FIGURES, "crm_calls")}
+    totals["uploaded_rows"] = (
+        adobe["visitors_accepted"] + adobe["visitors_awaiting_verdict"]
+        if not inputs.dry
+        else sum(v.counts["planned"] for v in views.values())
+    )
+    status = derive_status(last, walk, adobe, inputs.dry)
+    return {
+        "delivery": record.delivery,
+        "key": record.key,
+        "rsid": record.rsid,
+        "day": record.day,
+        "dry_run": inputs.dry,
+        "generation": inputs.generation,
+        "status": str(status),
+        "error": error if status is last else None,
+        "outcome": outcome(adobe, inputs.dry),
+        "updated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "batches_done": (walk.next_batch - (1 if walk.open else 0)) if walk else 0,
+        **totals,
+        "delivery_totals": totals,
+        "this_run": this_run,
+        "visitors": {name: dict(v.counts) for name, v in views.items()},
+        "adobe": adobe,
+        "retries": _retry_figures(walk),
+        "given_up": [g for v in views.values() for g in v.given_up][:MAX_GIVEN_UP_SAMPLES],
+        "rejected_reasons": figures.rejected_reasons,
+        "rejected_samples": [r.to_json() for r in figures.rejected_samples],
+        "jobs": _jobs(files),
+        "waiting_batches": list(walk.waiting) if walk else [],
+        "retry_batches": [walk.open.number]
+        if walk and walk.open and walk.open.kind == "retry"
+        else [],
+        "verdicts": _verdicts(files),
+        **(extra or {}),
+    }
+
+
+def write_report(state: ObjectStore, run: str, report: Json) -> None:
+    """reports/<run>.json and the page beside it."""
+    from feedsync.storage import put_json
+    from feedsync.views.report_html import render
+
+    put_json(state, StateLayout.report(run), report)
+    state.put(StateLayout.report(run, ".html"), render(report), "text/html")
+
+
+def _retry_figures(walk: Walk | None) -> Json:
+    if walk is None:
+        return {}
+    f = walk.retries
+    return {"looked_up": f.looked_up, "matched": f.matched, "resent": f.uploaded_rows,
+            "not_found": f.not_found, "rejected": f.rejected}  # fmt: skip
+
+
+def _by_destination(files: list[FileRecord]) -> dict[str, list[FileRecord]]:
+    out: dict[str, list[FileRecord]] = {}
+    for f in files:
+        out.setdefault(f.destination, []).append(f)
+    return out

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 from feedsync.daily.select import generation
 from feedsync.state.layout import DELIVERIES, RESULTS, RUNS, StateLayout
@@ -40,29 +39,43 @@ def _day_rsid(key: str) -> tuple[str, str]:
     return day[:10], rsid
 
 
+STATE_WORDS = {
+    "complete": "enriched",
+    "awaiting_resend": "awaiting re-send",
+    "waiting": "waiting for Adobe's answer",
+    "in_progress": "partially enriched",
+    "quota_exhausted": "waiting for quota",
+    "busy": "partially enriched",
+}
+
+
 def _enrich_state(record: DeliveryRecord, report: Json | None, marker: Json | None) -> str:
-    if marker and marker.get("generation") == generation(record):
-        return "enriched"
     if report is None or report.get("generation") != generation(record):
-        return "complete"
+        done = marker and marker.get("generation") == generation(record)
+        return "enriched" if done else "complete"
     status = str(report.get("status"))
-    if status == "quota_exhausted":
-        return "waiting for quota"
+    if status in STATE_WORDS:
+        return STATE_WORDS[status]
     if status == "not_configured":
         return f"not configured: {report.get('error')}"
-    if status == "complete":
-        return "enriched"
-    return "partially enriched"
+    if status == "waiting_for_crm":
+        return f"waiting for the CRM: {report.get('error')}"
+    return f"run failed: {report.get('error')}"
 
 
 def _uploads(report: Json | None) -> tuple[str, Json]:
     adobe = (report or {}).get("adobe") or {}
     if not adobe.get("files_sent"):
         return "", adobe
-    words = [f"{adobe['files_sent']} sent"]
-    for name in ("accepted", "failed", "stuck", "awaiting_verdict"):
+    words = [f"{adobe['files_sent']} files"]
+    for name, label in (
+        ("visitors_accepted", "accepted"),
+        ("visitors_awaiting_verdict", "awaiting verdict"),
+        ("visitors_awaiting_resend", "to re-send"),
+        ("visitors_given_up", "given up"),
+    ):
         if adobe.get(name):
-            words.append(f"{adobe[name]} {name.replace('_', ' ')}")
+            words.append(f"{adobe[name]:,} {label}")
     return ", ".join(words), adobe
 
 
@@ -124,19 +137,18 @@ def status(state: ObjectStore, days: int, today: dt.date | None = None) -> Json:
 
 
 def delivery_runs(state: ObjectStore, runs: RunState, key: str) -> Json:
-    """One delivery's report, its batch checkpoints and Adobe's verdicts, for ``runs show``."""
+    """One delivery's report, its walk and its files (Adobe's verdicts), for ``runs show``."""
     key = StateLayout.normalise_key(key)
     data = get_json(state, StateLayout.record(key))
     if data is None:
         return {"key": key, "status": delivery_status(state, key).to_json(), "report": None}
     record = DeliveryRecord.from_json(data)
     report = get_json(state, StateLayout.report(key))
-    state_key = f"{key}@{generation(record)}" if record.complete else ""
-    batches: dict[int, Any] = runs.batches(state_key) if state_key else {}
+    walk = runs.walk(key, generation(record)) if record.complete else None
     return {
         "key": key,
         "status": delivery_status(state, key).to_json(),
         "report": report,
-        "batches": [{"batch": i, **batches[i]} for i in sorted(batches)],
-        "verdicts": runs.verdicts(state_key) if state_key else [],
+        "walk": walk,
+        "files": [f.to_json() for f in runs.files(key)] if record.complete else [],
     }

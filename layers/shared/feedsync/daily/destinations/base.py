@@ -6,8 +6,8 @@ earlier attempt may have delivered, and asks Adobe for its verdict later (reconc
 run pairs the same builder with a sender that sends nothing.
 
 Every identity Adobe sees for a file (file name, idempotency key) carries the delivery's content
-generation and the attempt, so a re-delivered day or a re-send after a failure is never mistaken
-for the upload before it.
+generation and the batch number (a re-send after a failure is a new batch), so a re-delivered
+day or a re-send is never mistaken for the upload before it.
 """
 
 from __future__ import annotations
@@ -26,21 +26,19 @@ class Batch:
     rsid: str
     day: dt.date
     delivery: str  # delivery id, e.g. acmeprod_2015-07-13
-    run: str  # the run key (delivery key @ generation, with a dry-run prefix when dry)
+    run: str  # the run key (the delivery key, with a dry-run prefix when dry)
     generation: str
-    index: int
+    index: int  # the batch number: unique within a generation (re-sends get new numbers)
     rows: list[MappedRow]
     mapping: Mapping
-    attempt: int = 1
 
     @property
     def stem(self) -> str:
-        retry = f"_a{self.attempt}" if self.attempt > 1 else ""
-        return f"feedsync_{self.delivery}_g{self.generation[:8]}_b{self.index:05d}{retry}"
+        return f"feedsync_{self.delivery}_g{self.generation[:8]}_b{self.index:05d}"
 
     def key(self, part: int) -> str:
         """Deterministic idempotency key: the same batch part always gets the same key."""
-        text = f"{self.run}|{self.index}|{self.attempt}|{part}"
+        text = f"{self.run}@{self.generation}|{self.index}|{part}"
         return f"feedsync-{hashlib.sha256(text.encode()).hexdigest()[:32]}"
 
 
@@ -62,12 +60,13 @@ class BuiltFiles:
 class AdobeVerdict:
     """What Adobe says of a sent file now."""
 
-    outcome: str  # "accepted" | "failed" | "pending"
+    outcome: str  # "accepted" | "failed" | "pending" | "unknown" (undocumented: an error)
     status: str  # Adobe's own word (success, failure, processing, complete, stuck, UPLOADED...)
     detail: str = ""
+    skipped_rows: int = 0  # rows of an accepted file Adobe did not ingest (BDIA invalid_rows)
 
 
-ACCEPTED, FAILED, PENDING = "accepted", "failed", "pending"
+ACCEPTED, FAILED, PENDING, UNKNOWN = "accepted", "failed", "pending", "unknown"
 
 
 class FileBuilder(Protocol):

@@ -1,10 +1,11 @@
 """Bulk Data Insertion: gzip CSV hits (a custom link per matched visitor carrying the eVars).
 
-The idempotency key (generation, batch, attempt, part) identifies a file; after a lost answer
-the key lookup tells whether Adobe has it. Adobe's verdict is the upload answer's
-``status_code`` (``UPLOADED`` or ``REJECTED``); a file found only through the key lookup has
-arrived, which is all the API reports (AdobeDocs/analytics-2.0-apis bulk-data-insertion
-``endpoints.md``).
+The idempotency key (generation, batch, part) identifies a file; after a lost answer the key
+lookup tells whether Adobe has it. Adobe's verdict is the file's ``status_code``: ``REJECTED``
+or ``ERROR`` fail it (its visitors are sent again), ``UPLOADED`` and ``PROCESSING`` are still
+pending, ``COMPLETE`` accepts it with ``invalid_rows`` rows skipped (counted and reported);
+anything else is an error, never a success (AdobeDocs/analytics-2.0-apis
+``static/bulk-data-insertion.json`` and bulk-data-insertion ``endpoints.md``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from feedsync.adobe.bdia import BdiaClient
 from feedsync.daily.destinations.base import (
     ACCEPTED,
     FAILED,
+    PENDING,
+    UNKNOWN,
     AdobeVerdict,
     Batch,
     BuiltFiles,
@@ -27,6 +30,9 @@ from feedsync.daily.mapping import MappedRow
 from feedsync.state.records import JobRef, Rejected
 
 NAME = "bdia"
+# status_code values (static/bulk-data-insertion.json, UploadedFileInfo.status_code)
+FAILED_CODES = frozenset({"REJECTED", "ERROR"})
+PENDING_CODES = frozenset({"UPLOADED", "PROCESSING"})
 BASE_COLUMNS = (
     "marketingCloudVisitorID",
     "timestamp",
@@ -127,12 +133,24 @@ class BdiaSender:
         return None if known is None else self._ref(batch, upload, known)
 
     def verdict(self, rsid: str, job: JobRef) -> AdobeVerdict:
-        if job.status:  # the upload answer carried Adobe's decision
-            outcome = FAILED if job.status.upper() == "REJECTED" else ACCEPTED
-            return AdobeVerdict(outcome, job.status)
+        """Adobe's word on the file: the upload answer's ``status_code`` when it already failed
+        the file, else the key lookup's (static/bulk-data-insertion.json, UploadedFileInfo:
+        REJECTED, UPLOADED, PROCESSING, COMPLETE, ERROR). A lookup that answers without a
+        status (endpoints.md's example) says the file arrived, which is all it reports."""
+        if job.status and job.status.upper() in FAILED_CODES:
+            return AdobeVerdict(FAILED, job.status, "the upload answer refused the file")
         known = self.client.key_status(str(job.idempotency_key))
         if known is None:
             return AdobeVerdict(FAILED, "not found", "the key lookup does not know this file")
-        status = str(known.get("status_code") or "received")
-        outcome = FAILED if status.upper() == "REJECTED" else ACCEPTED
-        return AdobeVerdict(outcome, status, str(known.get("processing_log") or ""))
+        code = str(known.get("status_code") or "").upper()
+        detail = str(known.get("processing_log") or known.get("status") or "")
+        skipped = int(known.get("invalid_rows") or 0)
+        if not code:
+            return AdobeVerdict(ACCEPTED, "received", "the key lookup reports no status")
+        if code in FAILED_CODES:
+            return AdobeVerdict(FAILED, code, detail)
+        if code == "COMPLETE":
+            return AdobeVerdict(ACCEPTED, code, detail, skipped_rows=skipped)
+        if code in PENDING_CODES:
+            return AdobeVerdict(PENDING, code, detail)
+        return AdobeVerdict(UNKNOWN, code, detail)

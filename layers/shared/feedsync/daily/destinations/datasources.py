@@ -15,6 +15,7 @@ from feedsync.daily.destinations.base import (
     ACCEPTED,
     FAILED,
     PENDING,
+    UNKNOWN,
     AdobeVerdict,
     Batch,
     BuiltFiles,
@@ -81,4 +82,6 @@ class DataSourcesSender:
             return AdobeVerdict(
                 FAILED, status, str(found.get("message") or found.get("error") or "")
             )
-        return AdobeVerdict(PENDING, status)
+        if status in ("uploaded", "processing"):
+            return AdobeVerdict(PENDING, status)
+        return AdobeVerdict(UNKNOWN, status)  # not in the documented uploaded|processing|...

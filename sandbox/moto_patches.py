@@ -1,0 +1,95 @@
+"""moto's TransactWriteItems, made as cheap as DynamoDB's (dev only: tests, demo, local up).
+
+moto 5 snapshots every table a transaction touches with ``copy.deepcopy`` - once per item of
+the transaction - so its rollback costs O(table x items) per call. The ledger writes through
+transactions of up to 100 items; with that copy a test's run slows ~10x as the table grows.
+
+This replacement keeps DynamoDB's documented semantics (AWS DynamoDB Developer Guide,
+"TransactWriteItems": all-or-nothing; every condition is checked before anything is written;
+one operation per item; cancellation reasons in request order) by checking every condition
+first and writing only when all hold. Put, Delete and ConditionCheck - what feedsync sends; a
+transaction with an Update goes to moto's own method.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_installed = False
+Reason = tuple[Any, Any, Any]  # (code, message, old item) as moto's exception takes them
+
+
+def _key(backend: Any, op_type: str, op: dict[str, Any]) -> dict[str, Any]:
+    if op_type != "Put":
+        return dict(op["Key"])
+    table = backend.get_table(op["TableName"])
+    attrs = op["Item"]
+    key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+    if table.range_key_attr is not None:
+        key[table.range_key_attr] = attrs[table.range_key_attr]
+    return key
+
+
+def _check(backend: Any, op: dict[str, Any], key: dict[str, Any]) -> Reason:
+    from moto.dynamodb.comparisons import get_filter_expression
+
+    current = backend.get_item(op["TableName"], key)
+    condition = op.get("ConditionExpression")
+    if condition is None:
+        return (None, None, None)
+    names, values = op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+    if get_filter_expression(condition, names, values).expr(current):
+        return (None, None, None)
+    old = None
+    if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
+        old = current.to_json()["Attributes"]
+    return ("ConditionalCheckFailed", "The conditional request failed", old)
+
+
+def _reasons(backend: Any, items: list[dict[str, Any]]) -> list[Reason]:
+    from moto.dynamodb.exceptions import MultipleTransactionsException
+
+    seen: set[tuple[str, str]] = set()
+    reasons = []
+    for item in items:
+        op_type, op = next(iter(item.items()))
+        key = _key(backend, op_type, op)
+        marker = (op["TableName"], str(sorted(key.items())))
+        if marker in seen:
+            raise MultipleTransactionsException()
+        seen.add(marker)
+        reasons.append(_check(backend, op, key))
+    return reasons
+
+
+def _write(backend: Any, items: list[dict[str, Any]]) -> None:
+    for item in items:
+        op_type, op = next(iter(item.items()))
+        if op_type == "Put":
+            backend.put_item(op["TableName"], op["Item"])
+        elif op_type == "Delete":
+            backend.delete_item(op["TableName"], op["Key"])
+
+
+def install() -> None:
+    global _installed
+    if _installed:
+        return
+    from moto.dynamodb.exceptions import TooManyTransactionsException, TransactionCanceledException
+    from moto.dynamodb.models import DynamoDBBackend
+
+    original = DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        if any(next(iter(i)) == "Update" for i in transact_items):
+            original(self, transact_items)
+            return
+        if len(transact_items) > 100:
+            raise TooManyTransactionsException()
+        reasons = _reasons(self, transact_items)
+        if any(code is not None for code, _, _ in reasons):
+            raise TransactionCanceledException(reasons)
+        _write(self, transact_items)
+
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    _installed = True
