@@ -8,8 +8,10 @@ break the rules, pacing) and keeps what it accepted in plain attributes for test
 ``datasource_jobs``, ``bdia_ingested``, ``profiles``, ``batches``.
 
 Adobe's verdicts can be scripted: ``fail_jobs`` (file name substrings whose Data Sources jobs end
-in ``failure``), ``reject_bdia`` (idempotency keys answered ``REJECTED``), ``stuck_batches``
-(Target batches that end ``stuck``). The Analytics 1.4 API is gone (retired 2026-08-12): its
+in ``failure``), ``reject_bdia`` (idempotency keys answered ``REJECTED``), ``error_bdia`` (key
+substrings whose files end in ``ERROR`` after upload: nothing ingested), ``bdia_processing``
+(key lookups answered ``PROCESSING`` before ``COMPLETE``), ``invalid_bdia_rows`` (key substring
+-> rows skipped as invalid), ``stuck_batches`` (Target batches that end ``stuck``). The Analytics 1.4 API is gone (retired 2026-08-12): its
 endpoint answers 404 like the switched-off service.
 """
 
@@ -115,6 +117,10 @@ class AdobeStandIn:
         self.datasource_files: dict[int, bytes] = {}
         self.fail_jobs: set[str] = set()  # file name substrings: those jobs end in failure
         self.reject_bdia: set[str] = set()  # idempotency keys answered status_code REJECTED
+        self.error_bdia: set[str] = set()  # key substrings: the file ends ERROR after upload
+        self.error_bdia_next = 0  # the next N files taken end ERROR after upload
+        self.bdia_processing = 0  # key lookups answered PROCESSING before COMPLETE
+        self.invalid_bdia_rows: dict[str, int] = {}  # key substring -> rows skipped as invalid
         self.stuck_batches: set[str] = set()  # Target batch ids that end "stuck"
         self.stick_next = 0  # the next N submitted Target batches end "stuck"
         self.hold_jobs = False  # jobs stay "processing" (a slow Adobe)
@@ -424,7 +430,8 @@ class AdobeStandIn:
             return Response.json({"success": "File is valid"})
         if problems and "not a gzip file" in problems:
             raise _error(400, "400", "; ".join(problems))
-        return Response.json(self._ingest(key or secrets.token_hex(16), group, filename, data))
+        known = self._ingest(key or secrets.token_hex(16), group, filename, data)
+        return Response.json({k: v for k, v in known.items() if not k.startswith("_")})
 
     def _ingest(self, key: str, group: str, filename: str | None, data: bytes) -> dict[str, Any]:
         with self.lock:
@@ -447,6 +454,9 @@ class AdobeStandIn:
                 "processing_log": "; ".join(problems) or ("rejected" if rejected else ""),
                 "idempotency_key": key,
             }
+            if not rejected and self.error_bdia_next:
+                self.error_bdia_next -= 1
+                known["_will_error"] = True
             self.bdia_ingested[key] = known
             if not rejected:
                 self.bdia_files[key] = data
@@ -454,14 +464,46 @@ class AdobeStandIn:
 
     def bdia_key(self, request: Request, m: re.Match[str]) -> Response:
         # endpoints.md, "Idempotency Key Lookup": success {file_id, size, received_date, rows,
-        # idempotency_key}; failure {"error": "File not found"}
+        # idempotency_key}; failure {"error": "File not found"}. The file's state follows
+        # static/bulk-data-insertion.json UploadedFileInfo: status_code REJECTED | UPLOADED |
+        # PROCESSING | COMPLETE | ERROR, invalid_rows = "rows not submitted to analytics for
+        # being invalid", processing_log.
         self._authorize(request)
+        key = unquote(m[1])
         with self.lock:
-            known = self.bdia_ingested.get(unquote(m[1]))
-        if known is None:
-            raise HttpError(404, {"error": "File not found"})
-        keep = ("file_id", "size", "received_date", "rows", "idempotency_key")
-        return Response.json({k: known[k] for k in keep})
+            known = self.bdia_ingested.get(key)
+            if known is None:
+                raise HttpError(404, {"error": "File not found"})
+            self._bdia_advance(key, known)
+        keep = ("file_id", "size", "received_date", "rows", "idempotency_key", "status_code",
+                "status", "invalid_rows", "processing_log")  # fmt: skip
+        return Response.json({k: known[k] for k in keep if k in known})
+
+    def _bdia_advance(self, key: str, known: dict[str, Any]) -> None:
+        """One step of a file's processing per lookup: UPLOADED -> PROCESSING -> COMPLETE, or
+        ERROR for a scripted key (its hits are then not in Analytics)."""
+        if known["status_code"] not in ("UPLOADED", "PROCESSING"):
+            return
+        if known.get("_will_error") or any(part in key for part in self.error_bdia):
+            known.update(
+                status_code="ERROR",
+                status="File processing error",
+                processing_log="An error occurred while processing the file",
+            )
+            self.bdia_files.pop(key, None)
+            return
+        seen = known.setdefault("_lookups", 0) + 1
+        known["_lookups"] = seen
+        if seen <= self.bdia_processing:
+            known.update(status_code="PROCESSING", status="File processing")
+            return
+        invalid = sum(n for part, n in self.invalid_bdia_rows.items() if part in key)
+        known.update(
+            status_code="COMPLETE",
+            status="File processed",
+            invalid_rows=invalid,
+            processing_log=f"{invalid} rows were invalid" if invalid else "",
+        )
 
     # -- Target ------------------------------------------------------------------------
     def _tenant(self, request: Request, tenant: str, version: str | None = None) -> None:

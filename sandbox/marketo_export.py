@@ -2,7 +2,9 @@
 createExportLeadsUsingPOST, enqueueExportLeadsUsingPOST, getExportLeadsStatusUsingGET,
 getExportLeadsFileUsingGET with Range).
 
-Rules from Marketo's bulk extract documentation: a filter on ``createdAt`` or ``updatedAt`` spans
+Rules from Marketo's bulk extract documentation (and the error codes page for 1029's three
+meanings: queue full, daily quota exceeded, job already queued; getExportLeadsUsingGET lists
+the last seven days' jobs): a filter on ``createdAt`` or ``updatedAt`` spans
 at most 31 days; statuses Created -> Queued -> Processing -> Completed (each status call moves a
 job on); 2 jobs process at once and 10 wait in the queue (error 1029 beyond); a subscription
 exports at most ``daily_export_bytes`` a day (500 MB; error 1029); a subscription without the
@@ -51,6 +53,7 @@ class ExportJob:
     status: str = "Created"
     data: bytes = b""
     records: int = 0
+    created_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
     def public(self) -> dict[str, Any]:
         done = self.status == "Completed"
@@ -58,7 +61,7 @@ class ExportJob:
             "exportId": self.export_id,
             "format": "CSV",
             "status": self.status,
-            "createdAt": dt.datetime.now(dt.UTC).isoformat(),
+            "createdAt": self.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "fileSize": len(self.data) if done else None,
             "fileChecksum": f"sha256:{hashlib.sha256(self.data).hexdigest()}" if done else None,
             "numberOfRecords": self.records if done else None,
@@ -78,6 +81,7 @@ class BulkExportStandIn:
 
     def register(self) -> None:
         route = self.marketo.server.route
+        route("GET", r"/bulk/v1/leads/export\.json", self.list_jobs)
         route("POST", r"/bulk/v1/leads/export/create\.json", self.create)
         route("POST", r"/bulk/v1/leads/export/([^/]+)/enqueue\.json", self.enqueue)
         route("GET", r"/bulk/v1/leads/export/([^/]+)/status\.json", self.status)
@@ -125,9 +129,24 @@ class BulkExportStandIn:
             if self.exported_bytes >= self.daily_export_bytes:
                 mb = self.daily_export_bytes // (1024 * 1024)
                 return self.marketo.refuse("1029", f"Export daily quota {mb}MB exceeded")
-            if job.status == "Created":
-                job.status = "Queued"
+            if job.status != "Created":
+                # error codes page: 1029 also answers "Job already queued"
+                return self.marketo.refuse("1029", "Job already queued")
+            job.status = "Queued"
             return _ok(job.public())
+
+    def list_jobs(self, request: Request, _: re.Match[str]) -> Response:
+        # getExportLeadsUsingGET: the jobs of the last seven days, ``status`` a comma list
+        caller = self._caller(request)
+        if isinstance(caller, Response):
+            return caller
+        wanted = {s for s in request.param("status").split(",") if s}
+        week = dt.datetime.now(dt.UTC) - dt.timedelta(days=7)
+        with self.lock:
+            found = [j.public() for j in self.jobs.values()
+                     if j.created_at >= week and (not wanted or j.status in wanted)]  # fmt: skip
+        return Response.json({"requestId": secrets.token_hex(4), "success": True,
+                              "result": found})  # fmt: skip
 
     def status(self, request: Request, m: re.Match[str]) -> Response:
         caller = self._caller(request)

@@ -30,15 +30,28 @@ def _key(backend: Any, op_type: str, op: dict[str, Any]) -> dict[str, Any]:
     return key
 
 
-def _check(backend: Any, op: dict[str, Any], key: dict[str, Any]) -> Reason:
+_parsed: dict[str, Any] = {}  # moto parses a condition per item; a batch repeats the same few
+
+
+def _condition(op: dict[str, Any]) -> Any:
     from moto.dynamodb.comparisons import get_filter_expression
 
+    names, values = op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+    marker = repr((op["ConditionExpression"], sorted((names or {}).items()),
+                   sorted((values or {}).items(), key=lambda kv: kv[0])))  # fmt: skip
+    if marker not in _parsed:
+        if len(_parsed) > 10_000:
+            _parsed.clear()
+        _parsed[marker] = get_filter_expression(op["ConditionExpression"], names, values)
+    return _parsed[marker]
+
+
+def _check(backend: Any, op: dict[str, Any], key: dict[str, Any]) -> Reason:
     current = backend.get_item(op["TableName"], key)
     condition = op.get("ConditionExpression")
     if condition is None:
         return (None, None, None)
-    names, values = op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
-    if get_filter_expression(condition, names, values).expr(current):
+    if _condition(op).expr(current):
         return (None, None, None)
     old = None
     if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:

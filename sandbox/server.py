@@ -113,6 +113,7 @@ class Fault:
     retry_after: str | None = None
     seconds: float = 0.0
     body: Any = None
+    after: bool = False  # status: handle the request first (applied, then the error: e.g. a 502)
 
 
 class SandboxServer:
@@ -194,6 +195,8 @@ class SandboxServer:
         if fault is not None and fault.kind == "delay":
             time.sleep(fault.seconds)
         if fault is not None and fault.kind == "status":
+            if fault.after:
+                self._handle(request)
             headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
             body_value = fault.body or {"error_code": str(fault.status), "message": "injected"}
             self._write(raw, Response.json(body_value, fault.status, **headers))

@@ -81,7 +81,8 @@ def test_marketo_lookup_prints_json_lines(
 
 def test_build_upload_from_local_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     visitors = [f"{n:038d}" for n in range(5)]
-    (tmp_path / "pending.txt").write_text("\n".join(visitors) + "\n")
+    pending = [*visitors, "poison;id"]  # a row the data source file rules refuse
+    (tmp_path / "pending.txt").write_text("\n".join(pending) + "\n")
     crm = [
         {
             "id": 11,
@@ -97,6 +98,7 @@ def test_build_upload_from_local_files(tmp_path: Path, capsys: pytest.CaptureFix
         },
         {"id": 13, "Adobe_Visitor_ID": visitors[3], "Account_Type__c": {"odd": 1}},
         {"id": 14, "Adobe_Visitor_ID": "not-pending", "Account_Type__c": "x"},
+        {"id": 15, "Adobe_Visitor_ID": "poison;id", "Account_Type__c": "x"},
     ]
     (tmp_path / "crm.jsonl").write_text("\n".join(json.dumps(r) for r in crm) + "\n")
     (tmp_path / "mapping.json").write_text(json.dumps(MAPPING))
@@ -120,8 +122,10 @@ def test_build_upload_from_local_files(tmp_path: Path, capsys: pytest.CaptureFix
     assert code == 0
     result = json.loads(capsys.readouterr().out)
     assert result["rows"] == 2 and result["rejected"] == [
-        {"visitor": visitors[3], "reason": "Account_Type__c: a dict is not a column value"}
+        {"visitor": visitors[3], "reason": "Account_Type__c: a dict is not a column value"},
+        {"visitor": "poison;id", "reason": "transactionID value holds ';'"},
     ]
+    assert result["matched"] == 4  # CRM records of pending visitors (finding 14: was 5)
     data = out.read_bytes()
     assert problems(data) == []
     lines = data.decode().splitlines()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from collections import Counter
@@ -249,6 +250,56 @@ def test_every_destination_receives_the_batch(
     assert set(world.box.adobe.profiles) == crm_ids  # Target keyed by the CRM id
 
 
+def test_findings_8_and_15_a_bdia_file_adobe_answers_error_is_sent_again(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """static/bulk-data-insertion.json: status_code REJECTED | UPLOADED | PROCESSING | COMPLETE
+    | ERROR. A file that ends ERROR ingested nothing: its visitors are released and re-sent,
+    never counted as delivered; invalid_rows of a COMPLETE file are counted."""
+    import feedsync.adobe.bdia as bdia_module
+
+    monkeypatch.setattr(bdia_module.Pacer, "__init__", _fast_pacer_init(bdia_module.Pacer.__init__))
+    world.env.update(DESTINATIONS="bdia", BATCH_SIZE="300")
+    adobe = world.box.adobe
+    adobe.bdia_interval = adobe.bdia_group_interval = 0.0
+    adobe.error_bdia_next = 1  # the first file taken ends ERROR
+    adobe.bdia_processing = 1  # each file is PROCESSING at the first lookup
+    record = _delivery(world, size=900)
+    leads = _matched(world, world.pending(record), every=5)
+    world.invoke({}, monkeypatch=monkeypatch)
+    report = world.report(KEY1)
+    assert report["adobe"]["visitors_awaiting_verdict"] == len(leads)
+    world.invoke({}, monkeypatch=monkeypatch)  # lookups: ERROR for the first, PROCESSING others
+    first = world.report(KEY1)
+    errored = [v for v in first["verdicts"] if v["status"] == "ERROR"]
+    assert len(errored) == 1 and errored[0]["outcome"] == "failed"
+    world.invoke({}, monkeypatch=monkeypatch)  # COMPLETE for the rest and the re-sent file
+    world.invoke({}, monkeypatch=monkeypatch)
+    ingested = Counter(
+        row.split(",")[0]
+        for data in adobe.bdia_files.values()
+        for row in __import__("gzip").decompress(data).decode().splitlines()[1:]
+    )
+    assert set(ingested) == set(leads) and max(ingested.values()) == 1
+    report = world.report(KEY1)
+    assert report["status"] == "complete"
+    assert report["adobe"]["visitors_accepted"] == len(leads)
+    assert report["uploaded_rows"] == len(leads)
+
+
+def test_finding_3_a_crm_export_in_s3_is_read_by_the_deployed_function(world: World) -> None:
+    record = _delivery(world)
+    pending = world.pending(record)
+    lines = ["Adobe_Visitor_ID,id,Account_Type__c,Industry"]
+    lines += [f"{v},{9000 + n},Customer,Retail" for n, v in enumerate(pending[::7])]
+    world.state.put("crm/export.csv", ("\n".join(lines) + "\n").encode())
+    world.env.update(CRM_SOURCE="file", CRM_FILE=f"s3://{world.state.bucket}/crm/export.csv")
+    summary = world.invoke({})
+    assert summary["deliveries"][0]["status"] == "complete", summary
+    assert sorted(r[1] for r in world.uploaded_rows()) == sorted(pending[::7])
+    assert world.box.marketo.call_times == []
+
+
 def _fast_pacer_init(original: Any) -> Any:
     def init(self: Any, interval: float = 1.0, group_interval: float = 20.0, **kw: Any) -> None:
         original(self, 0.0, 0.0, **kw)
@@ -298,6 +349,29 @@ def test_missing_settings_leave_the_function_not_configured_naming_them(
     world.env.update(DATA_SOURCE_ID="101", MARKETO_BASE_URL="http://123-ABC-456.mktorest.com")
     answer = world.invoke({}, monkeypatch=monkeypatch)
     assert "expected https://" in answer["error"]  # plain http is refused outside loopback
+
+
+def test_finding_12_the_templates_placeholder_secrets_read_as_not_configured(
+    world: World,
+) -> None:
+    """A first deploy's secrets hold what template.yaml generated ({"client_id": "set-me",
+    "org_id": "set-me@AdobeOrg", "client_secret": <random>}): not configured, naming the
+    secret - not an authentication error and a failed-run alarm."""
+    import boto3
+
+    _delivery(world)
+    secrets = boto3.client("secretsmanager", region_name="us-east-1")
+    secrets.put_secret_value(
+        SecretId=world.env["ADOBE_SECRET_ARN"],
+        SecretString=json.dumps(
+            {"client_id": "set-me", "org_id": "set-me@AdobeOrg", "client_secret": "Zq9-random"}
+        ),
+    )
+    answer = world.invoke({})
+    assert answer["status"] == "not_configured"
+    assert "placeholder for client_id, org_id" in answer["error"]
+    assert world.env["ADOBE_SECRET_ARN"] in answer["error"] and "Zq9" not in answer["error"]
+    assert not world.box.adobe.datasource_jobs
 
 
 def test_a_missing_or_bad_mapping_leaves_the_run_not_configured(world: World) -> None:

@@ -240,3 +240,56 @@ def test_the_daily_run_joins_the_mirror_without_a_lookup_call(
     assert sorted(r[1] for r in world.uploaded_rows()) == sorted(leads)
     again = world.invoke({})
     assert again["crm"]["windows"] == 1  # only since the watermark
+
+
+def test_finding_9_a_lost_enqueue_answer_is_not_taken_for_a_used_up_allocation(
+    sandbox: Sandbox, marketo: MarketoClient
+) -> None:
+    """Marketo took the enqueue, the answer was lost (a 502 after handling); the repeat gets
+    1029 "Job already queued" - the job's status shows it is queued: the sync goes on."""
+    leads_over(sandbox, 10, days=5)
+    sandbox.server.inject("POST", r"/enqueue\.json$", "status", status=502, after=True)
+    report, mirror = sync(marketo, MemoryStore(), days=10)
+    assert report.status == "current", report
+    assert len(dict(mirror.records())) == 10
+    assert len(sandbox.marketo.exports.jobs) == 1
+
+
+def test_finding_9_a_lost_create_answer_does_not_make_a_second_export(
+    sandbox: Sandbox, marketo: MarketoClient
+) -> None:
+    leads_over(sandbox, 10, days=5)
+    sandbox.server.inject("POST", r"/export/create\.json$", "lose-response")
+    report, mirror = sync(marketo, MemoryStore(), days=10)
+    assert report.status == "current", report
+    assert len(dict(mirror.records())) == 10
+    assert len(sandbox.marketo.exports.jobs) == 1  # the job Marketo made was found and used
+
+
+def test_finding_9_a_mirror_stopped_by_1029_makes_the_day_wait_not_miss(
+    world: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import random
+
+    from sandbox import feedgen
+
+    world.env.update(CRM_SOURCE="marketo-mirror", MARKETO_EXPORT_POLL_SECONDS="0",
+                     MIRROR_INITIAL_DAYS="40")  # fmt: skip
+    rng = random.Random(9)
+    record = world.deliver([feedgen.random_hits(600, rng, 200)], "2026-11-20")
+    pending = world.pending(record)
+    leads = world.add_leads(pending[::5])
+    world.box.marketo.exports.daily_export_bytes = 0  # the allocation is used up already
+    summary = world.invoke({})
+    assert summary["crm"]["status"] == "allocation exhausted"
+    assert [d["status"] for d in summary["deliveries"]] == ["waiting_for_crm"]
+    assert world.uploaded_rows() == []
+    ledger = world.table.scan()["Items"]
+    assert not [i for i in ledger if str(i["pk"]).startswith("ledger#")]  # no "not found"
+    report = world.report("adobe/acmeprod/acmeprod_2026-11-20")
+    assert "Marketo mirror" in report["crm_wait"]
+    world.box.marketo.exports.daily_export_bytes = 10**9  # the next day
+    world.box.marketo.exports.exported_bytes = 0
+    summary = world.invoke({})
+    assert [d["status"] for d in summary["deliveries"]] == ["complete"]
+    assert sorted(r[1] for r in world.uploaded_rows()) == sorted(leads)

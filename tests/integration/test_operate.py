@@ -171,3 +171,32 @@ def test_zero_or_negative_timeouts_are_refused(capsys: pytest.CaptureFixture[str
         capsys, "datasources", "upload", "r", "1", "f.txt", "--wait", "--timeout", "0"
     )
     assert code == 2 and "more than 0 seconds" in err
+
+
+def test_finding_11_a_typo_writes_nothing_and_a_failed_delivery_is_reported_once(
+    history: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = history
+    world.s3.create_bucket(Bucket="feed-bucket-typo")
+    before = sorted(world.state.list(""))
+    code, _, err = run(capsys, "parse", f"s3://feed-bucket-typo/{FOLDER}acmeprod_2026-11-02.txt")
+    assert code == 2 and "no such manifest" in err and "nothing was written" in err
+    assert sorted(world.state.list("")) == before
+    # the failed delivery of DAYS[2]: said once by a run, not by every run after it
+    world.box.marketo.daily_quota = 50_000  # a new day at Marketo
+    first = world.invoke({})
+    skipped = [d for d in first["deliveries"] if d["status"] == "skipped"]
+    assert [d["key"] for d in skipped] == [f"{FOLDER}acmeprod_{DAYS[2]}"]
+    again = world.invoke({})
+    assert not [d for d in again["deliveries"] if d["status"] == "skipped"]
+    # an operator forgets it: status no longer fails on it
+    key = f"{FOLDER}acmeprod_{DAYS[2]}"
+    code, out, err = run(capsys, "forget", key)
+    assert code == 2 and "--yes" in err  # not a terminal: no silent removal
+    code, out, _ = run(capsys, "forget", key, "--yes")
+    assert code == 0 and "forgotten" in out
+    assert not world.state.exists(f"deliveries/{key}.json")
+    code, out, _ = run(capsys, "status", "--days", "3650")
+    assert DAYS[2] not in out
+    code, _, err = run(capsys, "forget", key, "--yes")
+    assert code == 2 and "nothing stored" in err

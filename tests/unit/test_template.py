@@ -197,3 +197,42 @@ def test_first_deploy_parameters_are_validated_by_cloudformation(template: dict)
     assert ids.fullmatch("acmeprod=101,acmedev=102") and not ids.fullmatch("acmeprod:101")
     assert re.compile(params["Destinations"]["AllowedPattern"]).fullmatch("datasources,bdia")
     assert not re.compile(params["Destinations"]["AllowedPattern"]).fullmatch("datasources14")
+
+
+def test_finding_10_an_alarm_can_publish_to_the_alert_topic_in_the_default_deploy(
+    transformed: dict,
+) -> None:
+    """CloudWatch cannot use the AWS managed key alias/aws/sns: without KmsKeyArn the topic
+    is encrypted with a key of the stack's own whose policy lets CloudWatch (and EventBridge)
+    encrypt; with KmsKeyArn, that key."""
+    topic = transformed["Resources"]["AlertTopic"]["Properties"]
+    assert topic["KmsMasterKeyId"] == {
+        "Fn::If": ["UseKms", {"Ref": "KmsKeyArn"}, {"Ref": "AlertKey"}]
+    }
+    key = transformed["Resources"]["AlertKey"]
+    assert key["Condition"] == "OwnAlertKey"
+    granted = [
+        s
+        for s in key["Properties"]["KeyPolicy"]["Statement"]
+        if "cloudwatch.amazonaws.com" in s.get("Principal", {}).get("Service", [])
+    ]
+    assert granted and {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(granted[0]["Action"])
+    assert "events.amazonaws.com" in granted[0]["Principal"]["Service"]
+    policy = transformed["Resources"]["AlertTopicPolicy"]["Properties"]["PolicyDocument"]
+    assert policy["Statement"][0]["Principal"]["Service"] == "cloudwatch.amazonaws.com"
+
+
+def test_finding_10_the_schedule_may_write_its_dead_letters_under_kms_key_arn(
+    transformed: dict,
+) -> None:
+    schedules = resources(transformed, "AWS::Scheduler::Schedule")
+    (schedule,) = schedules.values()
+    target = schedule["Properties"]["Target"]
+    assert target["RoleArn"] == {"Fn::GetAtt": ["DailyScheduleRole", "Arn"]}
+    assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["EnrichFailuresQueue", "Arn"]}
+    role = transformed["Resources"]["DailyScheduleRole"]["Properties"]
+    statements = role["Policies"][0]["PolicyDocument"]["Statement"]
+    kms = [s for s in statements if isinstance(s, dict) and "Fn::If" in s]
+    assert kms and kms[0]["Fn::If"][0] == "UseKms"
+    assert set(kms[0]["Fn::If"][1]["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey"}
+    assert any(s.get("Action") == "sqs:SendMessage" for s in statements if "Action" in s)

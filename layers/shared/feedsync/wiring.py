@@ -87,6 +87,13 @@ def _open_uri(clients: AwsClients, uri: str) -> tuple[BinaryIO, dt.datetime]:
         raise ConfigError(f"CRM_FILE={uri}: {exc.strerror}") from None
 
 
+def file_source(clients: AwsClients, uri: str, mapping: Mapping) -> FileSource:
+    """CRM_SOURCE=file: the export at ``uri`` (s3://... or a local path), sorted on disk."""
+    data, written = _open_uri(clients, uri)
+    with data:
+        return FileSource(data, uri, mapping.visitor_id_field, mapping.crm_fields, written)
+
+
 def adobe_session(
     config: EnrichFunctionConfig, clients: AwsClients, deadline: Deadline
 ) -> AdobeSession:
@@ -116,11 +123,7 @@ def crm_source(
     config: EnrichFunctionConfig, mapping: Mapping, clients: AwsClients, deadline: Deadline
 ) -> CrmSource:
     if config.marketo is None:
-        data, written = _open_uri(clients, config.crm_file)
-        with data:
-            return FileSource(
-                data, config.crm_file, mapping.visitor_id_field, mapping.crm_fields, written
-            )
+        return file_source(clients, config.crm_file, mapping)
     client = _marketo_client(config.marketo, clients, deadline)
     if config.crm_source == "marketo-mirror":
         return _mirror(config, client, clients, mapping)

@@ -19,4 +19,17 @@ def secret_json(secrets: SecretsManagerClient, arn: str) -> dict[str, Any]:
         raise ConfigError(f"secret {arn}: not a JSON object") from None
     if not isinstance(value, dict):
         raise ConfigError(f"secret {arn}: not a JSON object")
+    unset = sorted(k for k, v in value.items() if _placeholder(v))
+    if unset:
+        raise ConfigError(
+            f"secret {arn} still holds the template's placeholder for {', '.join(unset)}: put "
+            "the real credential in it (README 'Adobe set-up' / 'Marketo set-up')"
+        )
     return value
+
+
+PLACEHOLDER = "set-me"  # what template.yaml generates the credential secrets with
+
+
+def _placeholder(value: Any) -> bool:
+    return isinstance(value, str) and (value == PLACEHOLDER or value.startswith(PLACEHOLDER + "@"))

@@ -147,7 +147,8 @@ def cmd_build_upload(args: argparse.Namespace) -> int:
         crm = FileSource(read(args.crm), args.crm, mapping.visitor_id_field, mapping.crm_fields)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
-    rows, rejected = map_records(pending, crm.lookup(pending), mapping)
+    found = crm.lookup(pending)
+    rows, rejected = map_records(pending, found, mapping)
     built = build_datasource_files(rows, mapping, day, comment=f"feedsync build-upload {day}")
     rejected += built.rejected
     out = Path(args.out)
@@ -158,7 +159,7 @@ def cmd_build_upload(args: argparse.Namespace) -> int:
         written.append(str(path))
     result = {
         "pending": len(pending),
-        "matched": len(rows) + len(rejected),
+        "matched": len(found),  # CRM records found (rows + records a rule refused)
         "rows": built.rows,
         "rejected": [{"visitor": r.visitor, "reason": r.reason} for r in rejected],
         "files": written,

@@ -115,7 +115,10 @@ def _on_s3(uri: str) -> tuple[ObjectStore, ObjectStore | None, str, FeedFile]:
     state_bucket = required_env("STATE_BUCKET", "the state bucket the parse step writes")
     s3 = boto3.client("s3")
     prefix = f"{folder}/" if folder else ""
-    return S3Store(s3, bucket), S3Store(s3, state_bucket), prefix, feed_file
+    feed = S3Store(s3, bucket)
+    if not feed.exists(key):  # a typo must not leave a failed delivery record behind
+        raise CliError(f"{uri}: no such manifest in the feed bucket; nothing was written")
+    return feed, S3Store(s3, state_bucket), prefix, feed_file
 
 
 def cmd_parse(args: argparse.Namespace) -> int:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
-from feedsync.cli.common import emit, required_env
+from feedsync.cli.common import CliError, emit, required_env
 
 
 def _stores(need_table: bool = False) -> tuple[Any, Any]:
@@ -173,6 +174,32 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_forget(args: argparse.Namespace) -> int:
+    from feedsync.state.forget import forget, what_to_forget
+    from feedsync.state.layout import StateLayout
+
+    state, runs = _stores(need_table=True)
+    key = StateLayout.normalise_key(args.delivery)
+    objects = what_to_forget(state, key)
+    if not objects:
+        raise CliError(f"{key}: nothing stored for this delivery (see `feedsync status`)")
+    if not args.yes:
+        print(f"feedsync forgets {key}: {len(objects)} objects in the state bucket and its run "
+              "state (the ledger and uploads/ stay).", file=sys.stderr)  # fmt: skip
+        if not sys.stdin.isatty():
+            raise CliError("not a terminal to confirm on: add --yes")
+        if input("Type the delivery id to confirm: ").strip() != key.rsplit("/", 1)[-1]:
+            print("feedsync: not confirmed; nothing was removed", file=sys.stderr)
+            return 1
+    done = forget(state, runs, key)
+    emit(
+        {"key": key, **done.to_json()},
+        args.json,
+        f"{key}: forgotten ({len(done.objects)} objects, {done.run_items} run-state items)",
+    )
+    return 0
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     stat = sub.add_parser(
         "status",
@@ -193,3 +220,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show.add_argument("delivery", help="the delivery key, e.g. adobe/acmeprod/acmeprod_2026-11-20")
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_runs_show)
+    forget = sub.add_parser(
+        "forget",
+        help="remove what feedsync stored about one delivery (a typo'd parse, a lost cause)",
+        description="Removes the delivery record, parse results, marker, reports and run state "
+        "of DELIVERY; the ledger (each visitor's state) and uploads/ stay, so nobody already "
+        "sent is sent again. Asks for the delivery id unless --yes.",
+    )
+    forget.add_argument(
+        "delivery", help="the delivery key, e.g. adobe/acmeprod/acmeprod_2026-11-20"
+    )
+    forget.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    forget.add_argument("--json", action="store_true")
+    forget.set_defaults(func=cmd_forget)

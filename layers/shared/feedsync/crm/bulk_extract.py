@@ -55,10 +55,10 @@ class ExportJob:
     checksum: str | None = None  # hex SHA-256
     records: int | None = None
     error: str = ""
+    created_at: str = ""
 
     @classmethod
-    def from_body(cls, body: dict[str, Any]) -> ExportJob:
-        result = (body.get("result") or [{}])[0]
+    def from_result(cls, result: dict[str, Any]) -> ExportJob:
         checksum = str(result.get("fileChecksum") or "").removeprefix("sha256:") or None
         size = result.get("fileSize")
         records = result.get("numberOfRecords")
@@ -69,7 +69,12 @@ class ExportJob:
             checksum=checksum,
             records=int(records) if records is not None else None,
             error=str(result.get("errorMsg") or ""),
+            created_at=str(result.get("createdAt") or ""),
         )
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> ExportJob:
+        return cls.from_result((body.get("result") or [{}])[0])
 
 
 def iso(moment: dt.datetime) -> str:
@@ -107,10 +112,26 @@ class BulkLeadExtract:
             "format": "CSV",
             "filter": {filter_field: {"startAt": iso(start), "endAt": iso(end)}},
         }
-        return self._call("POST", f"{EXPORT}/create.json", "create export", json=body)
+        # not idempotent: a repeated create is a second job (a lost answer is looked up instead)
+        return self._call(
+            "POST", f"{EXPORT}/create.json", "create export", idempotent=False, json=body
+        )
 
     def enqueue(self, export_id: str) -> ExportJob:
         return self._call("POST", f"{EXPORT}/{export_id}/enqueue.json", "enqueue export")
+
+    def jobs(self, statuses: Sequence[str]) -> list[ExportJob]:
+        """Export jobs of the last seven days in ``statuses`` (getExportLeadsUsingGET), all
+        pages, newest first."""
+        found: list[ExportJob] = []
+        params: dict[str, Any] = {"status": ",".join(statuses), "batchSize": 300}
+        while True:
+            body = self.client.request("GET", f"{EXPORT}.json", "export jobs", params=params)
+            found.extend(ExportJob.from_result(r) for r in body.get("result") or [])
+            token = body.get("nextPageToken")
+            if not token or not body.get("result"):
+                return sorted(found, key=lambda j: j.created_at, reverse=True)
+            params["nextPageToken"] = token
 
     def status(self, export_id: str) -> ExportJob:
         return self._call("GET", f"{EXPORT}/{export_id}/status.json", "export status")

@@ -108,11 +108,13 @@ class MarketoClient:
         return self.tokens.token()
 
     # -- calls ---------------------------------------------------------------------------
-    def _send(self, method: str, path: str, token: Secret, **kwargs: Any) -> Any:
+    def _send(
+        self, method: str, path: str, token: Secret, idempotent: bool = True, **kwargs: Any
+    ) -> Any:
         headers = {"Authorization": f"Bearer {token.reveal()}", **kwargs.pop("headers", {})}
         with self.limiter.slot():
             response = self.transport.send(
-                method, f"{self.base}{path}", idempotent=True, headers=headers, **kwargs
+                method, f"{self.base}{path}", idempotent=idempotent, headers=headers, **kwargs
             )
         self.stats.add(calls=1)
         return response
@@ -134,15 +136,19 @@ class MarketoClient:
             )
         return body
 
-    def request(self, method: str, path: str, operation: str, **kwargs: Any) -> dict[str, Any]:
+    def request(
+        self, method: str, path: str, operation: str, idempotent: bool = True, **kwargs: Any
+    ) -> dict[str, Any]:
         """One REST call under the limiter, with Marketo's retry rules; the successful body.
 
-        Reads only (a POST with ``_method=GET``, the bulk export's create/enqueue, which are
-        safe to repeat): every call may be retried.
+        Reads (a POST with ``_method=GET``, a status) and enqueues may be repeated freely. A
+        call that creates something (an export job) passes ``idempotent=False``: a lost answer
+        is then an OutcomeUnknownError for the caller to resolve, never a second job.
         """
         for attempt in range(self.retry.attempts):
             token = self.tokens.token()
-            body = self._body(self._send(method, path, token, **kwargs), operation)
+            response = self._send(method, path, token, idempotent, **kwargs)
+            body = self._body(response, operation)
             if body.get("success"):
                 return body
             if self._retry(body, token, attempt, operation):

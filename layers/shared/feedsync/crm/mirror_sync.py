@@ -29,10 +29,11 @@ from feedsync.crm.bulk_extract import (
 )
 from feedsync.crm.mirror import Mirror, Record
 from feedsync.deadline import Deadline
-from feedsync.errors import ApiError
+from feedsync.errors import ApiError, OutcomeUnknownError
 
 logger = logging.getLogger(__name__)
 UPDATED = "updatedAt"
+ADOPTABLE = ("Created", "Queued", "Processing", "Completed")
 
 
 @dataclass
@@ -54,9 +55,17 @@ def _parse(moment: str) -> dt.datetime:
 
 
 def read_extract(raw: IO[bytes], id_field: str, fields: Sequence[str]) -> Iterator[Record]:
-    """(visitor id, fields) of each exported lead (CSV, header row)."""
+    """(visitor id, fields) of each exported lead (CSV, header row); an export of other
+    fields (not the mirror's) is refused before any row is read."""
     text = codecs.getreader("utf-8-sig")(raw)
-    for row in csv.DictReader(text):
+    reader = csv.DictReader(text)
+    header = reader.fieldnames or []
+    if set(header) != {id_field, *fields}:
+        raise ApiError(
+            "Marketo bulk extract",
+            f"the export's columns {header} are not the mirror's {[id_field, *fields]}",
+        )
+    for row in reader:
         visitor = (row.get(id_field) or "").strip()
         yield visitor, {f: row.get(f, "") for f in fields if f != id_field}
 
@@ -106,14 +115,35 @@ class MirrorSync:
 
     def _job(self, start: dt.datetime, end: dt.datetime) -> ExportJob:
         index = self.mirror.index
-        pending = index.pending
-        if pending and pending.get("start") == iso(start):
+        pending = index.pending or {}
+        same = pending.get("start") == iso(start)
+        if same and pending.get("export_id"):
             job = ExportJob(
-                str(pending["export_id"]), "Created" if not pending.get("queued") else "Queued"
+                str(pending["export_id"]), "Queued" if pending.get("queued") else "Created"
             )
         else:
+            job = (self._adopt(pending) if same and pending.get("creating") else None) or (
+                self._create(start, end)
+            )
+            index.pending = {"export_id": job.export_id, "start": iso(start), "end": iso(end),
+                             "queued": job.status != "Created"}  # fmt: skip
+            self.mirror.save()
+        if not index.pending or not index.pending.get("queued"):
+            self._enqueue(job.export_id)
+            index.pending = {**(index.pending or {}), "queued": True}
+            self.mirror.save()
+        return job
+
+    def _create(self, start: dt.datetime, end: dt.datetime) -> ExportJob:
+        """Create the window's export. The moment is saved first: when the answer is lost, the
+        job Marketo made is found (``_adopt``) instead of a second one being created."""
+        index = self.mirror.index
+        index.pending = {"creating": iso(dt.datetime.now(dt.UTC)), "start": iso(start),
+                         "end": iso(end)}  # fmt: skip
+        self.mirror.save()
+        try:
             try:
-                job = self.extract.create(self.fields, index.filter, start, end)
+                return self.extract.create(self.fields, index.filter, start, end)
             except UnsupportedFilterError:
                 if index.filter != UPDATED:
                     raise
@@ -121,19 +151,34 @@ class MirrorSync:
                     "this subscription cannot filter exports on updatedAt; using createdAt"
                 )
                 index.filter = "createdAt"
-                job = self.extract.create(self.fields, index.filter, start, end)
-            index.pending = {
-                "export_id": job.export_id,
-                "start": iso(start),
-                "end": iso(end),
-                "queued": False,
-            }
-            self.mirror.save()
-        if not index.pending or not index.pending.get("queued"):
-            self.extract.enqueue(job.export_id)
-            index.pending = {**(index.pending or {}), "queued": True}
-            self.mirror.save()
-        return job
+                return self.extract.create(self.fields, index.filter, start, end)
+        except OutcomeUnknownError:
+            adopted = self._adopt(index.pending)
+            if adopted is None:
+                raise
+            return adopted
+
+    def _adopt(self, pending: dict[str, object]) -> ExportJob | None:
+        """The job a create whose answer was lost made: the newest not yet exported since the
+        create was sent (Marketo lists the last seven days' jobs). Its file's header is checked
+        before anything is merged (read_extract)."""
+        since = _parse(str(pending["creating"])) - dt.timedelta(minutes=1)
+        for job in self.extract.jobs(ADOPTABLE):
+            if job.created_at and _parse(job.created_at) >= since:
+                logger.warning("export %s: created by a call whose answer was lost; using it",
+                               job.export_id)  # fmt: skip
+                return job
+        return None
+
+    def _enqueue(self, export_id: str) -> None:
+        """Marketo answers 1029 for a full queue, a used-up daily allocation and a job already
+        queued (an earlier enqueue whose answer was lost): the job's status tells them apart."""
+        try:
+            self.extract.enqueue(export_id)
+        except ExportLimitError:
+            if self.extract.status(export_id).status == "Created":
+                raise  # really a limit: the sync continues tomorrow
+            logger.info("export %s was already queued (an earlier answer was lost)", export_id)
 
     def _finished_job(
         self, start: dt.datetime, end: dt.datetime, deadline: Deadline, report: SyncReport

@@ -63,6 +63,7 @@ def _new_plan(
     claims = [moves.claim(r.visitor, entries.get(r.visitor), scope.delivery_key, scope.claim)
               for r in rows]  # fmt: skip
     claimed = scope.ledger.move(scope.rsid, destination.name, claims) if claims else set()
+    scope.claimed[destination.name] = {m.visitor: m.entry for m in claims if m.visitor in claimed}
     # a visitor another invocation moved in the meantime is theirs: left out of our files
     return plan_files(scope, destination, [r for r in rows if r.visitor in claimed])
 

@@ -26,6 +26,7 @@ from feedsync.errors import OutcomeUnknownError
 from feedsync.parse.results import escape_id, unescape_id
 from feedsync.state import ledger as moves
 from feedsync.state.layout import StateLayout
+from feedsync.state.ledger import LedgerEntry
 from feedsync.state.ports import Ledger, RunState, UploadLog
 from feedsync.state.records import FileRecord, FileState, JobRef, Rejected
 from feedsync.storage import ObjectStore
@@ -100,6 +101,9 @@ class BatchScope:
     dry: bool
     settle_seconds: float
     clock: Callable[[], float] = time.time
+    # destination -> visitor -> the entry this batch's claim wrote (saves a ledger read when
+    # the files go out in the same invocation)
+    claimed: dict[str, dict[str, LedgerEntry]] = field(default_factory=dict)
 
     @property
     def claim(self) -> str:
@@ -211,7 +215,11 @@ def _send_file(
 def _taken(scope: BatchScope, destination: str, planned: PlannedFile, job: JobRef) -> None:
     """Adobe has the file (or, dry, it is built): ledger, file record, reconciliation queue."""
     visitors = read_visitors(scope.state, planned.visitors_key)
-    entries = scope.ledger.entries(scope.rsid, destination, visitors)
+    known = scope.claimed.get(destination, {})
+    if all(v in known for v in visitors):
+        entries = known
+    else:  # a batch resumed in a later invocation: ask the ledger
+        entries = scope.ledger.entries(scope.rsid, destination, visitors)
     scope.ledger.move(
         scope.rsid,
         destination,

@@ -8,12 +8,16 @@ escaped in the stream (backslash, ``\\t``, ``\\n``) so one line is always one id
 
 from __future__ import annotations
 
+import errno
 import gzip
 import heapq
+import tempfile
 import types
 import zlib
-from collections.abc import Iterable, Iterator, Set
+from collections.abc import Callable, Iterable, Iterator, Set
+from functools import partial
 from itertools import groupby
+from pathlib import Path
 
 from feedsync.datafeed.encoding import visitor_text
 from feedsync.state.layout import StateLayout
@@ -118,10 +122,61 @@ def save_summary(store: ObjectStore, key: str, summary: FileResult) -> None:
     put_json(store, StateLayout.summary(key, summary.file), summary.to_json())
 
 
-def delivery_visitors(state: ObjectStore, record: DeliveryRecord) -> Iterator[tuple[str, bool]]:
-    """(visitor, known) over every data file of a delivery, in order (a k-way merge)."""
-    streams = [read_visitors(state, f.visitors_key) for f in record.data_files]
-    return merge_visitors(streams)
+# Streams open at once in a merge: each is a file descriptor (an S3 connection, a local file),
+# and Lambda allows 1,024. More data files than this merge in groups through /tmp.
+MAX_OPEN_STREAMS = 64
+
+
+def delivery_visitors(
+    state: ObjectStore, record: DeliveryRecord, width: int = MAX_OPEN_STREAMS
+) -> Iterator[tuple[str, bool]]:
+    """(visitor, known) over every data file of a delivery, in order: a k-way merge of the
+    files' sorted streams, at most ``width`` of them open at once."""
+    keys = [f.visitors_key for f in record.data_files]
+    if len(keys) <= width:
+        return merge_visitors(read_visitors(state, k) for k in keys)
+    return _merge_in_groups([partial(read_visitors, state, k) for k in keys], width)
+
+
+Opener = Callable[[], Iterator[tuple[str, str]]]
+
+
+def _merge_in_groups(level: list[Opener], width: int) -> Iterator[tuple[str, bool]]:
+    """Merge groups of ``width`` streams into sorted intermediate streams in /tmp (gzip, the
+    same line format), level by level, until ``width`` or fewer remain; then merge those."""
+    with tempfile.TemporaryDirectory(prefix="feedsync-merge-") as tmp:
+        count = 0
+        while len(level) > width:
+            merged: list[Opener] = []
+            for start in range(0, len(level), width):
+                count += 1
+                path = Path(tmp) / f"{count:06d}.gz"
+                _write_merged(path, level[start : start + width])
+                merged.append(partial(_read_local, path))
+            level = merged
+        yield from merge_visitors(opener() for opener in level)
+
+
+def _write_merged(path: Path, group: list[Opener]) -> None:
+    try:
+        with gzip.open(path, "wt", compresslevel=1, encoding="iso-8859-1", newline="\n") as out:
+            for visitor, known in merge_visitors(opener() for opener in group):
+                out.write(f"{escape_id(visitor)}\t{KNOWN if known else PENDING}\n")
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise OSError(
+                exc.errno,
+                f"merging the visitor streams of a delivery with many data files filled "
+                f"{path.parent.parent}: raise the function's EphemeralStorage",
+            ) from None
+        raise
+
+
+def _read_local(path: Path) -> Iterator[tuple[str, str]]:
+    with gzip.open(path, "rt", encoding="iso-8859-1", newline="\n") as lines:
+        for line in lines:
+            visitor, _, state = line.rstrip("\n").rpartition("\t")
+            yield unescape_id(visitor), state
 
 
 def load_record(state: ObjectStore, key: str) -> DeliveryRecord | None:
