@@ -84,10 +84,45 @@ def _write(backend: Any, items: list[dict[str, Any]]) -> None:
             backend.delete_item(op["TableName"], op["Key"])
 
 
+class _Parsed:
+    """A condition moto's request validation parsed before (the same one, item after item):
+    the parser's findings, and its parse result without parsing again."""
+
+    def __init__(self, parser: Any) -> None:
+        self._parser = parser
+        self._result = parser.parse()
+
+    def parse(self) -> Any:
+        return self._result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._parser, name)
+
+
+def _cache_validation() -> None:
+    """moto's TransactWriteItems handler parses every item's condition to validate it; a
+    transaction of 100 items repeats the same few conditions (only the key differs)."""
+    from moto.dynamodb import responses
+
+    create = responses.create_condition_expression_parser
+    seen: dict[str, _Parsed] = {}
+
+    def cached(expression: Any, names: Any, values: Any) -> Any:
+        marker = repr((expression, sorted((names or {}).items()), sorted((values or {}).items())))
+        if marker not in seen:
+            seen[marker] = _Parsed(create(expression, names, values))
+            if len(seen) > 10_000:
+                seen.clear()
+        return seen[marker]
+
+    responses.create_condition_expression_parser = cached  # type: ignore[assignment]
+
+
 def install() -> None:
     global _installed
     if _installed:
         return
+    _cache_validation()
     from moto.dynamodb.exceptions import TooManyTransactionsException, TransactionCanceledException
     from moto.dynamodb.models import DynamoDBBackend
 

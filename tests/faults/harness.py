@@ -94,16 +94,38 @@ def external_calls(killer: Killer) -> Iterator[Killer]:
         botocore.client.BaseClient._make_api_call = aws  # type: ignore[method-assign]
 
 
+VARIANTS = {
+    "": "",
+    "fail-after-redelivery": "Adobe holds the first generation's jobs, the day is re-delivered, "
+    "then those jobs fail",
+    "batch-size": "the stack's BATCH_SIZE changes (300 -> 170) after the killed invocation",
+    "late-verdicts": "Adobe decides after the last run: one batch's job fails days later",
+    "give-up": "Adobe fails every file: visitors are given up after UPLOAD_MAX_ATTEMPTS=2",
+    "mirror-lost-create": "marketo-mirror: the answer to the export's create is lost",
+    "mirror-lost-enqueue": "marketo-mirror: the enqueue is applied, then answered 502",
+    "mirror-1029": "marketo-mirror: the export allocation is used up before the join",
+    "s3-export": "CRM_SOURCE=file with the export at s3://<state bucket>/crm/export.csv",
+    "bdia-error": "BDIA: the first file taken ends ERROR (nothing ingested)",
+}
+
+
 @dataclass
 class Scenario:
     destination: str
     redelivered: bool = False  # the kill hits the run of a re-delivered (new content) day
     visitors: int = 700  # three batches of 300 (a part-empty last one)
     every: int = 4  # one visitor in `every` is in the CRM
+    variant: str = ""  # one of VARIANTS: what else goes wrong around the kill
+
+    @property
+    def follow_verdicts(self) -> bool:
+        """Done only once Adobe has decided on every file (the variant is about verdicts)."""
+        return self.variant in ("fail-after-redelivery", "give-up", "bdia-error")
 
     @property
     def name(self) -> str:
-        return f"{self.destination}{'+redelivery' if self.redelivered else ''}"
+        redelivery = "+redelivery" if self.redelivered else ""
+        return f"{self.destination}{redelivery}{'+' + self.variant if self.variant else ''}"
 
 
 @dataclass
@@ -127,6 +149,17 @@ def _hits(rng: random.Random, n: int, prefix: int) -> list[feedgen.Hit]:
     return [feedgen.Hit(f"{prefix}{rng.randrange(10**36):036d}") for _ in range(n)]
 
 
+def _variant_env(variant: str) -> dict[str, str]:
+    if variant.startswith("mirror"):
+        return {"CRM_SOURCE": "marketo-mirror", "MARKETO_EXPORT_POLL_SECONDS": "0",
+                "MIRROR_INITIAL_DAYS": "40"}  # fmt: skip
+    if variant == "s3-export":
+        return {"CRM_SOURCE": "file", "CRM_FILE": "s3://feedsync-state-world/crm/export.csv"}
+    if variant == "give-up":
+        return {"UPLOAD_MAX_ATTEMPTS": "2"}
+    return {}
+
+
 class Installation:
     """One feedsync installation (a World) set up for a scenario."""
 
@@ -138,11 +171,14 @@ class Installation:
             "BDIA_INTERVAL_SECONDS": "0",  # the sandbox does not pace here either
             "BDIA_GROUP_INTERVAL_SECONDS": "0",
             "POWERTOOLS_LOG_LEVEL": "CRITICAL",
+            **_variant_env(scenario.variant),
         }
         self.world = World(box, workdir, env=env)
         self.box = box
         self.scenario = scenario
         self.matched: set[str] = set()
+        self.export: dict[str, dict[str, Any]] = {}
+        self.generation_ids: list[str] = []
         rng = random.Random(7)
         first = _hits(rng, scenario.visitors, 10)
         self.generations = [[first[: len(first) // 2], first[len(first) // 2 :]]]
@@ -152,11 +188,59 @@ class Installation:
 
     def deliver(self, generation: int) -> list[str]:
         record = self.world.deliver(self.generations[generation], DAY)
+        self.generation_ids.append(_generation_of(record))
         pending = self.world.pending(record)
         new = [v for v in pending[:: self.scenario.every] if v not in self.matched]
-        self.world.add_leads(new)
+        leads = self.world.add_leads(new)
         self.matched.update(new)
+        if self.scenario.variant == "s3-export":  # the export holds every lead so far
+            self.export.update(leads)
+            lines = ["Adobe_Visitor_ID,id,Account_Type__c,Industry"] + [
+                f"{v},{lead['id']},{lead.get('Account_Type__c', '')},{lead.get('Industry') or ''}"
+                for v, lead in sorted(self.export.items())
+            ]
+            self.world.state.put("crm/export.csv", ("\n".join(lines) + "\n").encode())
         return pending
+
+    # -- what else goes wrong around the kill (VARIANTS) ----------------------------------
+    def before_first(self) -> None:
+        adobe, exports = self.box.adobe, self.box.marketo.exports
+        variant = self.scenario.variant
+        if variant in ("fail-after-redelivery", "late-verdicts"):
+            adobe.hold_jobs = True  # Adobe takes its time deciding
+        elif variant == "give-up":
+            adobe.fail_jobs.add("feedsync_")
+        elif variant == "mirror-lost-create":
+            self.box.server.inject("POST", r"/export/create\.json$", "lose-response")
+        elif variant == "mirror-lost-enqueue":
+            self.box.server.inject("POST", r"/enqueue\.json$", "status", status=502, after=True)
+        elif variant == "mirror-1029":
+            exports.daily_export_bytes = 0  # used up before the first join
+        elif variant == "bdia-error":
+            adobe.error_bdia_next = 1
+
+    def before_kill(self) -> None:
+        """After the last generation is delivered, before its (killed) first run."""
+        if self.scenario.variant == "fail-after-redelivery":
+            adobe = self.box.adobe
+            adobe.hold_jobs = False  # the first generation's jobs fail now
+            adobe.fail_jobs.add(f"_g{self.generation_ids[0][:8]}_")
+
+    def after_kill(self) -> None:
+        variant = self.scenario.variant
+        if variant == "batch-size":
+            self.world.env["BATCH_SIZE"] = "170"  # the stack was updated
+        elif variant == "mirror-1029":
+            exports = self.box.marketo.exports
+            exports.daily_export_bytes, exports.exported_bytes = 10**9, 0  # the next day
+
+    def after_done(self) -> bool:
+        """Verdicts that arrive after the last run; True when there was something to follow."""
+        if self.scenario.variant != "late-verdicts" or not self.box.adobe.hold_jobs:
+            return False
+        self.box.adobe.hold_jobs = False
+        self.box.adobe.fail_jobs.add("_b00001_")  # the second batch's job fails, days later
+        return True
 
     def invoke(self, killer: Killer | None = None) -> dict[str, Any] | None:
         self._expire_locks()
@@ -186,10 +270,14 @@ class Installation:
         marker = json.loads(state.get(f"enriched/{KEY}") or b"{}")
         report = json.loads(state.get(f"reports/{KEY}.json") or b"{}")
         current = generation(record) if record else None
+        late = self.scenario.variant == "late-verdicts" and not self.box.adobe.hold_jobs
+        follow = self.scenario.follow_verdicts or late
+        decided = not follow or not (report.get("adobe") or {}).get("awaiting_verdict")
         return (
             marker.get("generation") == current
             and report.get("generation") == current
             and report.get("status") == "complete"
+            and decided
         )
 
     def received(self) -> Counter[str]:
@@ -223,36 +311,86 @@ class Installation:
             out.update(by_crm_id.get(unquote(line.split(",")[0]), "?") for line in lines)
         return out
 
-    def reported_rows(self) -> int:
-        report = json.loads(self.world.state.get(f"reports/{KEY}.json") or b"{}")
-        return int(report.get("uploaded_rows", -1))
+    def variant_happened(self) -> str:
+        """'' when what the variant scripts did happen (a failed job, an ERROR, a 1029...)."""
+        adobe, variant = self.box.adobe, self.scenario.variant
+        statuses = [j["status"] for j in adobe.datasource_jobs.values()]
+        if variant in ("fail-after-redelivery", "late-verdicts", "give-up"):
+            return "" if "failure" in statuses else "no Data Sources job failed"
+        if variant == "bdia-error":
+            codes = [k.get("status_code") for k in adobe.bdia_ingested.values()]
+            return "" if "ERROR" in codes else "no BDIA file ended ERROR"
+        if variant.startswith("mirror"):
+            jobs = self.box.marketo.exports.jobs
+            return "" if len(jobs) >= 1 else "the mirror made no export"
+        return ""
+
+    def report(self) -> dict[str, Any]:
+        return dict(json.loads(self.world.state.get(f"reports/{KEY}.json") or b"{}"))
+
+    def sends(self) -> Counter[str]:
+        """Visitor -> files it was sent in, failed ones included (Data Sources)."""
+        adobe = self.box.adobe
+        out: Counter[str] = Counter()
+        for data in adobe.datasource_files.values():
+            lines = [x for x in data.decode().splitlines() if x and not x.startswith("#")]
+            out.update(line.split("\t")[1] for line in lines[1:])
+        return out
+
+
+def _generation_of(record: dict[str, Any]) -> str:
+    from feedsync.daily.select import generation
+
+    return generation(record)
 
 
 def check(install: Installation, scenario: str, point: str, invocations: int) -> Outcome:
+    """Adobe holds every matched visitor exactly once (or, given up, none after exactly
+    UPLOAD_MAX_ATTEMPTS sends), and the report says the same figures."""
     rows = install.received()
     duplicates = sum(n - 1 for v, n in rows.items() if n > 1)
     harmless = 0
     if install.scenario.destination == "target":
         harmless, duplicates = duplicates, 0
-    lost = len(install.matched - set(rows))
-    outcome = Outcome(scenario, point, invocations, duplicates, lost, harmless)
-    if not install.scenario.redelivered and install.scenario.destination != "target":
-        outcome.report_mismatch = install.reported_rows() != sum(rows.values())
+    given_up: set[str] = set()
+    outcome = Outcome(scenario, point, invocations, duplicates, 0, harmless)
+    if install.scenario.variant == "give-up":
+        given_up = set(install.matched)
+        sends = install.sends()
+        wrong = {v: n for v, n in sends.items() if n != 2}
+        if wrong:
+            outcome.errors.append(f"sent other than twice before the give-up: {len(wrong)}")
+    happened = install.variant_happened()
+    if happened:
+        outcome.errors.append(happened)
+    outcome.lost = len(install.matched - set(rows) - given_up)
+    report = install.report()
+    adobe = report.get("adobe") or {}
+    expected = {"uploaded_rows": len(set(rows)), "given_up": len(given_up)}
+    reported = {"uploaded_rows": report.get("uploaded_rows"),
+                "given_up": adobe.get("visitors_given_up")}  # fmt: skip
+    if reported != expected:
+        outcome.report_mismatch = True
+        outcome.errors.append(f"report {reported} != ground truth {expected}")
     return outcome
 
 
 def run_with_kill(install: Installation, target: int | None, after: bool) -> tuple[int, int]:
-    """Kill the last generation's first run at ``target``; repeat until done.
+    """Kill the last generation's first run at ``target``; repeat until done (and, when
+    Adobe decides later, until done again).
 
     Returns (external calls counted in the first invocation, invocations used)."""
+    install.before_first()
     for generation in range(len(install.generations) - 1):
         install.deliver(generation)
         install.invoke()
     install.deliver(len(install.generations) - 1)
+    install.before_kill()
     killer = Killer(target, after)
     install.invoke(killer)
+    install.after_kill()
     invocations = 1
-    while not install.done() and invocations < MAX_INVOCATIONS:
+    while invocations < MAX_INVOCATIONS and (not install.done() or install.after_done()):
         install.invoke()
         invocations += 1
     return killer.calls, invocations

@@ -28,6 +28,18 @@ from tests.faults.harness import (
 )
 
 SCENARIOS = [Scenario(d, redelivered=r) for d in DESTINATIONS for r in (False, True)]
+# what goes wrong between runs (tests/faults/harness.py VARIANTS), around every kill point
+SCENARIOS += [
+    Scenario("datasources", redelivered=True, variant="fail-after-redelivery"),
+    Scenario("datasources", variant="batch-size"),
+    Scenario("datasources", variant="late-verdicts"),
+    Scenario("datasources", variant="give-up", visitors=300),
+    Scenario("datasources", variant="mirror-lost-create"),
+    Scenario("datasources", variant="mirror-lost-enqueue"),
+    Scenario("datasources", variant="mirror-1029"),
+    Scenario("datasources", variant="s3-export"),
+    Scenario("bdia", variant="bdia-error"),
+]
 
 
 @contextmanager
@@ -61,16 +73,42 @@ def count_calls(scenario: Scenario, workdir: Path) -> int:
         return calls
 
 
-def kill_points(scenario: Scenario, workdir: Path, sample: int = 1) -> list[Outcome]:
+def _one_point(job: tuple[Scenario, Path, int, bool]) -> Outcome:
+    scenario, workdir, index, after = job
+    with installation(scenario, workdir) as install:
+        _, invocations = run_with_kill(install, index, after)
+        name = f"{'after' if after else 'before'} call {index}"
+        return check(install, scenario.name, name, invocations)
+
+
+def kill_points(
+    scenario: Scenario,
+    workdir: Path,
+    sample: int = 1,
+    points: int | None = None,
+    workers: int = 1,
+) -> list[Outcome]:
+    """Every ``sample``-th kill point of the scenario (or ``points`` of them, spread evenly
+    over the run), each in a fresh installation; ``workers`` processes side by side."""
     total = count_calls(scenario, workdir)
-    points = [(i, after) for i in range(total) for after in (False, True)][::sample]
-    outcomes = []
-    for n, (index, after) in enumerate(points):
-        with installation(scenario, workdir / f"k{n}") as install:
-            _, invocations = run_with_kill(install, index, after)
-            name = f"{'after' if after else 'before'} call {index}"
-            outcomes.append(check(install, scenario.name, name, invocations))
-    return outcomes
+    every = [(i, after) for i in range(total) for after in (False, True)]
+    chosen = every[::sample] if points is None else every[:: max(1, len(every) // points)][:points]
+    jobs = [(scenario, workdir / f"k{n}", i, after) for n, (i, after) in enumerate(chosen)]
+    if workers <= 1:
+        return [_one_point(job) for job in jobs]
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_env) as pool:
+        return pool.map(_one_point, jobs, chunksize=1)
+
+
+def _worker_env() -> None:
+    import io
+    import sys
+
+    os.environ.update(AWS_ACCESS_KEY_ID="faults", AWS_SECRET_ACCESS_KEY="faults",
+                      AWS_DEFAULT_REGION="us-east-1")  # fmt: skip
+    sys.stdout = io.StringIO()  # the functions' own log lines
 
 
 def env_in(env: dict[str, str]) -> Callable[[], None]:
@@ -89,7 +127,15 @@ def env_in(env: dict[str, str]) -> Callable[[], None]:
 
 def report(outcomes: list[Outcome], seconds: float, scenarios: int) -> str:
     bad = [o for o in outcomes if not o.ok]
+    by_scenario: dict[str, list[Outcome]] = {}
+    for o in outcomes:
+        by_scenario.setdefault(o.scenario, []).append(o)
     lines = [
+        f"{name:<46} {len(group):>4} points  dup {sum(o.duplicates for o in group)}  "
+        f"lost {sum(o.lost for o in group)}  report {sum(o.report_mismatch for o in group)}"
+        for name, group in by_scenario.items()
+    ]
+    lines += [
         f"scenarios run:        {scenarios}",
         f"kill points:          {len(outcomes)}",
         f"duplicates:           {sum(o.duplicates for o in outcomes)}",
@@ -108,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sample", type=int, default=1, help="every Nth kill point (1 = all)")
     parser.add_argument("--scenario", help="only this one, e.g. bdia+redelivery")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="processes side by side"
+    )
     args = parser.parse_args(argv)
     restore = env_in(
         {
@@ -123,7 +172,9 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
         for scenario in chosen:
-            outcomes += kill_points(scenario, Path(tmp) / scenario.name, args.sample)
+            outcomes += kill_points(
+                scenario, Path(tmp) / scenario.name, args.sample, workers=args.workers
+            )
             print(f"  {scenario.name}: {len(outcomes)} kill points so far", file=sys.stderr)
         outcomes += per_call_faults(Path(tmp) / "per-call")
     restore()

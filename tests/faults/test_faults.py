@@ -1,6 +1,8 @@
 """The fault suite, sampled: kill points before and after external calls of a run, for each
-destination and for a re-delivered day, and every per-call fault. ``make faults`` runs every
-kill point and prints the figures (tests/faults/sweep.py)."""
+destination and for a re-delivered day, a few for each variant (what goes wrong between runs:
+a failure after a re-delivery, another BATCH_SIZE, late verdicts, give-ups, mirror faults, the
+S3 export, BDIA ERROR), and every per-call fault. ``make faults`` runs every kill point of
+every scenario and prints the figures (tests/faults/sweep.py)."""
 
 from __future__ import annotations
 
@@ -14,14 +16,28 @@ from tests.faults.percall import per_call_faults
 from tests.faults.sweep import SCENARIOS, kill_points
 
 SAMPLE = int(os.environ.get("FAULT_SAMPLE", "9"))  # every 9th kill point in `make test`
+VARIANT_POINTS = int(os.environ.get("FAULT_VARIANT_POINTS", "2"))  # per variant, spread out
+CORE = [s for s in SCENARIOS if not s.variant]
+VARIANTS = [s for s in SCENARIOS if s.variant]
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+@pytest.mark.parametrize("scenario", CORE, ids=lambda s: s.name)
 def test_kill_points_lose_nothing_and_send_nothing_twice(
     scenario: Scenario, tmp_path: Path
 ) -> None:
     outcomes = kill_points(scenario, tmp_path, SAMPLE)
     assert len(outcomes) >= 6
+    bad = [o for o in outcomes if not o.ok]
+    assert not bad, bad[:5]
+
+
+@pytest.mark.parametrize("scenario", VARIANTS, ids=lambda s: s.name)
+def test_between_runs_variants_lose_nothing_and_report_the_truth(
+    scenario: Scenario, tmp_path: Path
+) -> None:
+    """The clean run (checked inside kill_points) and kill points spread over the run."""
+    outcomes = kill_points(scenario, tmp_path, points=VARIANT_POINTS)
+    assert len(outcomes) == VARIANT_POINTS
     bad = [o for o in outcomes if not o.ok]
     assert not bad, bad[:5]
 

@@ -21,9 +21,15 @@ def test_run_daily_dry_run_then_for_real(world: World, capsys: pytest.CaptureFix
     assert main(["run-daily", "--date", DAY1, "--dry-run", "--json"]) == 0
     dry = json.loads(capsys.readouterr().out)
     assert dry["deliveries"][0]["matched"] == len(leads) and world.box.adobe.datasource_jobs == {}
+    assert dry["dry_run"] is True
+    assert main(["run-daily", "--date", DAY1, "--dry-run"]) == 0
+    out = capsys.readouterr().out  # finding 7: a dry run reads as one
+    assert out.startswith(f"dry run: {KEY1}: complete") and "nothing sent" in out
+    assert f"would send {len(leads)}" in out and "rows sent" not in out
     assert main(["run-daily"]) == 0
     out = capsys.readouterr().out
-    assert f"{KEY1}: complete" in out and f"uploaded {len(leads)}" in out
+    assert f"{KEY1}: complete" in out and f"at Adobe {len(leads)}" in out
+    assert f"Adobe: {len(leads)} awaiting Adobe's verdict" in out
     assert len(world.uploaded_rows()) == len(leads)
     assert main(["run-daily", "--delivery", "adobe/acmeprod/nope_2026-01-01"]) == 2
     assert "no delivery record" in capsys.readouterr().err

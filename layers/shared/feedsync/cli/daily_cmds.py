@@ -33,19 +33,25 @@ def _ports(args: argparse.Namespace, dry_run: bool) -> tuple[Any, Any, Any]:
     return ports, settings(config), config
 
 
-def _delivery_line(d: dict[str, Any]) -> str:
-    line = f"{d['key']}: {d['status']}" + (f" - {d['error']}" if d.get("error") else "")
+def _delivery_line(d: dict[str, Any], dry: bool) -> str:
+    head = "dry run: " if dry else ""
+    line = f"{head}{d['key']}: {d['status']}" + (f" - {d['error']}" if d.get("error") else "")
     if d.get("pending") is not None:
+        at_adobe = "would send" if dry else "at Adobe"
         line += (
-            f" (pending {d['pending']}, matched {d['matched']}, "
-            f"uploaded {d['uploaded_rows']}, rejected {d['rejected']})"
+            f" (pending {d['pending']:,}, matched {d['matched']:,}, "
+            f"{at_adobe} {d['uploaded_rows']:,}, rejected {d['rejected']:,})"
         )
     run = d.get("this_run")
     if run:
+        sent = "rows built, nothing sent" if dry else "rows sent"
+        files = "files written" if dry else "files sent"
         line += (
-            f"; this run: {run['crm_calls']} CRM calls, {run['rows_sent']} rows sent, "
-            f"{run['jobs_created']} jobs created"
+            f"; this run: {run['crm_calls']:,} CRM calls, {run['rows_sent']:,} {sent}, "
+            f"{run['jobs_created']:,} {files}"
         )
+    if d.get("outcome") and not dry:
+        line += f"; Adobe: {d['outcome']}"
     return line
 
 
@@ -64,8 +70,10 @@ def cmd_run_daily(args: argparse.Namespace) -> int:
     request = RunRequest.from_event(event, dry_run_default=config.dry_run)
     summary = run_daily(ports, run_settings, request, Deadline())
     progress.done()
-    lines = [_delivery_line(d) for d in summary["deliveries"]]
+    dry = bool(summary.get("dry_run"))
+    lines = [_delivery_line(d, dry) for d in summary["deliveries"]]
     emit(summary, args.json, "\n".join(lines) or "nothing to enrich")
+    # a delivery skipped for failed verification fails this run; later runs no longer see it
     return 0 if all(d["status"] == "complete" for d in summary["deliveries"]) else 1
 
 
