@@ -81,13 +81,13 @@ class FirstRunLedger:
     def __init__(self) -> None:
         self.recorded = 0
 
-    def entries(self, rsid: str, ids: object) -> dict[str, object]:
+    def entries(self, rsid: str, destination: str, ids: object) -> dict[str, object]:
         return {}
 
-    def record(self, rsid: str, entries: Iterable[object]) -> int:
-        count = sum(1 for _ in entries)
-        self.recorded += count
-        return count
+    def move(self, rsid: str, destination: str, moves: Iterable[Any]) -> set[str]:
+        moved = {m.visitor for m in moves}
+        self.recorded += len(moved)
+        return moved
 
 
 def child_run(args: argparse.Namespace) -> None:

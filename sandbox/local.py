@@ -13,6 +13,7 @@ stand-in, so the README's sequence works verbatim::
 
 from __future__ import annotations
 
+import errno
 import json
 import random
 import socket
@@ -36,6 +37,16 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def _check_free(host: str, port: int) -> None:
+    if not port:
+        return
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise OSError(errno.EADDRINUSE, f"port {port} on {host} is already in use") from None
 
 
 @dataclass
@@ -109,6 +120,8 @@ def start(
     moto_patches.install()
 
     port = moto_port or free_port()
+    for wanted in (port, sandbox_port):
+        _check_free(host, wanted)  # a busy port: say so, never wait on whoever holds it
     moto = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     moto.start()
     endpoint = f"http://{host}:{port}"

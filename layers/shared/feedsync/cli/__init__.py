@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from feedsync import __version__
 from feedsync.cli import adobe_cmds, backfill_cmd, daily_cmds, parse_cmd, progress, status_cmds
@@ -21,31 +22,78 @@ from feedsync.cli.parse_cmd import PARSE_FIELDS
 __all__ = ["PARSE_FIELDS", "build_parser", "main"]
 
 
+def _common(parser: argparse.ArgumentParser, top: bool) -> None:
+    """Options every command takes, before or after its name (as the AWS CLI's do)."""
+    keep: dict[str, Any] = {} if top else {"default": argparse.SUPPRESS}  # after: if given
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="INFO logs and tracebacks on stderr", **keep
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress lines (also off when not a TTY)",
+        **keep,
+    )  # fmt: skip
+    parser.add_argument("--profile", help="the AWS profile to use (AWS_PROFILE)", **keep)
+    parser.add_argument("--region", help="the AWS region (AWS_REGION)", **keep)
+    parser.add_argument(
+        "--output", choices=("text", "json"), help="json: as --json (AWS CLI style)", **keep
+    )
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                found.append(child)
+                found.extend(_subparsers(child))
+    return found
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="feedsync", description=__doc__)
     parser.add_argument("--version", action="version", version=f"feedsync {__version__}")
-    parser.add_argument(
-        "-v", "--verbose", action="store_true", help="the package's INFO logs on stderr"
-    )
-    parser.add_argument(
-        "-q", "--quiet", action="store_true", help="no progress lines (also off when not a TTY)"
-    )
+    _common(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True)
     parse_cmd.register(sub)
     adobe_cmds.register(sub)
     daily_cmds.register(sub)
     status_cmds.register(sub)
     backfill_cmd.register(sub)
+    for child in _subparsers(parser):
+        _common(child, top=False)
     return parser
 
 
+class _OneLine(logging.Formatter):
+    """Warnings and errors as one line, without the traceback (``-v`` shows it)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"feedsync: {record.getMessage()}"
+
+
 def _logging(verbose: bool) -> None:
+    package = logging.getLogger("feedsync")
+    handler = logging.StreamHandler(sys.stderr)
     if verbose:
-        handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        package = logging.getLogger("feedsync")
-        package.addHandler(handler)
         package.setLevel(logging.INFO)
+    else:  # else Python's last-resort handler prints every logged exception's traceback
+        handler.setFormatter(_OneLine())
+        handler.setLevel(logging.WARNING)
+    package.handlers = [h for h in package.handlers if not getattr(h, "_feedsync_cli", False)]
+    handler._feedsync_cli = True  # type: ignore[attr-defined]
+    package.addHandler(handler)
+
+
+def _aws_options(args: argparse.Namespace) -> None:
+    import os
+
+    if getattr(args, "profile", None):
+        os.environ["AWS_PROFILE"] = args.profile
+    if getattr(args, "region", None):
+        os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = args.region
+    if getattr(args, "output", None) == "json" and hasattr(args, "json"):
+        args.json = True
 
 
 def _fail(message: str, code: int, as_json: bool) -> int:
@@ -62,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     _logging(args.verbose)
     progress.configure(quiet=args.quiet)
+    _aws_options(args)
     as_json = bool(getattr(args, "json", False))
     try:
         return int(args.func(args))
@@ -69,6 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:
         known = explain(exc)
-        if known is None:
-            raise  # a bug: the traceback is what a report needs
+        if known is None or args.verbose:
+            if known is None and not args.verbose:  # a bug: one line, and how to see more
+                return _fail(f"unexpected {type(exc).__name__}: {exc} (run with -v for the "
+                             "traceback, and report it)", 1, as_json)  # fmt: skip
+            raise  # -v: the traceback is what a report needs
         return _fail(known[0], known[1], as_json)

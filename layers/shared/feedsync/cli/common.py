@@ -21,12 +21,23 @@ def emit(value: Any, as_json: bool, text: str | None = None) -> None:
 
 
 def adobe_session() -> Any:
-    """An AdobeSession from ``ADOBE_*`` variables or ``ADOBE_CREDENTIALS_FILE``."""
+    """An AdobeSession from ADOBE_SECRET_ARN (the stack's secret, as the function reads it),
+    else ``ADOBE_*`` variables or ``ADOBE_CREDENTIALS_FILE``."""
     from feedsync.adobe.credentials import AdobeCredentials
     from feedsync.adobe.endpoints import AdobeEndpoints
     from feedsync.adobe.session import AdobeSession
 
-    return AdobeSession.create(AdobeCredentials.from_env(), AdobeEndpoints.from_env())
+    arn = os.environ.get("ADOBE_SECRET_ARN", "").strip()
+    if arn:
+        import boto3
+
+        from feedsync.aws.secrets import secret_json
+
+        values = secret_json(boto3.client("secretsmanager"), arn)
+        credentials = AdobeCredentials.from_mapping(values, f"secret {arn}")
+    else:
+        credentials = AdobeCredentials.from_env()
+    return AdobeSession.create(credentials, AdobeEndpoints.from_env())
 
 
 def analytics_client() -> Any:

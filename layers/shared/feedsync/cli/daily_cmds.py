@@ -65,11 +65,15 @@ def cmd_run_daily(args: argparse.Namespace) -> int:
         event["date"] = args.date
     if args.delivery:
         event["delivery"] = args.delivery
+    RunRequest.from_event(event)  # a bad date is a usage error before any setting is read
     ports, run_settings, config = _ports(args, args.dry_run)
     ports.progress = progress.show
     request = RunRequest.from_event(event, dry_run_default=config.dry_run)
     summary = run_daily(ports, run_settings, request, Deadline())
     progress.done()
+    if args.date and not summary["deliveries"] and not summary.get("ignored"):
+        raise CliError(f"--date {args.date}: no delivery of that day in the state bucket "
+                       "(`feedsync status --days N` lists them)")  # fmt: skip
     dry = bool(summary.get("dry_run"))
     lines = [_delivery_line(d, dry) for d in summary["deliveries"]]
     emit(summary, args.json, "\n".join(lines) or "nothing to enrich")

@@ -3,6 +3,7 @@ users actually hit, never a traceback. 1: the work failed; 2: usage or configura
 
 from __future__ import annotations
 
+import errno
 import os
 
 from feedsync.errors import ApiError, ConfigError, FeedError, FeedsyncError
@@ -16,6 +17,13 @@ def _aws(exc: BaseException) -> tuple[str, int] | None:
         from botocore import exceptions as aws
     except ImportError:  # pragma: no cover - boto3 comes with feedsync
         return None
+    if isinstance(exc, aws.ProfileNotFound):
+        profile = getattr(exc, "kwargs", {}).get("profile") or os.environ.get("AWS_PROFILE", "")
+        return (
+            f"no AWS profile named {profile!r}: check AWS_PROFILE / --profile "
+            "(`aws configure list-profiles` lists them)",
+            USAGE,
+        )
     if isinstance(exc, aws.NoRegionError):
         return (
             "no AWS region configured: set AWS_REGION (or AWS_DEFAULT_REGION, or `aws configure`)",
@@ -59,6 +67,14 @@ def _client_error(exc: BaseException) -> str:
             f"no such bucket {bucket}: check STATE_BUCKET (the stack's StateBucketName output) "
             "and the region"
         )
+    if code == "ResourceNotFoundException" and getattr(exc, "operation_name", "") in (
+        "GetSecretValue",
+        "DescribeSecret",
+    ):
+        return (
+            f"no such secret ({message}): check ADOBE_SECRET_ARN / MARKETO_SECRET_ARN (the "
+            "stack's AdobeSecretArn / MarketoSecretArn outputs) and the region"
+        )
     if code == "ResourceNotFoundException":
         table = os.environ.get("STATE_TABLE", "")
         return (
@@ -80,4 +96,7 @@ def explain(exc: BaseException) -> tuple[str, int] | None:
         exc, IsADirectoryError | NotADirectoryError | FileNotFoundError | PermissionError
     ):
         return f"{exc.filename}: {exc.strerror}", USAGE
+    if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+        what = exc.strerror or "a port is already in use"
+        return f"{what}: choose another (--port / --aws-port; 0 = any free port)", USAGE
     return _aws(exc)

@@ -17,8 +17,8 @@ def configure(quiet: bool) -> None:
 
 def show(text: str) -> None:
     global _shown
-    if _enabled:
-        sys.stderr.write("\\r\\033[K" + text)
+    if _enabled and sys.stderr.isatty():  # stderr may be redirected after configure()
+        sys.stderr.write("\r\033[K" + text)  # back to the line start, clear it
         sys.stderr.flush()
         _shown = True
 
@@ -26,7 +26,7 @@ def show(text: str) -> None:
 def done() -> None:
     global _shown
     if _enabled and _shown:
-        sys.stderr.write("\\n")
+        sys.stderr.write("\n")
         sys.stderr.flush()
         _shown = False
 

@@ -59,10 +59,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     state, _ = _stores()
     found = status(state, args.days)
     rows = [
-        [d["day"], d["rsid"], d["files"], d["rows"], d["pending"], d["state"], d["uploads"]]
+        [d["day"], d["rsid"], d["files"], d["rows"], d["pending"], d["matched"], d["state"],
+         d["uploads"], d["key"]]
         for d in found["deliveries"]
-    ]
-    text = table(["DAY", "SUITE", "FILES", "ROWS", "PENDING", "STATE", "UPLOADS"], rows)
+    ]  # fmt: skip
+    headers = ["DAY", "SUITE", "FILES", "ROWS", "PENDING", "MATCHED", "STATE", "UPLOADS"]
+    text = table([*headers, "KEY (feedsync runs show KEY)"], rows)
     text = text if rows else f"no delivery in the last {args.days} days"
     for backfill in found["backfills"]:
         _step_functions_progress(backfill)
@@ -136,17 +138,23 @@ def _files_text(files: list[dict[str, Any]]) -> str:
     rows = []
     for f in sorted(files, key=lambda f: (f["generation"], f["batch"], f["file"])):
         job = f.get("job") or {}
-        ident = job.get("job_id") or job.get("idempotency_key") or job.get("batch_status") or ""
+        ident = str(
+            job.get("job_id") or job.get("idempotency_key") or job.get("batch_status") or ""
+        )
         word = f["state"] + (f" ({f['adobe_status']})" if f.get("adobe_status") else "")
         rows.append([f["destination"], f["batch"], f["file"], ident, f["visitors"], word])
     return table(["DESTINATION", "BATCH", "FILE", "JOB", "VISITORS", "ADOBE"], rows)
 
 
 def cmd_runs_show(args: argparse.Namespace) -> int:
+    from feedsync.state.layout import RESULTS, StateLayout
     from feedsync.views.status import delivery_runs
 
     state, runs = _stores(need_table=True)
-    found = delivery_runs(state, runs, args.delivery)
+    key = StateLayout.normalise_key(args.delivery)
+    if not state.exists(StateLayout.record(key)) and not any(state.list(f"{RESULTS}{key}/")):
+        raise CliError(f"no delivery {key} in the state bucket (`feedsync status` lists the keys)")
+    found = delivery_runs(state, runs, key)
     report = found.get("report")
     status = found["status"]
     head = f"{found['key']}: {status['state']}"

@@ -1,11 +1,12 @@
 """A dry run's ledger: reads the real one, keeps its own moves in memory (nothing is written),
-so a dry run shows what a real run would send without changing anyone's state."""
+so a dry run shows what a real run would send without changing anyone's state. Misses are not
+kept (a dry run never resumes a batch), so memory grows with matched visitors only."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from feedsync.state.ledger import LedgerEntry, Move
+from feedsync.state.ledger import SHORT_LIVED, LedgerEntry, Move
 from feedsync.state.ports import Ledger
 
 
@@ -27,6 +28,7 @@ class DryLedger:
         done = set()
         for move in moves:
             if move.allows(current.get(move.visitor)):
-                self.moved[(rsid, destination, move.visitor)] = move.entry
+                if move.entry.state not in SHORT_LIVED:
+                    self.moved[(rsid, destination, move.visitor)] = move.entry
                 done.add(move.visitor)
         return done

@@ -194,7 +194,10 @@ def _one_delivery(
     try:
         return enrich_delivery(ports, settings, key, deadline, dry_id, request.break_lock)
     except (FeedsyncError, OSError, ValueError, KeyError, RuntimeError) as exc:
-        logger.exception("the run of %s failed; going on with the next delivery", key)
+        logger.exception(
+            "the run of %s failed (%s: %s); going on with the next delivery",
+            key, type(exc).__name__, exc,
+        )  # fmt: skip
         ports.metric(metrics.DELIVERY_RUNS_FAILED, 1)
         return {"key": key, "status": str(Status.FAILED), "error": f"{type(exc).__name__}: {exc}"}
 

@@ -28,6 +28,8 @@ class DeliveryStatus:
     state: str
     uploads: str = ""
     adobe: Json = field(default_factory=dict)
+    matched: int | None = None  # found in the CRM (the walk of the current content)
+    outcome: str = ""  # the report's one phrase for what Adobe holds
 
     def to_json(self) -> Json:
         return dict(vars(self))
@@ -96,6 +98,7 @@ def delivery_status(state: ObjectStore, key: str) -> DeliveryStatus:
     return DeliveryStatus(
         key, day, rsid, files, record.counts.rows, record.visitors_pending,
         _enrich_state(record, report, marker), uploads, adobe,
+        (report or {}).get("matched"), str((report or {}).get("outcome") or ""),
     )  # fmt: skip
 
 
