@@ -98,7 +98,7 @@ VARIANTS = {
     "": "",
     "fail-after-redelivery": "Adobe holds the first generation's jobs, the day is re-delivered, "
     "then those jobs fail",
-    "batch-size": "the stack's BATCH_SIZE changes (300 -> 170) after the killed invocation",
+    "batch-size": "the stack's BATCH_SIZE changes (300 -> 1000) after the killed invocation",
     "late-verdicts": "Adobe decides after the last run: one batch's job fails days later",
     "give-up": "Adobe fails every file: visitors are given up after UPLOAD_MAX_ATTEMPTS=2",
     "mirror-lost-create": "marketo-mirror: the answer to the export's create is lost",
@@ -229,7 +229,7 @@ class Installation:
     def after_kill(self) -> None:
         variant = self.scenario.variant
         if variant == "batch-size":
-            self.world.env["BATCH_SIZE"] = "170"  # the stack was updated
+            self.world.env["BATCH_SIZE"] = "1000"  # the stack was updated
         elif variant == "mirror-1029":
             exports = self.box.marketo.exports
             exports.daily_export_bytes, exports.exported_bytes = 10**9, 0  # the next day

@@ -200,3 +200,28 @@ def test_finding_11_a_typo_writes_nothing_and_a_failed_delivery_is_reported_once
     assert DAYS[2] not in out
     code, _, err = run(capsys, "forget", key, "--yes")
     assert code == 2 and "nothing stored" in err
+
+
+def test_the_status_page_puts_failures_first_and_links_every_report(
+    history: World, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import datetime as dt
+
+    world = history
+    yesterday = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)).isoformat()
+    world.deliver([feedgen.random_hits(50, random.Random(3), 20)], yesterday)
+    world.box.marketo.daily_quota = 50_000
+    world.invoke({"date": yesterday})
+    kept = (world.state.get("reports/index.html") or b"").decode()  # kept by the daily run
+    assert f'href="adobe/acmeprod/acmeprod_{yesterday}.html"' in kept  # beside the reports
+    world.invoke({"date": DAYS[0], "dry_run": True, "run_id": "20261203T060000"})
+    out = tmp_path / "status.html"
+    code, _, err = run(capsys, "status", "--days", "3650", "--html", str(out))
+    assert code == 1 and "status page written" in err  # 1: a delivery failed verification
+    page = out.read_text()
+    failed, enriched = page.index(DAYS[2]), page.index(DAYS[0])
+    assert failed < enriched  # what needs a person comes first
+    assert "https://" in page and "Signature=" in page  # pre-signed links to the reports
+    assert "DRY RUN 20261203T060000" in page and "would send" in page
+    code, _, err = run(capsys, "status", "--days", "3650", "--open")
+    assert "status page (valid 24 h): https://" in err

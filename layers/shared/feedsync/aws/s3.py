@@ -58,5 +58,15 @@ class S3Store:
             for item in page.get("Contents", []):
                 yield item["Key"][len(self.prefix) :]
 
+    def presign(self, key: str, seconds: int = 86_400) -> str:
+        """An HTTPS link that reads the object without credentials, for ``seconds`` (at most
+        as long as the credentials that sign it live)."""
+        return str(
+            self._s3.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": self._key(key)},
+                ExpiresIn=seconds,
+            )
+        )  # fmt: skip
+
     def describe(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from feedsync.cli.common import CliError, emit, required_env
@@ -68,6 +69,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     text = text if rows else f"no delivery in the last {args.days} days"
     for backfill in found["backfills"]:
         _step_functions_progress(backfill)
+    if args.html or args.open:
+        _page(state, found, args)
     emit(
         found,
         args.json,
@@ -75,6 +78,29 @@ def cmd_status(args: argparse.Namespace) -> int:
         + (f"\n\nbackfills:\n{_backfills_text(found['backfills'])}" if found["backfills"] else ""),
     )
     return 1 if any(d["state"].startswith("failed") for d in found["deliveries"]) else 0
+
+
+def _page(state: Any, found: dict[str, Any], args: argparse.Namespace) -> None:
+    """The status page with pre-signed links to the reports: to a file, or into the state
+    bucket with a pre-signed link to it printed on stderr."""
+    import datetime as dt
+
+    from feedsync.views.status import STATUS_PAGE
+    from feedsync.views.status_html import render
+
+    seconds = int(args.expires) * 3600
+    generated = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    page = render(found, lambda report: state.presign(report + ".html", seconds), generated)
+    if args.html:
+        try:
+            Path(args.html).write_bytes(page)
+        except OSError as exc:
+            raise CliError(f"--html {args.html}: {exc.strerror}") from None
+        print(f"feedsync: status page written to {args.html}", file=sys.stderr)
+    if args.open:
+        state.put(STATUS_PAGE, page, "text/html")
+        print(f"feedsync: status page (valid {args.expires} h): "
+              f"{state.presign(STATUS_PAGE, seconds)}", file=sys.stderr)  # fmt: skip
 
 
 def _step_functions_progress(backfill: dict[str, Any]) -> None:
@@ -215,6 +241,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Reads STATE_BUCKET (as the functions wrote it).",
     )
     stat.add_argument("--days", type=int, default=7, help="deliveries of the last N days (7)")
+    stat.add_argument("--html", metavar="FILE", help="also write the status page to FILE")
+    stat.add_argument(
+        "--open",
+        action="store_true",
+        help="put the status page in the state bucket and print a pre-signed link to it",
+    )
+    stat.add_argument(
+        "--expires", type=int, default=24, metavar="HOURS", help="pre-signed links' life (24)"
+    )
     stat.add_argument("--json", action="store_true")
     stat.set_defaults(func=cmd_status)
     runs = sub.add_parser("runs", help="daily-run history").add_subparsers(

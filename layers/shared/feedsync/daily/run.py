@@ -233,7 +233,18 @@ def run_daily(
         ports.metric(metrics.DAILY_RUNS_COMPLETED, 1)
     if _worth_logging(summary):
         _log_run(ports, summary)
+        _status_page(ports, summary)
     return summary
+
+
+def _status_page(ports: EnrichPorts, summary: Json) -> None:
+    """The morning check's page; a failure to write it is logged, never fails the run."""
+    from feedsync.views.status import write_status_page
+
+    try:
+        summary["status_page"] = ports.state.describe(write_status_page(ports.state))
+    except Exception as exc:  # a view: it never fails the run that did the work
+        logger.warning("the status page could not be written: %s", exc)
 
 
 def _worth_logging(summary: Json) -> bool:

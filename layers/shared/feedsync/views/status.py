@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from feedsync.daily.select import generation
-from feedsync.state.layout import DELIVERIES, RESULTS, RUNS, StateLayout
+from feedsync.state.layout import DELIVERIES, DRY_RUNS, REPORTS, RESULTS, RUNS, StateLayout
 from feedsync.state.ports import RunState
 from feedsync.state.records import DeliveryRecord, Json
 from feedsync.storage import ObjectStore, get_json
@@ -128,12 +128,28 @@ def recent_runs(state: ObjectStore, limit: int = 5) -> list[Json]:
     return out
 
 
+def dry_runs(state: ObjectStore, limit: int = 20) -> list[Json]:
+    """The latest dry runs' reports (apart from the real ones): what they would send."""
+    prefix = f"{REPORTS}{DRY_RUNS}"
+    keys = sorted((k for k in state.list(prefix) if k.endswith(".json")), reverse=True)[:limit]
+    out = []
+    for key in keys:
+        report = get_json(state, key) or {}
+        run_id, _, delivery = key[len(prefix) :].removesuffix(".json").partition("/")
+        out.append({"run_id": run_id, "key": delivery, "report": key.removesuffix(".json"),
+                    "status": report.get("status"), "would_send": report.get("uploaded_rows"),
+                    "matched": report.get("matched")})  # fmt: skip
+    return out
+
+
 def status(state: ObjectStore, days: int, today: dt.date | None = None) -> Json:
     since = ((today or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=days)).isoformat()
     from feedsync.parse.backfill import latest
 
     return {
+        "days": days,
         "deliveries": [delivery_status(state, k).to_json() for k in _keys(state, since)],
+        "dry_runs": dry_runs(state),
         "runs": recent_runs(state),
         "backfills": list(latest(state)),
     }
@@ -155,3 +171,17 @@ def delivery_runs(state: ObjectStore, runs: RunState, key: str) -> Json:
         "walk": walk,
         "files": [f.to_json() for f in runs.files(key)] if record.complete else [],
     }
+
+
+STATUS_PAGE = "reports/index.html"
+STATUS_PAGE_DAYS = 14
+
+
+def write_status_page(state: ObjectStore, days: int = STATUS_PAGE_DAYS) -> str:
+    """reports/index.html: the status page beside the reports it links to (relative links)."""
+    from feedsync.views.status_html import relative, render
+
+    generated = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    page = render(status(state, days), relative(STATUS_PAGE), generated)
+    state.put(STATUS_PAGE, page, "text/html")
+    return STATUS_PAGE
