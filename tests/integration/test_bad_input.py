@@ -49,6 +49,16 @@ def _cases(tmp: Path) -> list[tuple[list[str], int, str]]:
     ]  # fmt: skip
 
 
+@pytest.fixture(autouse=True)
+def fresh_process_logging(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As in a new `feedsync` process: no handler an earlier test's Lambda handler module left
+    on the package logger (its stream is a closed capture by now)."""
+    import logging
+
+    package = logging.getLogger("feedsync")
+    monkeypatch.setattr(package, "handlers", [])
+
+
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     for name in SETTINGS:
@@ -86,7 +96,7 @@ def test_bad_input_is_one_line_with_a_documented_exit(
         if got != code or words not in err or "Traceback" in err or len(lines) != 1:
             failures.append((argv, got, err))
         got_json = main([*argv, "--output", "json"]) if "--date" not in argv else code
-        out, err = capsys.readouterr()
+        _, err = capsys.readouterr()
         if got_json != code or "Traceback" in err:
             failures.append((argv, "json", got_json, err))
     assert not failures, failures

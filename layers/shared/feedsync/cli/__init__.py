@@ -71,9 +71,21 @@ class _OneLine(logging.Formatter):
         return f"feedsync: {record.getMessage()}"
 
 
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is when a record comes (it may be swapped meanwhile)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def _logging(verbose: bool) -> None:
     package = logging.getLogger("feedsync")
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Stderr()
     if verbose:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         package.setLevel(logging.INFO)
