@@ -91,7 +91,7 @@ def test_bad_input_is_one_line_with_a_documented_exit(
     failures = []
     for argv, code, words in _cases(clean_env):
         got = main(argv)
-        out, err = capsys.readouterr()
+        _, err = capsys.readouterr()
         lines = [line for line in err.splitlines() if line.strip()]
         if got != code or words not in err or "Traceback" in err or len(lines) != 1:
             failures.append((argv, got, err))
