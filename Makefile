@@ -23,7 +23,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: help install native lint format typecheck complexity cfn-lint validate checkov audit build artifacts-test pytest test faults demo local bench bench-cold-start clean
+.PHONY: help install native lint format typecheck complexity cfn-lint validate checkov audit build artifacts-test pytest test faults demo local sam-local bench bench-cold-start clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -93,6 +93,9 @@ test: lint typecheck cfn-lint validate checkov artifacts-test pytest  ## every c
 
 faults: $(STAMP) $(NATIVE_LIB)  ## the whole fault sweep: every kill point, every per-call fault; prints figures
 	$(BIN)/python -m tests.faults.sweep
+
+sam-local: build  ## every event in events/ through `sam local invoke` against `feedsync local up` (skips, saying why, without Docker)
+	$(BIN)/python -m sandbox.samlocal
 
 demo: $(STAMP) $(NATIVE_LIB)  ## whole pipeline locally: parse a generated delivery (moto S3), then the daily run against the sandbox
 	$(BIN)/python -m sandbox.demo

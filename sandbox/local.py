@@ -1,9 +1,12 @@
 """``feedsync local up``: a whole installation on loopback, for trying feedsync by hand.
 
 A moto server stands in for AWS (the feed bucket, the state bucket, the state table with the
-template's key schema, the secrets) and the sandbox for Adobe and Marketo. A demo delivery is
-generated into ``.local/delivery`` and 10% of its pending visitors are loaded into the Marketo
-stand-in, so the README's sequence works verbatim::
+template's key schema, the two credential secrets, the mapping file) and the sandbox for Adobe
+and Marketo. A demo delivery is generated into ``.local/delivery`` and put into the feed bucket
+(where ``events/*.json`` name it), 10% of its pending visitors are loaded into the Marketo
+stand-in, and ``.local/sam-env.json`` points ``sam local invoke --env-vars`` at all of it
+(``events/env.local.json`` is the same file for the default ports). The README's sequence works
+verbatim::
 
     feedsync local put .local/delivery s3://feedsync-feed-local/adobe/acmeprod/
     feedsync parse s3://feedsync-feed-local/adobe/acmeprod/acmeprod_2026-11-20.txt
@@ -31,6 +34,8 @@ STATE_BUCKET = "feedsync-state-local"
 STATE_TABLE = "feedsync-state-local"
 REGION = "us-east-1"
 FOLDER = "adobe/acmeprod/"
+ADOBE_SECRET = "feedsync-local/adobe"  # Secrets Manager takes a name where an ARN goes
+MARKETO_SECRET = "feedsync-local/marketo"
 
 
 def free_port() -> int:
@@ -47,6 +52,41 @@ def _check_free(host: str, port: int) -> None:
             probe.bind((host, port))
         except OSError:
             raise OSError(errno.EADDRINUSE, f"port {port} on {host} is already in use") from None
+
+
+DEFAULT_AWS_PORT, DEFAULT_PORT = 5000, 8765
+
+
+def sam_env(endpoint: str, sandbox_url: str) -> dict[str, dict[str, str]]:
+    """``sam local invoke --env-vars``: every variable is one template.yaml declares (SAM
+    drops the others); every endpoint is on loopback. events/env.local.json is this for the
+    default ports."""
+    from sandbox.adobe import AdobeAccount
+
+    account = AdobeAccount()
+    adobe = {f"ADOBE_{name}_URL": sandbox_url
+             for name in ("IMS", "ANALYTICS", "BDIA", "TARGET", "TARGET_EDGE", "CJA")}  # fmt: skip
+    common = {"AWS_ENDPOINT_URL": endpoint, **adobe, "STATE_BUCKET": STATE_BUCKET,
+              "POWERTOOLS_LOG_LEVEL": "WARNING"}  # fmt: skip
+    return {
+        "ParseFeedFunction": {**common, "VISITOR_COLUMNS": "mcvisid",
+                              "CRM_ID_COLUMN": "post_evar22"},
+        "EnrichUploadFunction": {
+            **common,
+            "MARKETO_BASE_URL": sandbox_url,
+            "STATE_TABLE": STATE_TABLE,
+            "DESTINATIONS": "datasources",
+            "DATA_SOURCE_ID": "101",
+            "CRM_SOURCE": "marketo",
+            "MAPPING_KEY": "config/mapping.json",
+            "ADOBE_SECRET_ARN": ADOBE_SECRET,
+            "MARKETO_SECRET_ARN": MARKETO_SECRET,
+            "ADOBE_TARGET_TENANT": account.tenant,
+            "ADOBE_TARGET_CLIENT": account.target_client,
+            "ADOBE_SETTLE_SECONDS": "0",
+            "DRY_RUN": "false",
+        },
+    }  # fmt: skip
 
 
 @dataclass
@@ -70,6 +110,9 @@ class LocalStack:
             "ADOBE_SETTLE_SECONDS": "0",
             **self.box.env(),
         }
+
+    def sam_env(self) -> dict[str, dict[str, str]]:
+        return sam_env(self.endpoint, self.box.url)
 
     def stop(self) -> None:
         self.box.stop()
@@ -104,6 +147,20 @@ def create_stores(endpoint: str) -> None:
     s3.put_object(Bucket=STATE_BUCKET, Key="config/mapping.json", Body=json.dumps(MAPPING).encode())
 
 
+def create_secrets(endpoint: str, box: Sandbox) -> None:
+    """The credential secrets the functions read, holding the stand-ins' credentials."""
+    import boto3
+
+    secrets = boto3.client("secretsmanager", endpoint_url=endpoint, region_name=REGION,
+                           aws_access_key_id="local", aws_secret_access_key="local")  # fmt: skip
+    account = box.adobe.account
+    adobe = {"CLIENT_ID": account.client_id, "CLIENT_SECRETS": [account.client_secret],
+             "ORG_ID": account.org_id, "SCOPES": ["openid", "AdobeID", "read_organizations"]}  # fmt: skip
+    marketo = {"client_id": box.marketo.client_id, "client_secret": box.marketo.client_secret}
+    for name, value in ((ADOBE_SECRET, adobe), (MARKETO_SECRET, marketo)):
+        secrets.create_secret(Name=name, SecretString=json.dumps(value))
+
+
 def demo_delivery(workdir: Path) -> feedgen.Delivery:
     rng = random.Random(2026)
     files = [feedgen.random_hits(5_000, rng, 1_500) for _ in range(2)]
@@ -127,10 +184,29 @@ def start(
     endpoint = f"http://{host}:{port}"
     create_stores(endpoint)
     box = Sandbox.start(host, sandbox_port, bdia_interval=0.0, bdia_group_interval=0.0)
+    create_secrets(endpoint, box)
     delivery = demo_delivery(workdir)
     for visitor in sorted(delivery.expected.final_pending)[::10]:
         box.marketo.add_lead(visitor, Account_Type__c="Customer", Industry="Retail")
-    return LocalStack(moto, box, endpoint, workdir)
+    stack = LocalStack(moto, box, endpoint, workdir)
+    _put(endpoint, workdir / "delivery", f"s3://{FEED_BUCKET}/{FOLDER}")  # where events/ look
+    (workdir / "sam-env.json").write_text(json.dumps(stack.sam_env(), indent=2) + "\n")
+    return stack
+
+
+def _put(endpoint: str, folder: Path, target: str) -> None:
+    s3, _ = _aws(endpoint)
+    bucket, _, prefix = target.removeprefix("s3://").partition("/")
+    for name in _adobe_order(folder):
+        s3.put_object(Bucket=bucket, Key=prefix + name, Body=(folder / name).read_bytes())
+
+
+def _adobe_order(folder: Path) -> list[str]:
+    """Data files, the lookup archive, the manifest last - as Adobe delivers."""
+    names = sorted(p.name for p in folder.iterdir() if p.is_file())
+    order = [n for n in names if n.endswith(".tsv.gz")]
+    order += [n for n in names if n.endswith(".tar.gz")]
+    return order + [n for n in names if n.endswith(".txt")]
 
 
 def load_leads(box: Sandbox, path: Path) -> int:
@@ -160,10 +236,7 @@ def put_delivery(folder: Path, target: str) -> list[str]:
 
     bucket, _, prefix = target.removeprefix("s3://").partition("/")
     prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
-    names = sorted(p.name for p in folder.iterdir() if p.is_file())
-    order = [n for n in names if n.endswith(".tsv.gz")]
-    order += [n for n in names if n.endswith(".tar.gz")]
-    order += [n for n in names if n.endswith(".txt")]
+    order = _adobe_order(folder)
     s3 = boto3.client("s3")
     for name in order:
         s3.put_object(Bucket=bucket, Key=prefix + name, Body=(folder / name).read_bytes())
@@ -175,6 +248,7 @@ def serve(workdir: Path, host: str, moto_port: int, sandbox_port: int) -> None:
     print("# feedsync local: AWS (moto) and Adobe/Marketo (sandbox) on loopback. Export these:")
     for name, value in stack.env().items():
         print(f"export {name}={value}")
+    print(f"# sam local invoke --env-vars {workdir / 'sam-env.json'} (see README, sam local)")
     print("# then, as the README says:")
     print(f"#   feedsync local put {workdir / 'delivery'} s3://{FEED_BUCKET}/{FOLDER}")
     print(f"#   feedsync parse s3://{FEED_BUCKET}/{FOLDER}acmeprod_2026-11-20.txt")

@@ -1,7 +1,8 @@
 """Every file in events/ driven through its handler: one story (the acmeprod delivery of
-2026-11-20 in the folder "adobe/acme prod/", keys as S3 and EventBridge send them), parsed by
-ParseFeedFunction, then enriched by EnrichUploadFunction on its schedule, as a dated backfill
-and as a continuation. env.local.json holds settings both functions accept."""
+2026-11-20 in the feed bucket `feedsync local up` makes, keys as S3 and EventBridge send them),
+parsed by ParseFeedFunction, then enriched by EnrichUploadFunction on its schedule, as a dated
+backfill and as a continuation. env.local.json is what `feedsync local up` writes for its
+default ports, and both functions accept it. (URL-encoded keys: test_parse_handler.)"""
 
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ from sandbox.lambda_context import FakeLambdaContext
 from sandbox.world import World
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
-FEED = "feedsync-feed-123456789012-us-east-1"
-FOLDER = "adobe/acme prod/"
+FEED = "feedsync-feed-local"
+FOLDER = "adobe/acmeprod/"
 KEY = f"{FOLDER}acmeprod_2026-11-20"
 PARSE_EVENTS = ("s3-put-datafile.json", "eventbridge-object-created.json", "s3-put-manifest.json")
 ENRICH_EVENTS = ("schedule-daily.json", "backfill-date.json", "continuation.json")
@@ -78,8 +79,26 @@ def test_enrich_events_through_the_handler(story: Any, world: World, name: str) 
         assert world.box.adobe.datasource_jobs
 
 
-def test_env_local_holds_settings_both_functions_accept() -> None:
+def test_env_local_is_what_local_up_writes_and_both_functions_accept_it() -> None:
+    from sandbox.local import DEFAULT_AWS_PORT, DEFAULT_PORT, sam_env
+
     env = json.loads((EVENTS / "env.local.json").read_text())
+    assert env == sam_env(f"http://127.0.0.1:{DEFAULT_AWS_PORT}", f"http://127.0.0.1:{DEFAULT_PORT}")
     assert ParseFunctionConfig.from_env(env["ParseFeedFunction"]).state_bucket
     config = EnrichFunctionConfig.from_env(env["EnrichUploadFunction"])
-    assert config.destinations == ("datasources",) and config.dry_run
+    assert config.destinations == ("datasources",) and not config.dry_run
+
+
+def test_every_variable_in_env_local_is_declared_by_the_template() -> None:
+    """SAM applies only the variables a function declares; the rest would be dropped."""
+    from cfnlint.decode import decode
+
+    template, _ = decode(str(EVENTS.parent / "template.yaml"))
+    assert template is not None
+    shared = set(template["Globals"]["Function"]["Environment"]["Variables"])
+    env = json.loads((EVENTS / "env.local.json").read_text())
+    for function, variables in env.items():
+        declared = shared | set(
+            template["Resources"][function]["Properties"]["Environment"]["Variables"]
+        )
+        assert set(variables) <= declared, (function, set(variables) - declared)

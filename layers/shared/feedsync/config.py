@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from feedsync.datafeed.encoding import ENCODINGS
 from feedsync.errors import ConfigError, NotConfiguredError
 from feedsync.settings import ParseSettings
+from feedsync.urls import service_url
 
 _COLUMN = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
@@ -89,7 +90,15 @@ class ParseFunctionConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ParseFunctionConfig:
+        aws_endpoint(env)
         return cls(state_bucket=_bucket(env, "STATE_BUCKET"), settings=parse_settings(env))
+
+
+def aws_endpoint(env: Mapping[str, str]) -> str:
+    """AWS_ENDPOINT_URL (boto3 honours it): empty for AWS itself; else https, or a loopback
+    host (moto in `feedsync local up`)."""
+    value = env.get("AWS_ENDPOINT_URL", "").strip()
+    return service_url("AWS_ENDPOINT_URL", value) if value else ""
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -303,6 +312,7 @@ class EnrichFunctionConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> EnrichFunctionConfig:
+        aws_endpoint(env)
         names = destinations(env.get("DESTINATIONS", "datasources"))
         ids = data_source_ids(env)
         default = _check_destinations(env, names, ids)

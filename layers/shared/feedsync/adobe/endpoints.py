@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
-from feedsync.errors import ConfigError
+from feedsync.urls import service_url
 
 _DEFAULTS = {
     "ims": ("ADOBE_IMS_URL", "https://ims-na1.adobelogin.com"),
@@ -20,10 +19,7 @@ _DEFAULTS = {
 
 
 def _checked(name: str, value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("https", "http") or not parts.netloc:
-        raise ConfigError(f"{name}={value!r}: expected an http(s) URL")
-    return value.rstrip("/")
+    return service_url(name, value)
 
 
 @dataclass(frozen=True)
