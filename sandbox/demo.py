@@ -122,9 +122,18 @@ def main() -> int:
             f"   {again['deliveries'][0]['status']}: {len(box.marketo.call_times) - calls} new Marketo calls, "
             f"{len(box.adobe.datasource_jobs) - jobs_before} new uploads"
         )
-        print(
-            f"   report: s3://{STATE_BUCKET}/reports/{key}.json  (runs were: {summary['deliveries'][0]['status']})"
-        )
+        print("== 4. the next day's run reads Adobe's verdicts; the report follows them")
+        world.invoke({})
+        world.invoke({})  # Data Sources jobs go uploaded -> processing -> success
+        final = world.report(key)
+        print(f"   {final['outcome']}; report status {final['status']}")
+        out = ROOT / ".demo"  # the moto bucket is gone when this exits: keep the pages
+        for name in world.state.list("reports/"):
+            target = out / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(world.state.get(name) or b"")
+        print(f"   report: {out / 'reports' / key}.html (and .json)")
+        print(f"   status page: {out / 'reports' / 'index.html'} (open it in a browser)")
     box.stop()
     return 0 if parse_ok and enrich_ok and rerun_ok else 1
 

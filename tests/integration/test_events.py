@@ -83,7 +83,9 @@ def test_env_local_is_what_local_up_writes_and_both_functions_accept_it() -> Non
     from sandbox.local import DEFAULT_AWS_PORT, DEFAULT_PORT, sam_env
 
     env = json.loads((EVENTS / "env.local.json").read_text())
-    assert env == sam_env(f"http://127.0.0.1:{DEFAULT_AWS_PORT}", f"http://127.0.0.1:{DEFAULT_PORT}")
+    assert env == sam_env(
+        f"http://127.0.0.1:{DEFAULT_AWS_PORT}", f"http://127.0.0.1:{DEFAULT_PORT}"
+    )
     assert ParseFunctionConfig.from_env(env["ParseFeedFunction"]).state_bucket
     config = EnrichFunctionConfig.from_env(env["EnrichUploadFunction"])
     assert config.destinations == ("datasources",) and not config.dry_run

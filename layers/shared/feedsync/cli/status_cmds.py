@@ -66,7 +66,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     ]  # fmt: skip
     headers = ["DAY", "SUITE", "FILES", "ROWS", "PENDING", "MATCHED", "STATE", "UPLOADS"]
     text = table([*headers, "KEY (feedsync runs show KEY)"], rows)
-    text = text if rows else f"no delivery in the last {args.days} days"
+    if not rows:
+        from feedsync.views.status import newest_day
+
+        newest = newest_day(state)
+        text = f"no delivery in the last {args.days} days" + (
+            f"; the newest is of {newest} (feedsync status --days N)" if newest else ""
+        )
     for backfill in found["backfills"]:
         _step_functions_progress(backfill)
     if args.html or args.open:

@@ -109,6 +109,11 @@ def _keys(state: ObjectStore, since: str) -> list[str]:
     return sorted((k for k in keys if _day_rsid(k)[0] >= since), key=lambda k: (_day_rsid(k), k))
 
 
+def newest_day(state: ObjectStore) -> str | None:
+    keys = _keys(state, "")
+    return max((_day_rsid(k)[0] for k in keys), default=None)
+
+
 def recent_runs(state: ObjectStore, limit: int = 5) -> list[Json]:
     logs = sorted(state.list(RUNS), reverse=True)[:limit]
     out = []
