@@ -90,7 +90,7 @@ def main() -> int:
         print("== 2. enrich: 10% of them are in Marketo; EnrichUploadFunction runs on its schedule")
         pending = world.pending(record)
         leads = world.add_leads(pending[::10])
-        summary = world.invoke({"scheduled_time": "2026-11-21T06:00:00Z"})
+        world.invoke({"scheduled_time": "2026-11-21T06:00:00Z"})
         report = world.report(key)
         figures = (*FIGURES, "crm_calls")
         print("   " + json.dumps({"status": report["status"], **{k: report[k] for k in figures}}))
