@@ -225,3 +225,44 @@ def test_the_status_page_puts_failures_first_and_links_every_report(
     assert "DRY RUN 20261203T060000" in page and "would send" in page
     code, _, err = run(capsys, "status", "--days", "3650", "--open")
     assert "status page (valid 24 h): https://" in err
+
+
+def test_the_cli_reads_a_stacks_outputs_and_settings(
+    history: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--stack NAME` (or FEEDSYNC_STACK) instead of a dozen exports: the stack's outputs,
+    and the daily function's own settings for run-daily."""
+    import io
+    import zipfile
+
+    import boto3
+
+    world = history
+    for name in ("STATE_BUCKET", "STATE_TABLE", "DATA_SOURCE_ID", "ADOBE_SECRET_ARN"):
+        monkeypatch.delenv(name, raising=False)
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("enrich_upload.py", "def lambda_handler(event, context): pass\n")
+    role = boto3.client("iam").create_role(
+        RoleName="feedsync-enrich", AssumeRolePolicyDocument="{}"
+    )["Role"]["Arn"]
+    boto3.client("lambda", region_name="us-east-1").create_function(
+        FunctionName="feedsync-enrich-upload", Runtime="python3.12", Role=role,
+        Handler="enrich_upload.lambda_handler", Code={"ZipFile": code.getvalue()},
+        Environment={"Variables": {"DATA_SOURCE_ID": "101", "DESTINATIONS": "datasources"}},
+    )  # fmt: skip
+    outputs = {"StateBucketName": world.env["STATE_BUCKET"],
+               "StateTableName": world.env["STATE_TABLE"],
+               "EnrichUploadFunctionName": "feedsync-enrich-upload"}  # fmt: skip
+    template = {"Resources": {"Nothing": {"Type": "AWS::SNS::Topic"}},
+                "Outputs": {k: {"Value": v} for k, v in outputs.items()}}  # fmt: skip
+    boto3.client("cloudformation", region_name="us-east-1").create_stack(
+        StackName="feedsync-prod", TemplateBody=json.dumps(template)
+    )
+    code_, out, err = run(capsys, "status", "--days", "3650", "--stack", "feedsync-prod")
+    assert f"acmeprod_{DAYS[0]}" in out, err
+    monkeypatch.setenv("FEEDSYNC_STACK", "feedsync-prod")
+    code_, out, err = run(capsys, "runs", "show", f"{FOLDER}acmeprod_{DAYS[0]}")
+    assert code_ == 0 and "enriched" in out
+    code_, _, err = run(capsys, "status", "--stack", "no-such-stack")
+    assert code_ == 2 and "no such stack" in err

@@ -35,6 +35,9 @@ def _common(parser: argparse.ArgumentParser, top: bool) -> None:
     parser.add_argument("--profile", help="the AWS profile to use (AWS_PROFILE)", **keep)
     parser.add_argument("--region", help="the AWS region (AWS_REGION)", **keep)
     parser.add_argument(
+        "--stack", help="read a deployed stack's outputs and settings (FEEDSYNC_STACK)", **keep
+    )
+    parser.add_argument(
         "--output", choices=("text", "json"), help="json: as --json (AWS CLI style)", **keep
     )
 
@@ -106,6 +109,11 @@ def _aws_options(args: argparse.Namespace) -> None:
         os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = args.region
     if getattr(args, "output", None) == "json" and hasattr(args, "json"):
         args.json = True
+    stack = getattr(args, "stack", None) or os.environ.get("FEEDSYNC_STACK", "")
+    if stack and args.command not in ("sandbox", "local", "parse", "build-upload"):
+        from feedsync.cli.stack import apply
+
+        apply(stack)
 
 
 def _fail(message: str, code: int, as_json: bool) -> int:
@@ -122,9 +130,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     _logging(args.verbose)
     progress.configure(quiet=args.quiet)
-    _aws_options(args)
+    if getattr(args, "output", None) == "json" and hasattr(args, "json"):
+        args.json = True
     as_json = bool(getattr(args, "json", False))
     try:
+        _aws_options(args)
         return int(args.func(args))
     except KeyboardInterrupt:
         return 130
