@@ -15,7 +15,8 @@ from tests.faults.harness import Scenario
 from tests.faults.percall import per_call_faults
 from tests.faults.sweep import SCENARIOS, kill_points
 
-SAMPLE = int(os.environ.get("FAULT_SAMPLE", "9"))  # every 9th kill point in `make test`
+SAMPLE = int(os.environ.get("FAULT_SAMPLE", "13"))  # every 13th kill point in `make test`
+WORKERS = int(os.environ.get("FAULT_WORKERS", str(os.cpu_count() or 1)))  # side by side
 VARIANT_POINTS = int(os.environ.get("FAULT_VARIANT_POINTS", "2"))  # per variant, spread out
 CORE = [s for s in SCENARIOS if not s.variant]
 VARIANTS = [s for s in SCENARIOS if s.variant]
@@ -25,7 +26,7 @@ VARIANTS = [s for s in SCENARIOS if s.variant]
 def test_kill_points_lose_nothing_and_send_nothing_twice(
     scenario: Scenario, tmp_path: Path
 ) -> None:
-    outcomes = kill_points(scenario, tmp_path, SAMPLE)
+    outcomes = kill_points(scenario, tmp_path, SAMPLE, workers=WORKERS)
     assert len(outcomes) >= 6
     bad = [o for o in outcomes if not o.ok]
     assert not bad, bad[:5]
@@ -36,7 +37,7 @@ def test_between_runs_variants_lose_nothing_and_report_the_truth(
     scenario: Scenario, tmp_path: Path
 ) -> None:
     """The clean run (checked inside kill_points) and kill points spread over the run."""
-    outcomes = kill_points(scenario, tmp_path, points=VARIANT_POINTS)
+    outcomes = kill_points(scenario, tmp_path, points=VARIANT_POINTS, workers=WORKERS)
     assert len(outcomes) == VARIANT_POINTS
     bad = [o for o in outcomes if not o.ok]
     assert not bad, bad[:5]
