@@ -168,14 +168,25 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     outcomes: list[Outcome] = []
     chosen = [s for s in SCENARIOS if args.scenario in (None, s.name)]
+    if args.scenario and not chosen:
+        names = ", ".join(s.name for s in SCENARIOS)
+        parser.error(f"no scenario {args.scenario!r}; there are: {names}")
     from tests.faults.percall import per_call_faults
 
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
         for scenario in chosen:
-            outcomes += kill_points(
+            done = kill_points(
                 scenario, Path(tmp) / scenario.name, args.sample, workers=args.workers
             )
-            print(f"  {scenario.name}: {len(outcomes)} kill points so far", file=sys.stderr)
+            outcomes += done
+            print(
+                f"  {scenario.name}: {len(done)} kill points, duplicates "
+                f"{sum(o.duplicates for o in done)}, lost {sum(o.lost for o in done)}, report "
+                f"mismatches {sum(o.report_mismatch for o in done)}, failed "
+                f"{sum(not o.ok for o in done)} ({time.monotonic() - started:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
         outcomes += per_call_faults(Path(tmp) / "per-call")
     restore()
     print(report(outcomes, time.monotonic() - started, len(chosen) + 1))
