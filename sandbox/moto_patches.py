@@ -145,12 +145,39 @@ def _fast_results() -> None:
     DynamoResult.execute_result = execute_result  # type: ignore[method-assign]
 
 
+def _bucket_eventbridge() -> None:
+    """moto keeps a bucket's EventBridgeConfiguration but leaves it out of
+    GetBucketNotificationConfiguration; S3 returns it (S3 API reference,
+    GetBucketNotificationConfiguration: "EventBridgeConfiguration")."""
+    from moto.s3.responses import S3Response
+
+    original = S3Response.get_bucket_notification
+
+    def get_bucket_notification(self: Any) -> Any:
+        status, headers, body = original(self)
+        config = self.backend.get_bucket_notification_configuration(self.bucket_name)
+        if config is not None and config.event_bridge is not None:
+            text = body.decode() if isinstance(body, bytes) else str(body)
+            end = "</NotificationConfiguration>"
+            if end in text:
+                text = text.replace(end, "<EventBridgeConfiguration/>" + end)
+            else:  # moto answered "no configuration": an empty one
+                text = ('<?xml version="1.0" encoding="UTF-8"?><NotificationConfiguration '
+                        'xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+                        "<EventBridgeConfiguration/></NotificationConfiguration>")  # fmt: skip
+            body = text.encode() if isinstance(body, bytes) else text
+        return status, headers, body
+
+    S3Response.get_bucket_notification = get_bucket_notification  # type: ignore[method-assign]
+
+
 def install() -> None:
     global _installed
     if _installed:
         return
     _cache_validation()
     _fast_results()
+    _bucket_eventbridge()
     from moto.dynamodb.exceptions import TooManyTransactionsException, TransactionCanceledException
     from moto.dynamodb.models import DynamoDBBackend
 

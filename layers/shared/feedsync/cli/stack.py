@@ -48,9 +48,12 @@ def apply(name: str) -> dict[str, str]:
     """Fill the environment from the stack; the variables set, by name."""
     found = outputs(name)
     values = {var: found[key] for key, var in OUTPUTS.items() if key in found}
-    function = values.get("ENRICH_FUNCTION_NAME")
-    if function:
-        values = {**function_settings(function), **values}
+    for function in (values.get("PARSE_FUNCTION_ARN"), values.get("ENRICH_FUNCTION_NAME")):
+        if function:  # the daily function's settings win where both set one
+            values = {**values, **function_settings(function)}
+    values.update({var: found[key] for key, var in OUTPUTS.items() if key in found})
+    if "FeedLocation" in found:  # s3://bucket/prefix
+        values["FEED_PREFIX"] = found["FeedLocation"].removeprefix("s3://").partition("/")[2]
     applied = {k: v for k, v in values.items() if v and not os.environ.get(k)}
     os.environ.update(applied)
     return applied

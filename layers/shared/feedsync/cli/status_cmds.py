@@ -240,6 +240,25 @@ def cmd_forget(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from feedsync.checks import CHECKS, run_checks
+
+    skip = (
+        {name for name, _ in CHECKS if name == "test delivery"} if args.no_test_delivery else set()
+    )
+    results = []
+    for result in run_checks(skip, wait=args.wait):
+        results.append(result)
+        if not args.json:
+            print(result.line(), flush=True)
+    failed = [r for r in results if not r.ok]
+    if args.json:
+        emit([r.to_json() for r in results], True)
+    else:
+        print(f"{len(results) - len(failed)} of {len(results)} checks passed")
+    return 1 if failed else 0
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     stat = sub.add_parser(
         "status",
@@ -269,6 +288,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show.add_argument("delivery", help="the delivery key, e.g. adobe/acmeprod/acmeprod_2026-11-20")
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_runs_show)
+    check = sub.add_parser(
+        "check",
+        help="is the deployed stack ready? credentials, mapping, data sources, notifications, "
+        "alarms, and a test delivery through the parse function",
+        description="One line per check, exit 0 when all pass. Use --stack NAME (or "
+        "FEEDSYNC_STACK) to read the stack's outputs and settings.",
+    )
+    check.add_argument(
+        "--no-test-delivery", action="store_true", help="skip the test delivery through S3"
+    )
+    check.add_argument(
+        "--wait", type=float, default=180.0, metavar="S", help="for the test delivery (180)"
+    )
+    check.add_argument("--json", action="store_true")
+    check.set_defaults(func=cmd_check)
     forget = sub.add_parser(
         "forget",
         help="remove what feedsync stored about one delivery (a typo'd parse, a lost cause)",
