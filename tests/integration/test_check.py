@@ -108,8 +108,8 @@ def test_each_kind_of_failure_is_one_line_naming_what_to_fix(
     monkeypatch.setenv("DATA_SOURCE_IDS", "acmeprod=999")  # no such data source
     world.s3.delete_object(Bucket=world.state.bucket, Key="config/mapping.json")
     secrets = boto3.client("secretsmanager", region_name="us-east-1")
-    secrets.put_secret_value(SecretId=world.env["MARKETO_SECRET_ARN"],
-                             SecretString='{"client_id": "x", "client_secret": "wrong-one"}')  # fmt: skip
+    wrong = '{"client_id": "x", "client_secret": "wrong-one"}'
+    secrets.put_secret_value(SecretId=world.env["MARKETO_SECRET_ARN"], SecretString=wrong)
     code, lines = _check(capsys, "--wait", "3")
     out = "\n".join(f"{k}: {v}" for k, v in lines.items())
     assert code == 1 and [k for k, v in lines.items() if v.startswith("ok")] == [
