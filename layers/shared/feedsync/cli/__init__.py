@@ -15,7 +15,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from feedsync import __version__
-from feedsync.cli import adobe_cmds, backfill_cmd, daily_cmds, parse_cmd, progress, status_cmds
+from feedsync.cli import (
+    adobe_cmds,
+    backfill_cmd,
+    daily_cmds,
+    deploy_cmd,
+    parse_cmd,
+    progress,
+    status_cmds,
+)
 from feedsync.cli.errors import explain
 from feedsync.cli.parse_cmd import PARSE_FIELDS
 
@@ -62,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     daily_cmds.register(sub)
     status_cmds.register(sub)
     backfill_cmd.register(sub)
+    deploy_cmd.register(sub)
     for child in _subparsers(parser):
         _common(child, top=False)
     return parser
@@ -110,7 +119,7 @@ def _aws_options(args: argparse.Namespace) -> None:
     if getattr(args, "output", None) == "json" and hasattr(args, "json"):
         args.json = True
     stack = getattr(args, "stack", None) or os.environ.get("FEEDSYNC_STACK", "")
-    if stack and args.command not in ("sandbox", "local", "parse", "build-upload"):
+    if stack and args.command not in ("sandbox", "local", "parse", "build-upload", "deploy"):
         from feedsync.cli.stack import apply
 
         apply(stack)

@@ -1,0 +1,56 @@
+"""`feedsync deploy --guided`: six questions (not the template's 47 parameters), answers saved
+to samconfig.toml beside the settings already there, then `sam deploy` with that file."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from feedsync.cli import deploy_cmd, main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_guided_deploy_asks_only_what_has_no_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "samconfig.toml"
+    config.write_text((ROOT / "samconfig.toml").read_text())
+    answers = iter(["", "eu-west-1", "not-an-address", "ops@example.com",
+                    "https://123-ABC-456.mktorest.com/rest", "101", ""])  # fmt: skip
+    prompts: list[str] = []
+
+    def fake_input(prompt: str) -> str:
+        prompts.append(prompt)
+        return next(answers)
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr("builtins.input", fake_input)
+    monkeypatch.setattr(deploy_cmd, "_sam", lambda: "/fake/sam")
+    monkeypatch.setattr(deploy_cmd.subprocess, "run",
+                        lambda command, check: calls.append(command) or _Done())  # fmt: skip
+    code = main(["deploy", "--guided", "--config", str(config), "--no-build"])
+    assert code == 0, capsys.readouterr().err
+    assert len({p.split(" [")[0] for p in prompts}) == 6  # one more: the e-mail asked again
+    template = (ROOT / "template.yaml").read_text()
+    assert (
+        template.split("\nParameters:\n", 1)[1].split("\nConditions:", 1)[0].count("\n    Type:")
+        > 40
+    )  # what `sam deploy --guided` would have asked
+    saved = tomllib.loads(config.read_text())["default"]
+    deploy = saved["deploy"]["parameters"]
+    assert deploy["stack_name"] == "feedsync" and deploy["region"] == "eu-west-1"
+    overrides = dict(p.split("=", 1) for p in deploy["parameter_overrides"].split())
+    assert overrides["AlertEmail"] == "ops@example.com"
+    assert overrides["MarketoBaseUrl"] == "https://123-ABC-456.mktorest.com/rest"
+    assert overrides["DataSourceId"] == "101" and overrides["Architecture"] == "x86_64"
+    assert "AdobeUserArn" not in overrides
+    assert deploy["capabilities"] == "CAPABILITY_IAM"  # kept
+    assert saved["build"]["parameters"]["cached"] is True
+    assert calls == [["/fake/sam", "deploy", "--config-file", str(config.resolve())]]
+
+
+class _Done:
+    returncode = 0
