@@ -240,7 +240,8 @@ def test_feedsync_sandbox_command_prints_working_exports(tmp_path: Any) -> None:
                 exports[name] = value
             if line.startswith("# what it received"):
                 break
-        env = {**os.environ, **exports, "PYTHONPATH": os.pathsep.join(sys.path)}
+        inherited = {k: v for k, v in os.environ.items() if not k.endswith("_SECRET_ARN")}
+        env = {**inherited, **exports, "PYTHONPATH": os.pathsep.join(sys.path)}
         done = subprocess.run(
             [sys.executable, "-m", "feedsync", "adobe", "whoami", "--json"],
             capture_output=True,

@@ -186,7 +186,8 @@ def test_eventbridge_shape_is_accepted(aws, tmp_path):
     upload(s3, delivery)
     event = json.loads((EVENTS / "eventbridge-object-created.json").read_text())
     event["detail"]["bucket"]["name"] = FEED
-    assert event["detail"]["object"]["key"] == FOLDER + delivery.manifest_name  # not URL-encoded
+    assert event["detail"]["object"]["key"] == "adobe/acmeprod/" + delivery.manifest_name
+    event["detail"]["object"]["key"] = FOLDER + delivery.manifest_name  # EventBridge: not encoded
     assert handler.lambda_handler(event, Context())["results"][0]["status"] == "complete"
 
 
