@@ -63,7 +63,8 @@ def fresh_process_logging(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     for name in (*SETTINGS, "AWS_PROFILE", "AWS_REGION"):  # the CLI sets what it is given
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")  # recorded: teardown restores the original (or absence)
+        monkeypatch.delenv(name)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")

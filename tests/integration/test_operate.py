@@ -242,7 +242,8 @@ def test_the_cli_reads_a_stacks_outputs_and_settings(
 
     # the CLI fills the environment from the stack: let the test undo it
     for name in (*OUTPUTS.values(), "DATA_SOURCE_ID", "DESTINATIONS", "FEED_PREFIX"):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")  # recorded: teardown restores the original (or absence)
+        monkeypatch.delenv(name)
     code = io.BytesIO()
     with zipfile.ZipFile(code, "w") as archive:
         archive.writestr("enrich_upload.py", "def lambda_handler(event, context): pass\n")
