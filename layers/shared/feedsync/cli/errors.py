@@ -73,7 +73,8 @@ def _client_error(exc: BaseException) -> str:
     ):
         return (
             f"no such secret ({message}): check ADOBE_SECRET_ARN / MARKETO_SECRET_ARN (the "
-            "stack's AdobeCredentialsSecretArn / MarketoCredentialsSecretArn outputs) and the region"
+            "stack's AdobeCredentialsSecretArn / MarketoCredentialsSecretArn outputs) and the "
+            "region"
         )
     if code == "ResourceNotFoundException":
         table = os.environ.get("STATE_TABLE", "")
