@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.adobe import AdobeAccount, AdobeStandIn
+from sandbox.adobe_feeds import DataFeedStandIn
 from sandbox.marketo import MarketoStandIn
 from sandbox.server import SandboxServer
 
@@ -17,6 +18,7 @@ class Sandbox:
     server: SandboxServer
     adobe: AdobeStandIn
     marketo: MarketoStandIn
+    feeds: DataFeedStandIn
 
     @classmethod
     def start(
@@ -29,8 +31,9 @@ class Sandbox:
         server = SandboxServer(host, port)
         adobe = AdobeStandIn(server, AdobeAccount(), **adobe_options)
         crm = MarketoStandIn(server, **(marketo or {}))
+        feeds = DataFeedStandIn(adobe)
         server.start()
-        return cls(server, adobe, crm)
+        return cls(server, adobe, crm, feeds)
 
     @property
     def url(self) -> str:

@@ -32,6 +32,7 @@ moto_patches.install()
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE_BUCKET = "feedsync-state-world"
+FEED_BUCKET = "feedsync-feed-world"
 TABLE = "feedsync-state-table-world"
 FOLDER = "adobe/acmeprod/"
 MAPPING = {
@@ -145,6 +146,32 @@ class World:
             ParseSettings(("mcvisid",), "post_evar22"),
         )
         return record.to_json()  # as stored: what an operator reads
+
+    def deliver_to_bucket(
+        self, hits_per_file: list[list[Any]], day: str, rsid: str = "acmeprod",
+        corrupt: bool = False,
+    ) -> dict[str, Any]:
+        """As Adobe delivers: the files into the feed bucket (moto), manifest last, then the
+        parse step closes the delivery from there. ``corrupt``: the first data file's bytes
+        differ from what its manifest says (a bad transfer: MD5 and size fail)."""
+        from sandbox import feedgen
+
+        folder = FOLDER.replace("acmeprod", rsid)
+        delivery = feedgen.make_delivery(self.workdir, hits_per_file, day=day, rsid=rsid,
+                                         write=False)  # fmt: skip
+        self.s3.create_bucket(Bucket=FEED_BUCKET)
+        names = sorted(delivery.files, key=lambda n: n == delivery.manifest_name)
+        for name in names:
+            body = delivery.files[name]
+            if corrupt and name.startswith("01-"):
+                body = body[: len(body) // 2]
+            self.s3.put_object(Bucket=FEED_BUCKET, Key=folder + name, Body=body)
+        name = parse_feed_name(delivery.manifest_name)
+        record = close_delivery(
+            S3Store(self.s3, FEED_BUCKET), self.state, folder, name.delivery,
+            ParseSettings(("mcvisid",), "post_evar22"),
+        )  # fmt: skip
+        return record.to_json()
 
     def pending(self, record: dict[str, Any]) -> list[str]:
         return list(pending_visitors(self.state, DeliveryRecord.from_json(record)))

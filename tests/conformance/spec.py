@@ -63,6 +63,21 @@ OPERATIONS = (
               content_type="multipart/form-data", multipart=("file",)),
     Operation("getJob", "GET", r"/api/[^/]+/datasources/job/[^/]+/\d+/\d+",
               "analytics-2.0-apis static/data-sources.json", headers=ANALYTICS),
+    # AdobeDocs/analytics-2.0-apis static/data-feeds.json: its paths are under
+    # /{globalCompanyId}/data_feeds/ (the guide's prose writes data_feed; the OpenAPI file, from
+    # which the API reference is generated, wins). Authorization and x-api-key are required.
+    Operation("getDataFeedRequestsForFeed_1", "GET", r"/api/[^/]+/data_feeds/datafeed/requests",
+              "analytics-2.0-apis static/data-feeds.json", headers=("authorization", "x-api-key"),
+              query=("rsid", "feedId")),
+    Operation("resendDatafeed_1", "PUT", r"/api/[^/]+/data_feeds/datafeed/\d+/\d+/resend",
+              "analytics-2.0-apis static/data-feeds.json", headers=("authorization", "x-api-key")),
+    Operation("redoDatafeed_1", "PUT", r"/api/[^/]+/data_feeds/datafeed/\d+/\d+/redo",
+              "analytics-2.0-apis static/data-feeds.json", headers=("authorization", "x-api-key")),
+    # static/cloud-locations.json getS3UserArn (security x-user-auth: the same bearer token)
+    Operation("getS3UserArn", "GET",
+              r"/api/[^/]+/cloud_locations/exportlocations/account/cloudAccount/s3_role_arn",
+              "analytics-2.0-apis static/cloud-locations.json",
+              headers=("authorization", "x-api-key")),
     # AdobeDocs/analytics-2.0-apis src/pages/guides/endpoints/bulk-data-insertion/endpoints.md
     # (the guide; static/bulk-data-insertion.json still shows the retired
     # /{globalCompanyId}/bulk_data_insertion path, so the guide wins)

@@ -11,10 +11,12 @@ from feedsync.adobe import bdia, target
 from feedsync.adobe.analytics import AnalyticsClient
 from feedsync.adobe.bdia import BdiaClient, Pacer
 from feedsync.adobe.cja import CjaClient
+from feedsync.adobe.datafeeds import DataFeedClient
 from feedsync.adobe.datasources import DataSourcesClient
 from feedsync.adobe.target import TargetClient
 from feedsync.crm.marketo import MarketoClient, MarketoSettings
 from feedsync.secret import Secret
+from sandbox.adobe_feeds import FEED_ID
 from sandbox.run import Sandbox
 from tests.adobe_helpers import session_for
 from tests.conformance.spec import OPERATIONS, operation_for, problems
@@ -35,6 +37,18 @@ def _exercise_analytics(sandbox: Sandbox) -> None:
     job = client.upload_once("acmeprod", 101, "conformance.txt", DS_FILE)
     client.job("acmeprod", 101, job["job_id"])
     list(client.jobs("acmeprod", 101, status="uploaded"))
+    _exercise_feeds(sandbox, analytics)
+
+
+def _exercise_feeds(sandbox: Sandbox, analytics: AnalyticsClient) -> None:
+    feeds = DataFeedClient(analytics, page=2)
+    done = sandbox.feeds.add_request("2026-11-18")
+    failed = sandbox.feeds.add_request("2026-11-19", "error", error=(300, "Delivery Error"))
+    sandbox.feeds.add_request("2026-11-20")
+    assert len(list(feeds.requests("acmeprod", FEED_ID, "2026-11-01T00:00:00Z"))) == 3  # 2 pages
+    feeds.ask("resend", FEED_ID, done["requestId"])
+    feeds.ask("redo", FEED_ID, failed["requestId"])
+    feeds.delivery_user_arn()
 
 
 def _exercise_bdia(sandbox: Sandbox) -> None:

@@ -184,6 +184,32 @@ def data_source_ids(env: Mapping[str, str]) -> dict[str, str]:
     return _pairs(env, "DATA_SOURCE_IDS", _NUMBER, "rsid=id pairs, e.g. acmeprod=101")
 
 
+def data_feed_ids(env: Mapping[str, str]) -> dict[str, int]:
+    """``DATA_FEED_IDS=rsid=id,rsid=id``: the Adobe data feed of each report suite (optional: a
+    suite without one is not followed on Adobe's side)."""
+    pairs = _pairs(env, "DATA_FEED_IDS", _NUMBER, "rsid=feed id pairs, e.g. acmeprod=16756")
+    return {rsid: int(value) for rsid, value in pairs.items()}
+
+
+@dataclass(frozen=True)
+class FeedHealthConfig:
+    """Following each data feed request with Adobe's Data Feed API (feeds/)."""
+
+    feed_ids: dict[str, int]
+    resend_max: int  # FEED_RESEND_MAX: resends asked per request, at most
+    days: int  # FEED_HEALTH_DAYS: how far back requests are read
+    alert_topic_arn: str  # ALERT_TOPIC_ARN: where Adobe's own error messages go
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> FeedHealthConfig:
+        return cls(
+            feed_ids=data_feed_ids(env),
+            resend_max=_int(env, "FEED_RESEND_MAX", 1, 0, 10),
+            days=_int(env, "FEED_HEALTH_DAYS", 7, 1, 90),
+            alert_topic_arn=env.get("ALERT_TOPIC_ARN", "").strip(),
+        )
+
+
 def _suites(env: Mapping[str, str]) -> tuple[str, ...]:
     raw = env.get("REPORT_SUITES", "").strip()
     suites = tuple(s.strip() for s in raw.split(",") if s.strip())
@@ -309,6 +335,7 @@ class EnrichFunctionConfig:
     tuning: RunTuning
     data_source_ids: dict[str, str] = field(default_factory=dict)
     report_suites: tuple[str, ...] = ()
+    feeds: FeedHealthConfig = FeedHealthConfig({}, 1, 7, "")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> EnrichFunctionConfig:
@@ -341,6 +368,7 @@ class EnrichFunctionConfig:
             tuning=RunTuning.from_env(env),
             data_source_ids=ids,
             report_suites=_suites(env),
+            feeds=FeedHealthConfig.from_env(env),
         )
 
     # shorthands the wiring and the registry read

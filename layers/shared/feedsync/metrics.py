@@ -41,6 +41,12 @@ VISITORS_RELEASED = "VisitorsReleased"
 VISITORS_GIVEN_UP = "VisitorsGivenUp"
 ROWS_SKIPPED_BY_ADOBE = "RowsSkippedByAdobe"  # BDIA invalid_rows of a file Adobe took
 VERDICT_ERRORS = "VerdictErrors"  # a verdict that could not be read, or a status not documented
+# feed health (Adobe's Data Feed API)
+FEED_REQUESTS_FAILED = "FeedRequestsFailedAtAdobe"  # Adobe's request ended in an error
+FEED_DELIVERIES_MISSING = "FeedDeliveriesMissing"  # Adobe says sent, nothing arrived
+FEED_DELIVERIES_CORRUPT = "FeedDeliveriesCorrupt"  # arrived, failed MD5/size/count checks
+FEED_STATES_UNKNOWN = "FeedRequestStatesUnknown"  # a request state no Adobe document names
+FEED_RESENDS_REQUESTED = "FeedResendsRequested"  # resend/redo asked of Adobe
 ADOBE_API_ERRORS = "AdobeApiErrors"  # dimension Status: the HTTP status
 NOT_CONFIGURED = "NotConfigured"
 

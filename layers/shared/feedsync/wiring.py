@@ -33,6 +33,7 @@ from feedsync.daily.mapping import Mapping
 from feedsync.daily.run import EnrichPorts
 from feedsync.deadline import Deadline
 from feedsync.errors import ConfigError
+from feedsync.feeds.watch import FeedWatch
 from feedsync.secret import Secret
 from feedsync.settings import EnrichSettings
 from feedsync.state.ports import Metric
@@ -187,7 +188,29 @@ def build_ports(
     )
     if metric is not None:
         ports.metric = metric
+    if session is not None and config.feeds.feed_ids:
+        ports.feeds = feed_watch(config, session, clients, ports.metric)
     return ports
+
+
+def feed_watch(
+    config: EnrichFunctionConfig, session: AdobeSession, clients: AwsClients, metric: Metric
+) -> FeedWatch:
+    """Adobe's side of each feed (DATA_FEED_IDS): read, resend, alert through ALERT_TOPIC_ARN."""
+    from feedsync.adobe.analytics import AnalyticsClient
+    from feedsync.adobe.datafeeds import DataFeedClient
+
+    feeds = config.feeds
+    alert = None
+    if feeds.alert_topic_arn and clients.sns is not None:
+        topic, sns = feeds.alert_topic_arn, clients.sns
+
+        def alert(subject: str, message: str) -> None:
+            sns.publish(TopicArn=topic, Subject=subject, Message=message)
+
+    client = DataFeedClient(AnalyticsClient(session, os.environ.get("ADOBE_COMPANY_ID") or None))
+    state = S3Store(clients.s3, config.state_bucket)
+    return FeedWatch(state, client, feeds.feed_ids, feeds.resend_max, feeds.days, alert, metric)
 
 
 class SuiteSettings:

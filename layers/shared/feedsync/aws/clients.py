@@ -18,6 +18,7 @@ class AwsClients:
     secrets: SecretsManagerClient
     table: Table
     lambda_: LambdaClient | Any = None  # only the daily run continues itself
+    sns: Any = None  # the daily run's alerts with Adobe's own words (feed health)
 
     @classmethod
     def create(cls, table_name: str, *, with_lambda: bool = False) -> AwsClients:
@@ -29,6 +30,7 @@ class AwsClients:
             secrets=boto3.client("secretsmanager"),
             table=boto3.resource("dynamodb").Table(table_name),
             lambda_=LazyClient("lambda") if with_lambda else None,
+            sns=LazyClient("sns") if with_lambda else None,
         )
 
 

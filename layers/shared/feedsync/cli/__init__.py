@@ -20,6 +20,7 @@ from feedsync.cli import (
     backfill_cmd,
     daily_cmds,
     deploy_cmd,
+    feeds_cmds,
     parse_cmd,
     progress,
     status_cmds,
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     status_cmds.register(sub)
     backfill_cmd.register(sub)
     deploy_cmd.register(sub)
+    feeds_cmds.register(sub)
     for child in _subparsers(parser):
         _common(child, top=False)
     return parser

@@ -274,6 +274,16 @@ def cmd_local_put(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_delivery_role_arn(args: argparse.Namespace) -> int:
+    """The Adobe user the AdobeDeliveryRole must trust (Cloud Locations getS3UserArn)."""
+    from feedsync.adobe.datafeeds import DataFeedClient
+
+    arn = DataFeedClient(analytics_client()).delivery_user_arn()
+    emit({"userARN": arn}, args.json,
+         f"{arn}\n(deploy with AdobeUserArn={arn}: the stack's AdobeDeliveryRole trusts it)")  # fmt: skip
+    return 0
+
+
 def _json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON")
 
@@ -285,6 +295,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     whoami = adobe.add_parser("whoami", help="get a token; list the Analytics companies")
     _json_flag(whoami)
     whoami.set_defaults(func=cmd_whoami)
+    role = adobe.add_parser(
+        "delivery-role-arn",
+        help="the Adobe user ARN the AdobeDeliveryRole must trust (Cloud Locations API)",
+    )
+    _json_flag(role)
+    role.set_defaults(func=cmd_delivery_role_arn)
 
     ds = sub.add_parser("datasources", help="Data Sources 2.0").add_subparsers(
         dest="ds_command", required=True

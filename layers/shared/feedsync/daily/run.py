@@ -29,6 +29,8 @@ from feedsync.daily.reconcile import Reconciler, ReconcileSummary
 from feedsync.daily.select import delivery_keys, generation
 from feedsync.deadline import Deadline
 from feedsync.errors import FeedsyncError, NotConfiguredError, QuotaExhaustedError
+from feedsync.feeds.snapshot import write_snapshot
+from feedsync.feeds.watch import FeedWatch
 from feedsync.parse.results import load_record
 from feedsync.settings import EnrichSettings, RunRequest
 from feedsync.state.layout import StateLayout
@@ -59,6 +61,7 @@ class EnrichPorts:
     suite: Callable[[str], tuple[Mapping, CrmSource]] | None = None
     progress: Callable[[str], None] | None = None  # one line per batch (the CLI's terminal)
     owner: str = field(default_factory=lambda: f"local-{time.time_ns()}")
+    feeds: FeedWatch | None = None  # Adobe's side of each data feed (DATA_FEED_IDS)
     clock: Callable[[], float] = time.time  # wall clock (leases, settle and stuck ages)
 
     def for_suite(self, rsid: str) -> tuple[Mapping, CrmSource]:
@@ -212,6 +215,8 @@ def run_daily(
     summary["dry_run"] = request.dry_run
     if settings.reconcile and not request.dry_run:
         summary["reconciliation"] = reconcile(ports, settings).to_json()
+    if ports.feeds is not None and not request.dry_run:
+        summary["feeds"] = watch_feeds(ports)
     crm = ports.crm.prepare(deadline)  # the mirror catches up with Marketo first, every day
     if crm is not None:
         summary["crm"] = crm
@@ -237,6 +242,30 @@ def run_daily(
     return summary
 
 
+def watch_feeds(ports: EnrichPorts) -> Json:
+    """Adobe's side of each feed, before the deliveries (a resend asked today arrives as a
+    re-delivery, run by a later invocation). Under a lock: two invocations never both decide
+    to resend; Adobe unreachable is recorded and the run goes on."""
+    assert ports.feeds is not None
+    lock_key = "feeds/health"
+    if not ports.runs.acquire(lock_key, ports.owner, 300.0):
+        return {"skipped": "another invocation is checking the feeds"}
+    try:
+        now = dt.datetime.fromtimestamp(ports.clock(), dt.UTC)
+        look = ports.feeds.look(now)
+        write_snapshot(ports.state, look)
+    except (FeedsyncError, OSError, ValueError) as exc:
+        logger.warning("feed health could not be checked: %s", exc)
+        return {"errors": [str(exc)]}
+    finally:
+        ports.runs.release(lock_key, ports.owner)
+    return {
+        "problems": sum(s["problems"] for s in look["suites"].values()),
+        "resends_asked": {r: s["resends_asked"] for r, s in look["suites"].items() if s["resends_asked"]},
+        "errors": look["errors"],
+    }
+
+
 def _status_page(ports: EnrichPorts, summary: Json) -> None:
     """The morning check's page; a failure to write it is logged, never fails the run."""
     from feedsync.views.status import write_status_page
@@ -250,7 +279,9 @@ def _status_page(ports: EnrichPorts, summary: Json) -> None:
 def _worth_logging(summary: Json) -> bool:
     """Runs that did something: a delivery, a verdict, a mirror sync (not every no-op)."""
     rec = summary.get("reconciliation") or {}
-    return bool(summary["deliveries"] or rec.get("checked") or summary.get("crm"))
+    feeds = summary.get("feeds") or {}
+    acted = feeds.get("problems") or feeds.get("resends_asked") or feeds.get("errors")
+    return bool(summary["deliveries"] or rec.get("checked") or summary.get("crm") or acted)
 
 
 def _log_run(ports: EnrichPorts, summary: Json) -> None:

@@ -20,6 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from feedsync.feeds.snapshot import period_of, snapshot
 from feedsync.state.layout import StateLayout
 from feedsync.state.ledger import LedgerEntry, VisitorState
 from feedsync.state.ports import Ledger, RunState
@@ -253,6 +254,7 @@ def build_report(
         if walk and walk.open and walk.open.kind == "retry"
         else [],
         "verdicts": _verdicts(files),
+        "feed": period_of(snapshot(inputs.state), record.rsid, record.day, record.hour),
         **(extra or {}),
     }
 

@@ -108,6 +108,18 @@ def next_steps(report: Json) -> list[str]:
     return steps
 
 
+def _feed_line(feed: Json | None) -> str:
+    """Adobe's data feed request for this day (feeds/), when the feed is followed."""
+    if not feed or not feed.get("adobe"):
+        return ""
+    adobe, resend = feed["adobe"], feed.get("resend") or {}
+    said = escape(f"{adobe.get('adobe_state')} (request {adobe.get('request_id')}, run "
+                  f"{adobe.get('run_count')})")  # fmt: skip
+    error = " ".join(str(adobe.get(k) or "") for k in ("error_code", "error_msg")).strip()
+    asked = f"; resends asked {resend.get('count', 0)} of {resend.get('cap')}" if resend else ""
+    return f"<br>Data feed at Adobe: <b>{said}</b>" + (f" - {escape(error)}" if error else "") + escape(asked)
+
+
 def render(report: Json) -> bytes:
     status = str(report.get("status"))
     words, css = STATUS_WORDS.get(status, (status, "bad"))
@@ -126,6 +138,7 @@ def render(report: Json) -> bytes:
         f"<b>{escape(str(report.get('day')))}</b>. State: <b class={css}>{escape(words)}</b>"
         + (f" - {escape(str(report['error']))}" if report.get("error") else "")
         + f".<br>Adobe: <b>{escape(str(report.get('outcome', '')))}</b>."
+        + _feed_line(report.get("feed"))
         + f"<br>Updated {escape(str(report.get('updated_at')))} (UTC).</p>",
     ]
     steps = next_steps(report)
