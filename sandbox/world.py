@@ -148,7 +148,10 @@ class World:
         return record.to_json()  # as stored: what an operator reads
 
     def deliver_to_bucket(
-        self, hits_per_file: list[list[Any]], day: str, rsid: str = "acmeprod",
+        self,
+        hits_per_file: list[list[Any]],
+        day: str,
+        rsid: str = "acmeprod",
         corrupt: bool = False,
     ) -> dict[str, Any]:
         """As Adobe delivers: the files into the feed bucket (moto), manifest last, then the

@@ -106,6 +106,8 @@ VARIANTS = {
     "mirror-1029": "marketo-mirror: the export allocation is used up before the join",
     "s3-export": "CRM_SOURCE=file with the export at s3://<state bucket>/crm/export.csv",
     "bdia-error": "BDIA: the first file taken ends ERROR (nothing ingested)",
+    "corrupt-resend": "the day arrives corrupt (MD5/size); the run asks Adobe to resend it "
+    "(FeedResendMax=1); Adobe re-delivers between runs",
 }
 
 
@@ -157,6 +159,11 @@ def _variant_env(variant: str) -> dict[str, str]:
         return {"CRM_SOURCE": "file", "CRM_FILE": "s3://feedsync-state-world/crm/export.csv"}
     if variant == "give-up":
         return {"UPLOAD_MAX_ATTEMPTS": "2"}
+    if variant == "corrupt-resend":
+        from sandbox.adobe_feeds import FEED_ID
+
+        return {"DATA_FEED_IDS": f"acmeprod={FEED_ID}", "FEED_RESEND_MAX": "1",
+                "FEED_HEALTH_DAYS": "60"}  # DAY lies weeks back  # fmt: skip
     return {}
 
 
@@ -187,6 +194,8 @@ class Installation:
             self.generations.append([first[: len(first) // 2], first[len(first) // 2 :] + extra])
 
     def deliver(self, generation: int) -> list[str]:
+        if self.scenario.variant == "corrupt-resend":
+            return self._deliver_corrupt(generation)
         record = self.world.deliver(self.generations[generation], DAY)
         self.generation_ids.append(_generation_of(record))
         pending = self.world.pending(record)
@@ -201,6 +210,28 @@ class Installation:
             ]
             self.world.state.put("crm/export.csv", ("\n".join(lines) + "\n").encode())
         return pending
+
+    def _deliver_corrupt(self, generation: int) -> list[str]:
+        """Adobe's request completed; the files arrive corrupt; a resend delivers them whole."""
+        hits = self.generations[generation]
+        self.box.feeds.add_request(DAY, completed_at="2020-01-01T00:00:00Z")
+        self.world.deliver_to_bucket(hits, DAY, corrupt=True)
+        visitors = sorted({h.visitor for files in hits for h in files})
+        new = [v for v in visitors[:: self.scenario.every] if v not in self.matched]
+        self.world.add_leads(new)
+        self.matched.update(new)
+
+        def whole(_request: dict[str, Any]) -> None:
+            record = self.world.deliver_to_bucket(hits, DAY)
+            self.generation_ids.append(_generation_of(record))
+
+        self.box.feeds.on_delivery = whole
+        return visitors
+
+    def between(self) -> None:
+        """Between two invocations: Adobe runs the resends it accepted (files land whole)."""
+        if self.scenario.variant == "corrupt-resend":
+            self.box.feeds.deliver_resent()
 
     # -- what else goes wrong around the kill (VARIANTS) ----------------------------------
     def before_first(self) -> None:
@@ -259,6 +290,7 @@ class Installation:
         keys: a scan of the whole table would cost more than the run.)"""
         host = self.world.env["MARKETO_BASE_URL"].split("://", 1)[-1].split("/")[0]
         for key in ({"pk": f"delivery#{KEY}", "sk": "lock"},
+                    {"pk": "delivery#feeds/health", "sk": "lock"},
                     {"pk": f"ratelimit#marketo#{host}", "sk": "state"}):  # fmt: skip
             self.world.table.delete_item(Key=key)
 
@@ -321,6 +353,9 @@ class Installation:
         if variant == "bdia-error":
             codes = [k.get("status_code") for k in adobe.bdia_ingested.values()]
             return "" if "ERROR" in codes else "no BDIA file ended ERROR"
+        if variant == "corrupt-resend":
+            asked = len(self.box.feeds.asked)
+            return "" if asked == 1 else f"{asked} resends asked of Adobe (the cap is 1)"
         if variant.startswith("mirror"):
             jobs = self.box.marketo.exports.jobs
             return "" if len(jobs) >= 1 else "the mirror made no export"
@@ -392,6 +427,7 @@ def run_with_kill(install: Installation, target: int | None, after: bool) -> tup
     install.after_kill()
     invocations = 1
     while invocations < MAX_INVOCATIONS and (not install.done() or install.after_done()):
+        install.between()
         install.invoke()
         invocations += 1
     return killer.calls, invocations

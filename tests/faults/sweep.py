@@ -39,6 +39,7 @@ SCENARIOS += [
     Scenario("datasources", variant="mirror-1029"),
     Scenario("datasources", variant="s3-export"),
     Scenario("bdia", variant="bdia-error"),
+    Scenario("datasources", variant="corrupt-resend", visitors=300),
 ]
 
 

@@ -5,6 +5,7 @@ parse every manifest that lands under the feed bucket."""
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +14,7 @@ import boto3
 import pytest
 
 from feedsync.cli import main
+from sandbox.adobe_feeds import FEED_ID
 from sandbox.world import World
 
 FEED = "feedsync-feed-check"
@@ -62,6 +64,8 @@ def ready(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, A
     monkeypatch.setenv("FEED_BUCKET", FEED)
     monkeypatch.setenv("ALERT_TOPIC_ARN", topic)
     monkeypatch.setenv("DATA_SOURCE_IDS", "acmeprod=101")
+    monkeypatch.setenv("DATA_FEED_IDS", f"acmeprod={FEED_ID}")
+    world.box.feeds.add_request(dt.date.today().isoformat(), "processing")
     parser = DeployedParser(world)
     parser.thread.start()
     try:
@@ -88,8 +92,9 @@ def test_a_ready_stack_passes_every_check(
 ) -> None:
     code, lines = _check(capsys)
     assert code == 0, "\n".join(f"{k}: {v}" for k, v in lines.items())
-    assert len(lines) == 7 and all(v.startswith("ok") for v in lines.values()), lines
+    assert len(lines) == 8 and all(v.startswith("ok") for v in lines.values()), lines
     assert "company acmeco0" in lines["Adobe credential"]
+    assert f"feed {FEED_ID}, latest {dt.date.today()} processing" in lines["data feeds at Adobe"]
     assert "parsed by the deployed function" in lines["test delivery"]
     world = ready["world"]
     assert not [k for k in world.state.list("") if "feedsync-check" in k]  # removed again
@@ -106,6 +111,7 @@ def test_each_kind_of_failure_is_one_line_naming_what_to_fix(
     )  # notifications off
     ready["sns"].unsubscribe(SubscriptionArn=ready["subscription"]["SubscriptionArn"])
     monkeypatch.setenv("DATA_SOURCE_IDS", "acmeprod=999")  # no such data source
+    monkeypatch.setenv("DATA_FEED_IDS", "acmeprod=999")  # no such feed
     world.s3.delete_object(Bucket=world.state.bucket, Key="config/mapping.json")
     secrets = boto3.client("secretsmanager", region_name="us-east-1")
     wrong = '{"client_id": "x", "client_secret": "wrong-one"}'
@@ -119,6 +125,8 @@ def test_each_kind_of_failure_is_one_line_naming_what_to_fix(
     assert "wrong-one" not in out
     assert "no mapping file" in lines["mapping file"]
     assert "acmeprod has no data source 999" in lines["data source accounts"]
+    assert "no data feed 999 of report suite acmeprod" in lines["data feeds at Adobe"]
+    assert "DATA_FEED_IDS" in lines["data feeds at Adobe"]
     assert "does not send events to EventBridge" in lines["feed bucket notifications"]
     assert "nobody receives it" in lines["alarms reach a person"]
     assert "no delivery record" in lines["test delivery"]

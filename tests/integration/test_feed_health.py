@@ -111,7 +111,9 @@ def test_feed_health_resends_a_bad_day_once_and_alarms_in_adobes_words(
     # the daily run: resends asked (resend for the corrupt and missing days, redo for the day
     # Adobe failed), the alarm carries Adobe's own code and message
     summary = world.invoke({})
-    assert summary["feeds"]["resends_asked"] == {"acmeprod": sorted([FAILED, CORRUPT, MISSING], reverse=True)}
+    assert summary["feeds"]["resends_asked"] == {
+        "acmeprod": sorted([FAILED, CORRUPT, MISSING], reverse=True)
+    }
     asked = {rid: action for action, rid in sandbox.feeds.asked}
     assert asked == {requests[MISSING]["requestId"]: "resend",
                      requests[CORRUPT]["requestId"]: "resend",

@@ -111,6 +111,35 @@ def check_data_sources(_: dict[str, Any]) -> str:
     return ", ".join(f"{s}: {a}" for s, a in suites.items())
 
 
+def check_data_feeds(_: dict[str, Any]) -> str:
+    """Each report suite's data feed on Adobe's side (DATA_FEED_IDS, optional)."""
+    from feedsync.adobe.datafeeds import DataFeedClient
+    from feedsync.cli.common import analytics_client
+    from feedsync.config import data_feed_ids, data_source_ids
+    from feedsync.feeds.requests import FeedRequest
+
+    feeds = data_feed_ids(os.environ)
+    suites = set(feeds) | set(data_source_ids(os.environ))
+    suites |= {s.strip() for s in os.environ.get("REPORT_SUITES", "").split(",") if s.strip()}
+    without = sorted(suites - set(feeds))
+    parts = []
+    if feeds:
+        client = DataFeedClient(analytics_client())
+        since = (dt.datetime.now(dt.UTC) - dt.timedelta(days=3)).strftime("%Y-%m-%dT00:00:00Z")
+        for rsid, feed_id in sorted(feeds.items()):
+            found = [r for r in map(FeedRequest.from_adobe, client.requests(rsid, feed_id, since))
+                     if r is not None]  # fmt: skip
+            latest = max(found, key=lambda r: (r.day, r.hour or ""), default=None)
+            said = (
+                f"latest {latest.period} {latest.raw_state}" if latest else "no request in 3 days"
+            )
+            parts.append(f"{rsid}: feed {feed_id}, {said}")
+    if without:
+        parts.append(f"{', '.join(without)}: no DataFeedIds entry - Adobe's side is not "
+                     "followed (lateness alarm only); add rsid=<feed id> to follow it")  # fmt: skip
+    return "; ".join(parts) or "no DataFeedIds: Adobe's side of the feed is not followed"
+
+
 def check_notifications(clients: dict[str, Any]) -> str:
     bucket = _env("FEED_BUCKET")
     config = clients["s3"].get_bucket_notification_configuration(Bucket=bucket)
@@ -201,6 +230,7 @@ CHECKS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
     ("Marketo credential and field", check_marketo),
     ("mapping file", check_mapping),
     ("data source accounts", check_data_sources),
+    ("data feeds at Adobe", check_data_feeds),
     ("feed bucket notifications", check_notifications),
     ("alarms reach a person", check_alarms),
     ("test delivery", check_synthetic),

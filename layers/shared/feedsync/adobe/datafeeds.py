@@ -44,7 +44,18 @@ class DataFeedClient:
                 params["startDate"] = start
             if end:
                 params["endDate"] = end
-            body = self.analytics.get("data_feeds/datafeed/requests", **params)
+            try:
+                body = self.analytics.get("data_feeds/datafeed/requests", **params)
+            except AdobeApiError as exc:
+                if exc.status != 404:
+                    raise
+                raise AdobeApiError(
+                    "Adobe Analytics",
+                    f"Adobe knows no data feed {feed_id} of report suite "
+                    f"{rsid} (404): check DATA_FEED_IDS (the DataFeedIds parameter; the id is in "
+                    "Analytics > Admin > Data feeds)",
+                    status=404,
+                ) from None
             data = list(body.get("data") or []) if isinstance(body, dict) else []
             yield from data
             if len(data) < self.page:
@@ -63,7 +74,9 @@ class DataFeedClient:
         return body if isinstance(body, dict) else {}
 
     def delivery_user_arn(self) -> str:
-        body = self.analytics.get("cloud_locations/exportlocations/account/cloudAccount/s3_role_arn")
+        body = self.analytics.get(
+            "cloud_locations/exportlocations/account/cloudAccount/s3_role_arn"
+        )
         arn = body.get("userARN") if isinstance(body, dict) else None
         if not arn:
             raise AdobeApiError("Adobe Analytics", "Cloud Locations answered without a userARN")

@@ -279,8 +279,8 @@ def cmd_delivery_role_arn(args: argparse.Namespace) -> int:
     from feedsync.adobe.datafeeds import DataFeedClient
 
     arn = DataFeedClient(analytics_client()).delivery_user_arn()
-    emit({"userARN": arn}, args.json,
-         f"{arn}\n(deploy with AdobeUserArn={arn}: the stack's AdobeDeliveryRole trusts it)")  # fmt: skip
+    hint = f"(deploy with AdobeUserArn={arn}: the stack's AdobeDeliveryRole trusts it)"
+    emit({"userARN": arn}, args.json, f"{arn}\n{hint}")
     return 0
 
 

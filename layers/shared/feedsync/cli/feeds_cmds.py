@@ -24,13 +24,13 @@ LABELS = {
 
 
 def _watch(days: int) -> Any:
+    import boto3
+
     from feedsync.adobe.datafeeds import DataFeedClient
     from feedsync.aws.s3 import S3Store
     from feedsync.config import FeedHealthConfig
     from feedsync.errors import ConfigError
     from feedsync.feeds.watch import FeedWatch
-
-    import boto3
 
     try:
         feeds = FeedHealthConfig.from_env(os.environ)
@@ -51,7 +51,9 @@ def _adobe_cell(row: dict[str, Any]) -> str:
     adobe = row.get("adobe")
     if not adobe:
         return "-"
-    text = f"{adobe['adobe_state'] or '?'} (request {adobe['request_id']}, run {adobe['run_count']})"
+    text = (
+        f"{adobe['adobe_state'] or '?'} (request {adobe['request_id']}, run {adobe['run_count']})"
+    )
     if adobe.get("error_code") or adobe.get("error_msg"):
         text += f": {adobe.get('error_code') or ''} {adobe.get('error_msg') or ''}".rstrip()
     return text
@@ -78,8 +80,10 @@ def _text(look: dict[str, Any]) -> str:
             for r in suite["rows"]
         ]  # fmt: skip
         heading = f"{rsid} (feed {suite['feed_id']}): {suite['problems']} problem(s)"
-        body = table(["PERIOD", "VERDICT", "ARRIVED", "ADOBE", "RESENDS"], rows) if rows else (
-            "Adobe lists no request and nothing arrived in these days"
+        body = (
+            table(["PERIOD", "VERDICT", "ARRIVED", "ADOBE", "RESENDS"], rows)
+            if rows
+            else ("Adobe lists no request and nothing arrived in these days")
         )
         parts.append(f"{heading}\n{body}")
     parts += [f"error: {e}" for e in look["errors"]]
@@ -95,7 +99,8 @@ def cmd_feeds_status(args: argparse.Namespace) -> int:
 
 
 def cmd_feeds_resend(args: argparse.Namespace) -> int:
-    from feedsync.datafeed.naming import FeedNameError, parse_feed_name
+    from feedsync.datafeed.naming import parse_feed_name
+    from feedsync.errors import FeedNameError
     from feedsync.feeds.resend import Resender
 
     name_part = args.delivery.rstrip("/").rsplit("/", 1)[-1].removesuffix(".json")
@@ -107,12 +112,18 @@ def cmd_feeds_resend(args: argparse.Namespace) -> int:
         ) from None
     watch = _watch(max(1, (dt.date.today() - delivery.day).days + 1))
     if delivery.rsid not in watch.feed_ids:
-        raise CliError(f"{delivery.rsid} has no data feed id: add {delivery.rsid}=<id> to DATA_FEED_IDS")
+        raise CliError(
+            f"{delivery.rsid} has no data feed id: add {delivery.rsid}=<id> to DATA_FEED_IDS"
+        )
     now = dt.datetime.now(dt.UTC)
     rows = watch.suite(delivery.rsid, watch.feed_ids[delivery.rsid], delivery.day, now)
-    row = next((r for r in rows if r.day == delivery.day.isoformat() and r.hour == delivery.hour), None)
+    row = next(
+        (r for r in rows if r.day == delivery.day.isoformat() and r.hour == delivery.hour), None
+    )
     if row is None or row.request is None:
-        raise CliError(f"Adobe lists no request of feed {watch.feed_ids[delivery.rsid]} for {delivery.id}")
+        raise CliError(
+            f"Adobe lists no request of feed {watch.feed_ids[delivery.rsid]} for {delivery.id}"
+        )
     resender = Resender(watch.state, None if args.dry_run else watch.client, watch.cap, now)
     decision = resender.consider(row, dry_run=args.dry_run, force=True)
     result = {"delivery": delivery.id, "request_id": row.request.request_id,

@@ -81,9 +81,29 @@ def cmd_status(args: argparse.Namespace) -> int:
         found,
         args.json,
         f"{text}\n\nlast runs:\n{_runs_text(found['runs'])}"
-        + (f"\n\nbackfills:\n{_backfills_text(found['backfills'])}" if found["backfills"] else ""),
+        + (f"\n\nbackfills:\n{_backfills_text(found['backfills'])}" if found["backfills"] else "")
+        + _feeds_text(found.get("feeds")),
     )
     return 1 if any(d["state"].startswith("failed") for d in found["deliveries"]) else 0
+
+
+def _feeds_text(feeds: dict[str, Any] | None) -> str:
+    """Adobe's side, from the daily run's last look: the problems, and how many are fine."""
+    if feeds is None:
+        return ""
+    bad = [r for r in feeds["rows"] if r["verdict"] in ("corrupt", "missing", "adobe_error",
+                                                          "unknown")]  # fmt: skip
+    others = len(feeds["rows"]) - len(bad)
+    lines = [f"\n\ndata feeds at Adobe (read {feeds['checked_at']}): {len(bad)} problem(s), "
+             f"{others} other period(s); feedsync feeds status for all"]  # fmt: skip
+    for row in bad:
+        adobe = row.get("adobe") or {}
+        said = " ".join(str(adobe.get(k) or "") for k in ("adobe_state", "error_code", "error_msg"))
+        resend = row.get("resend") or {}
+        lines.append(f"  {row['period']} {row['rsid']}: {row['verdict']} (Adobe: {said.strip()}; "
+                     f"resends {resend.get('count', 0)}/{resend.get('cap', '-')})")  # fmt: skip
+    lines += [f"  error: {e}" for e in feeds.get("errors", [])]
+    return "\n".join(lines)
 
 
 def _page(state: Any, found: dict[str, Any], args: argparse.Namespace) -> None:

@@ -261,7 +261,9 @@ def watch_feeds(ports: EnrichPorts) -> Json:
         ports.runs.release(lock_key, ports.owner)
     return {
         "problems": sum(s["problems"] for s in look["suites"].values()),
-        "resends_asked": {r: s["resends_asked"] for r, s in look["suites"].items() if s["resends_asked"]},
+        "resends_asked": {
+            r: s["resends_asked"] for r, s in look["suites"].items() if s["resends_asked"]
+        },
         "errors": look["errors"],
     }
 

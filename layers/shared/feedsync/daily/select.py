@@ -32,6 +32,9 @@ def _changed(state: ObjectStore, key: str) -> bool:
     data = get_json(state, StateLayout.record(key))
     if data is None:
         return False
+    if marker.get("skipped") and data.get("complete"):
+        return True  # skipped as failed, now verified: a re-delivery (closed_at has whole
+        # seconds: a resend can close within the second the failed one closed)
     if marker.get("skipped") or not data.get("complete"):
         return bool(data.get("closed_at")) and data.get("closed_at") != marker.get("closed_at")
     done = marker.get("generation")

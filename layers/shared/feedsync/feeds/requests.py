@@ -85,7 +85,10 @@ class FeedRequest:
 
     @classmethod
     def from_adobe(cls, data: dict[str, Any]) -> FeedRequest | None:
-        begin, end = parse_time(data.get("requestPeriodBegin")), parse_time(data.get("requestPeriodEnd"))
+        begin, end = (
+            parse_time(data.get("requestPeriodBegin")),
+            parse_time(data.get("requestPeriodEnd")),
+        )
         if begin is None or data.get("requestId") is None:
             return None
         zone = str(data.get("timezone") or "UTC")

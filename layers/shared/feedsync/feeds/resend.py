@@ -84,7 +84,9 @@ def _pending(last: dict[str, Any], row: FeedPeriod, now: dt.datetime) -> bool:
     request = row.request
     if _after(row.closed_at, at):
         return False  # the day arrived again (verified or not: the verdict says)
-    if request.state is AdobeState.ERROR and _after(request.run_attempt or request.complete_date, at):
+    if request.state is AdobeState.ERROR and _after(
+        request.run_attempt or request.complete_date, at
+    ):
         return False
     done = parse_time(request.complete_date)
     if request.state is AdobeState.DELIVERED and done is not None and done > at:

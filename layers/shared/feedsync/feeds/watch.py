@@ -15,8 +15,8 @@ from typing import Any
 
 from feedsync import metrics
 from feedsync.adobe.datafeeds import DataFeedClient
-from feedsync.datafeed.naming import FeedNameError, parse_feed_name
-from feedsync.errors import FeedsyncError
+from feedsync.datafeed.naming import parse_feed_name
+from feedsync.errors import FeedNameError, FeedsyncError
 from feedsync.feeds.health import FeedPeriod, Verdict, join
 from feedsync.feeds.requests import FeedRequest
 from feedsync.feeds.resend import Resender
@@ -33,7 +33,9 @@ def _no_metric(name: str, value: float) -> None:
     return None
 
 
-def records_of(state: ObjectStore, rsid: str, since: str) -> dict[tuple[str, str | None], DeliveryRecord]:
+def records_of(
+    state: ObjectStore, rsid: str, since: str
+) -> dict[tuple[str, str | None], DeliveryRecord]:
     """The suite's delivery records from ``since`` (YYYY-mm-dd) on, by (day, hour)."""
     out: dict[tuple[str, str | None], DeliveryRecord] = {}
     for key in StateLayout.keys_of_records(state.list(DELIVERIES)):
@@ -127,7 +129,8 @@ class FeedWatch:
         else:
             subject = f"feedsync: Adobe's data feed request for {rsid} {row.period} is unknown"
             what = (f"Adobe answers request {request.request_id} with the state "
-                    f"'{request.raw_state}', which no Adobe document names; not taken as sent")  # fmt: skip
+                    f"'{request.raw_state}', which no Adobe document names; "
+                    "not taken as sent")  # fmt: skip
         message = f"{what}. feed {request.feed_id}, run {request.run_count}. " + _next_step(row)
         if self.alert is not None:
             self.alert(subject[:100], message)

@@ -117,7 +117,11 @@ def _feed_line(feed: Json | None) -> str:
                   f"{adobe.get('run_count')})")  # fmt: skip
     error = " ".join(str(adobe.get(k) or "") for k in ("error_code", "error_msg")).strip()
     asked = f"; resends asked {resend.get('count', 0)} of {resend.get('cap')}" if resend else ""
-    return f"<br>Data feed at Adobe: <b>{said}</b>" + (f" - {escape(error)}" if error else "") + escape(asked)
+    return (
+        f"<br>Data feed at Adobe: <b>{said}</b>"
+        + (f" - {escape(error)}" if error else "")
+        + escape(asked)
+    )
 
 
 def render(report: Json) -> bytes:

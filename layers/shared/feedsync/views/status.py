@@ -157,7 +157,21 @@ def status(state: ObjectStore, days: int, today: dt.date | None = None) -> Json:
         "dry_runs": dry_runs(state),
         "runs": recent_runs(state),
         "backfills": list(latest(state)),
+        "feeds": _feeds(state),
     }
+
+
+def _feeds(state: ObjectStore) -> Json | None:
+    """The daily run's last look at Adobe's side (feeds/): problems first, then the rest."""
+    from feedsync.feeds.snapshot import snapshot
+
+    look = snapshot(state)
+    if look is None:
+        return None
+    rows = [r for suite in look.get("suites", {}).values() for r in suite.get("rows", [])]
+    bad = ("corrupt", "missing", "adobe_error", "unknown")
+    rows.sort(key=lambda r: (r.get("verdict") not in bad, r.get("rsid", ""), r.get("period", "")))
+    return {"checked_at": look.get("checked_at"), "rows": rows, "errors": look.get("errors", [])}
 
 
 def delivery_runs(state: ObjectStore, runs: RunState, key: str) -> Json:

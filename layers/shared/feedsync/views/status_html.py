@@ -97,10 +97,47 @@ def render(found: Json, link: Link, generated: str) -> bytes:
         "<th>Adobe's verdicts read</th></tr>",
         _run_rows(found.get("runs", [])),
         "</table>",
+        _feeds_section(found.get("feeds")),
     ]  # fmt: skip
     states = " ".join(f"<b>{escape(w)}</b>: {escape(m)}." for w, (m, _) in STATUS_WORDS.items())
     parts.append(f"<p style='font-size:small'>Report states - {states}</p>")
     return "".join(parts).encode("utf-8")
+
+
+FEED_WORDS = {
+    "ok": ("delivered and verified", ""),
+    "no_data": ("no data to send", ""),
+    "pending": ("on its way", "warn"),
+    "not_listed": ("not listed by Adobe", "warn"),
+    "corrupt": ("arrived corrupt - resend asked of Adobe", "bad"),
+    "missing": ("Adobe sent it, nothing arrived - resend asked", "bad"),
+    "adobe_error": ("Adobe's request failed", "bad"),
+    "unknown": ("Adobe's state is unknown - not taken as sent", "bad"),
+}
+
+
+def _feeds_section(feeds: Json | None) -> str:
+    """Adobe's side of each data feed (the daily run's last look), problems first."""
+    if feeds is None:
+        return ("<h2>Data feeds at Adobe</h2><p>Not followed (set DataFeedIds to read each "
+                "request's state from Adobe's Data Feed API).</p>")  # fmt: skip
+    rows = []
+    for row in feeds.get("rows", []):
+        words, css = FEED_WORDS.get(str(row.get("verdict")), (str(row.get("verdict")), "bad"))
+        adobe = row.get("adobe") or {}
+        said = " ".join(str(adobe.get(k) or "") for k in ("adobe_state", "error_code", "error_msg"))
+        resend = row.get("resend") or {}
+        asked = f"{resend.get('count', 0)} of {resend.get('cap')}" if resend else "-"
+        cells = [str(row.get("period")), str(row.get("rsid")), words, said.strip() or "-", asked]
+        tds = "".join(f"<td>{escape(c)}</td>" for c in cells)
+        rows.append(f"<tr class='{css}'>{tds}</tr>")
+    errors = "".join(f"<p><b>{escape(str(e))}</b></p>" for e in feeds.get("errors", []))
+    return ("<h2>Data feeds at Adobe</h2>"
+            f"<p>As read {escape(str(feeds.get('checked_at')))} (UTC).</p>{errors}"
+            "<table><tr><th>period</th><th>report suite</th><th>verdict</th>"
+            "<th>Adobe says</th><th>resends asked</th></tr>"
+            + ("".join(rows) or "<tr><td colspan=5>no request in these days</td></tr>")
+            + "</table>")  # fmt: skip
 
 
 def relative(page_key: str) -> Link:
