@@ -65,7 +65,8 @@ def sam_env(endpoint: str, sandbox_url: str) -> dict[str, dict[str, str]]:
 
     account = AdobeAccount()
     adobe = {f"ADOBE_{name}_URL": sandbox_url
-             for name in ("IMS", "ANALYTICS", "BDIA", "TARGET", "TARGET_EDGE", "CJA")}  # fmt: skip
+             for name in ("IMS", "ANALYTICS", "BDIA", "TARGET", "TARGET_EDGE", "CJA",
+                          "PLATFORM")}  # fmt: skip
     common = {"AWS_ENDPOINT_URL": endpoint, **adobe, "STATE_BUCKET": STATE_BUCKET,
               "POWERTOOLS_LOG_LEVEL": "WARNING"}  # fmt: skip
     return {

@@ -9,6 +9,7 @@ from typing import Any
 
 from sandbox.adobe import AdobeAccount, AdobeStandIn
 from sandbox.adobe_feeds import DataFeedStandIn
+from sandbox.aep import PlatformStandIn
 from sandbox.marketo import MarketoStandIn
 from sandbox.server import SandboxServer
 
@@ -19,6 +20,7 @@ class Sandbox:
     adobe: AdobeStandIn
     marketo: MarketoStandIn
     feeds: DataFeedStandIn
+    platform: PlatformStandIn
 
     @classmethod
     def start(
@@ -32,8 +34,9 @@ class Sandbox:
         adobe = AdobeStandIn(server, AdobeAccount(), **adobe_options)
         crm = MarketoStandIn(server, **(marketo or {}))
         feeds = DataFeedStandIn(adobe)
+        platform = PlatformStandIn(adobe)
         server.start()
-        return cls(server, adobe, crm, feeds)
+        return cls(server, adobe, crm, feeds, platform)
 
     @property
     def url(self) -> str:
@@ -49,6 +52,7 @@ class Sandbox:
             "ADOBE_TARGET_URL": self.url,
             "ADOBE_TARGET_EDGE_URL": self.url,
             "ADOBE_CJA_URL": self.url,
+            "ADOBE_PLATFORM_URL": self.url,
             "ADOBE_CLIENT_ID": account.client_id,
             "ADOBE_CLIENT_SECRET": account.client_secret,
             "ADOBE_ORG_ID": account.org_id,

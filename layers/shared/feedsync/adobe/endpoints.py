@@ -15,6 +15,7 @@ _DEFAULTS = {
     "target": ("ADOBE_TARGET_URL", "https://mc.adobe.io"),
     "target_edge": ("ADOBE_TARGET_EDGE_URL", "https://{client}.tt.omtrdc.net"),
     "cja": ("ADOBE_CJA_URL", "https://cja.adobe.io"),
+    "platform": ("ADOBE_PLATFORM_URL", "https://platform.adobe.io"),
 }
 
 
@@ -30,6 +31,7 @@ class AdobeEndpoints:
     target: str
     target_edge: str
     cja: str
+    platform: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> AdobeEndpoints:

@@ -23,6 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 from feedsync.adobe.datasource_file import allowed_headers, canonical, is_metric, parse_header
+from feedsync.daily.aep_mapping import AepMapping
 from feedsync.errors import ConfigError
 from feedsync.state.records import Rejected
 
@@ -75,6 +76,7 @@ class Mapping:
     crm_id_field: str = "id"
     max_bytes: dict[str, int] = field(default_factory=dict)
     source: str = "mapping"
+    aep: AepMapping | None = None  # the ``aep`` section (destination aep)
 
     @classmethod
     def from_json(cls, text: str | bytes, source: str) -> Mapping:
@@ -91,6 +93,7 @@ class Mapping:
         event = _success_event(data.get("success_event"), problems)
         columns = _columns(data.get("columns"), event, problems)
         limits = _limits(data.get("max_bytes", {}), problems)
+        aep = AepMapping.parse(data.get("aep"), problems)
         unknown = set(data) - _KEYS
         if unknown:
             problems.append(f"unknown keys: {', '.join(sorted(unknown))}")
@@ -103,6 +106,7 @@ class Mapping:
             crm_id_field=str(data.get("crm_id_field") or "id"),
             max_bytes={canonical_or_same(k): v for k, v in limits.items()},
             source=source,
+            aep=aep,
         )
 
     @property
@@ -112,7 +116,8 @@ class Mapping:
     @property
     def crm_fields(self) -> list[str]:
         """Fields to request from the CRM."""
-        return list(dict.fromkeys([self.visitor_id_field, self.crm_id_field, *self.columns]))
+        aep = list(self.aep.fields) if self.aep else []
+        return list(dict.fromkeys([self.visitor_id_field, self.crm_id_field, *self.columns, *aep]))
 
     def map(self, visitor: str, record: dict[str, Any]) -> MappedRow | Rejected:
         values: dict[str, str] = {}
@@ -128,9 +133,15 @@ class Mapping:
                 continue
             values[header] = text
             attributes[crm_field] = text
+        for crm_field in self.aep.fields if self.aep else ():
+            if crm_field not in attributes:
+                try:
+                    attributes[crm_field] = normalise(record.get(crm_field), 4096)
+                except ValueProblem as exc:
+                    notes.append(f"{crm_field}: {exc}")
         if notes:
             return Rejected(visitor, "; ".join(notes))
-        if not any(values.values()):
+        if not any(attributes.values()):
             return Rejected(visitor, "no mapped field has a value")
         try:
             crm_id = normalise(record.get(self.crm_id_field), 255)
@@ -139,7 +150,9 @@ class Mapping:
         return MappedRow(visitor, crm_id, values, attributes)
 
 
-_KEYS = frozenset({"visitor_id_field", "success_event", "columns", "crm_id_field", "max_bytes"})
+_KEYS = frozenset(
+    {"visitor_id_field", "success_event", "columns", "crm_id_field", "max_bytes", "aep"}
+)
 
 
 def canonical_or_same(header: str) -> str:

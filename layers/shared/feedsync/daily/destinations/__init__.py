@@ -1,8 +1,9 @@
 """The destinations, in one registry: configuration checks names against it, wiring builds
 destinations from it, and nothing else spells a destination's name.
 
-``datasources`` (Data Sources 2.0, the default), ``bdia`` (Bulk Data Insertion API) and
-``target`` (Adobe Target bulk profile update). ``datasources14`` is retired: Adobe switched the
+``datasources`` (Data Sources 2.0, the default), ``bdia`` (Bulk Data Insertion API),
+``target`` (Adobe Target bulk profile update) and ``aep`` (Experience Platform datasets, for
+Customer Journey Analytics). ``datasources14`` is retired: Adobe switched the
 Analytics 1.4 API off on 2026-08-12 (AdobeDocs/analytics-1.4-apis src/pages/guides/eol.md).
 """
 
@@ -59,6 +60,18 @@ def _target_sender(config: EnrichFunctionConfig, session: AdobeSession) -> Sende
     return TargetSender(TargetClient(session, config.target_tenant, config.target_client))
 
 
+def _aep_sender(config: EnrichFunctionConfig, session: AdobeSession) -> Sender:
+    from feedsync.daily.destinations.aep import AepSender
+
+    return AepSender(session)
+
+
+def _aep_files() -> FileBuilder:
+    from feedsync.daily.destinations.aep import AepFiles
+
+    return AepFiles()
+
+
 def _datasources_files() -> FileBuilder:
     from feedsync.daily.destinations.datasources import DataSourcesFiles
 
@@ -81,6 +94,7 @@ REGISTRY: dict[str, DestinationSpec] = {
     "datasources": DestinationSpec(_datasources_files, _datasources_sender),
     "bdia": DestinationSpec(_bdia_files, _bdia_sender),
     "target": DestinationSpec(_target_files, _target_sender),
+    "aep": DestinationSpec(_aep_files, _aep_sender),
 }
 NAMES = tuple(REGISTRY)
 RETIRED = {

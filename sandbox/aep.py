@@ -1,0 +1,383 @@
+"""Adobe stand-in, Experience Platform: Batch Ingestion, Catalog, Schema Registry and Dataset
+Service, written from AdobeDocs/experience-platform-apis ``static/swagger-specs/*.yaml`` (each
+route names its operation), and CJA's ``GET /data/connections`` (cja-apis static/swagger.json).
+
+Every Platform call needs ``Authorization`` (a token IMS issued), ``x-api-key``,
+``x-gw-ims-org-id`` (the org) and ``x-sandbox-name`` (a known sandbox). Records are validated
+against the dataset's schema when the batch completes: a line that is not JSON, lacks the
+identity, names a field the schema does not have or holds a value of the wrong type is a failed
+record (``failedRecordCount``, ``errors``); a batch with no good record fails.
+
+Scripting: ``fail_batches`` (externalId substrings whose batches end ``failed``), ``fail_next``,
+``hold_batches`` (batches stay ``processing``), ``datasets``/``schemas`` (what exists),
+``connections`` (CJA connections and their datasets). Lost answers, 429 and 5xx come from
+``SandboxServer.inject``. Plain attributes for tests: ``batches``, ``files``, ``completes``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import secrets
+import threading
+import time
+from typing import Any
+from urllib.parse import unquote
+
+from sandbox.adobe import AdobeStandIn, _error
+from sandbox.server import Request, Response
+
+IMPORT = r"/data/foundation/import"
+CATALOG = r"/data/foundation/catalog"
+REGISTRY = r"/data/foundation/schemaregistry"
+MAX_SMALL_FILE = 256 * 1024 * 1024  # uploadSmallFile: "a size threshold of 256MB"
+PROFILE = "https://ns.adobe.com/xdm/context/profile"
+RECORD = "https://ns.adobe.com/xdm/data/record"
+# catalog.yaml batchStatus: after COMPLETE a batch is processed, then success or failed
+PENDING = ("staged", "processing")
+
+
+def _ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _leaves(node: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """XDM properties -> {dotted path: type} of the leaves."""
+    out: dict[str, str] = {}
+    for name, spec in (node.get("properties") or {}).items():
+        path = f"{prefix}.{name}" if prefix else name
+        if spec.get("type") == "object" or "properties" in spec:
+            out.update(_leaves(spec, path))
+        else:
+            out[path] = str(spec.get("type", "string"))
+    return out
+
+
+def _flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in record.items():
+        path = f"{prefix}.{name}" if prefix else name
+        if isinstance(value, dict):
+            out.update(_flatten(value, path))
+        else:
+            out[path] = value
+    return out
+
+
+_TYPES = {"string": (str,), "number": (int, float), "integer": (int,), "boolean": (bool,)}
+
+
+class PlatformStandIn:
+    def __init__(self, adobe: AdobeStandIn, sandboxes: tuple[str, ...] = ("prod",)) -> None:
+        self.adobe = adobe
+        self.sandboxes = set(sandboxes)
+        self.lock = threading.RLock()
+        self._ids = itertools.count(1)
+        self.tenant = adobe.account.tenant
+        self.schemas: dict[str, dict[str, Any]] = {}  # $id -> definition (+ "fields", "identity")
+        self.fieldgroups: dict[str, dict[str, Any]] = {}
+        self.descriptors: dict[str, dict[str, Any]] = {}
+        self.datasets: dict[str, dict[str, Any]] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
+        self.files: dict[str, dict[str, bytes]] = {}  # batch id -> file path -> bytes
+        self.completes: dict[str, int] = {}  # batch id -> COMPLETE calls
+        self.fail_batches: set[str] = set()
+        self.fail_next = 0  # the next N batches validated end failed
+        self.hold_batches = False
+        self.connections: list[dict[str, Any]] = []
+        route = adobe.server.route
+        route("POST", IMPORT + r"/batches", self.create_batch)
+        route("PUT", IMPORT + r"/batches/([^/]+)/datasets/([^/]+)/files/(.+)", self.upload_file)
+        route("POST", IMPORT + r"/batches/([^/]+)", self.signal_batch)
+        route("GET", CATALOG + r"/batches", self.list_batches)
+        route("GET", CATALOG + r"/batches/([^/]+)", self.retrieve_batch)
+        route("GET", CATALOG + r"/dataSets", self.list_datasets)
+        route("POST", CATALOG + r"/dataSets", self.create_dataset)
+        route("GET", CATALOG + r"/dataSets/([^/]+)", self.retrieve_dataset)
+        route("GET", REGISTRY + r"/stats", self.stats)
+        route("GET", REGISTRY + r"/tenant/(schemas|fieldgroups|descriptors)", self.tenant_list)
+        route("POST", REGISTRY + r"/tenant/(schemas|fieldgroups|descriptors)", self.tenant_create)
+        route("GET", REGISTRY + r"/tenant/(schemas|fieldgroups|descriptors)/(.+)", self.tenant_get)
+        route("GET", r"/data/connections", self.cja_connections)
+
+    # -- scripting ----------------------------------------------------------------------
+    def add_dataset(self, fields: dict[str, str], name: str = "feedsync CRM profile",
+                    identity: str = "identityMap") -> str:  # fmt: skip
+        """A profile dataset whose schema has ``fields`` (dotted path -> XDM type)."""
+        schema_id = f"https://ns.adobe.com/{self.tenant}/schemas/{secrets.token_hex(8)}"
+        self.schemas[schema_id] = {"$id": schema_id, "title": f"{name} schema",
+                                   "fields": dict(fields), "identity": identity}  # fmt: skip
+        return self._dataset(name, schema_id)
+
+    def _dataset(self, name: str, schema_id: str) -> str:
+        dataset_id = secrets.token_hex(12)
+        self.datasets[dataset_id] = {"name": name, "created": _ms(),
+                                     "schemaRef": {"id": schema_id,
+                                                   "contentType": "application/vnd.adobe.xed+json;version=1"}}  # fmt: skip
+        return dataset_id
+
+    # -- checks every operation shares ---------------------------------------------------
+    def _platform(self, request: Request) -> str:
+        # every operation's parameters: Authorization, x-api-key, x-gw-ims-org-id,
+        # x-sandbox-name (required)
+        self.adobe._authorize(request)
+        if request.header("x-gw-ims-org-id") != self.adobe.account.org_id:
+            raise _error(403, "403", "x-gw-ims-org-id is missing or not your organization")
+        sandbox = request.header("x-sandbox-name")
+        if not sandbox:
+            raise _error(400, "400", "x-sandbox-name is required")
+        if sandbox not in self.sandboxes:
+            raise _error(403, "403", f"sandbox {sandbox!r} not found or not allowed")
+        return sandbox
+
+    @staticmethod
+    def _json(request: Request) -> dict[str, Any]:
+        if not request.header("content-type").startswith("application/json"):
+            raise _error(415, "415", "Content-Type must be application/json")
+        try:
+            body = json.loads(request.body or b"null")
+        except ValueError:
+            raise _error(400, "400", "the body is not JSON") from None
+        if not isinstance(body, dict):
+            raise _error(400, "400", "the body must be a JSON object")
+        return body
+
+    # -- Batch Ingestion (batch-ingestion.yaml) ------------------------------------------
+    def create_batch(self, request: Request, _: re.Match[str]) -> Response:
+        # createBatch: IngestBatch requires datasetId and inputFormat (format JSON|Parquet|CSV)
+        self._platform(request)
+        body = self._json(request)
+        dataset = body.get("datasetId")
+        form = str((body.get("inputFormat") or {}).get("format", "")).lower()
+        if dataset not in self.datasets:
+            raise _error(400, "400", f"dataset {dataset!r} not found")
+        if form not in ("json", "parquet", "csv"):
+            raise _error(400, "400", "inputFormat.format must be JSON, Parquet or CSV")
+        with self.lock:
+            batch_id = f"01J{next(self._ids):023d}"
+            batch = {"id": batch_id, "status": "loading", "created": _ms(), "updated": _ms(),
+                     "externalId": body.get("externalId") or batch_id,
+                     "inputFormat": {"format": form}, "imsOrg": self.adobe.account.org_id,
+                     "relatedObjects": [{"type": "dataSet", "id": dataset}]}  # fmt: skip
+            self.batches[batch_id] = batch
+            self.files[batch_id] = {}
+        return Response.json(batch, status=201)
+
+    def _batch(self, batch_id: str) -> dict[str, Any]:
+        batch = self.batches.get(batch_id)
+        if batch is None:
+            raise _error(404, "404", f"batch {batch_id} not found")
+        return batch
+
+    def upload_file(self, request: Request, m: re.Match[str]) -> Response:
+        # uploadSmallFile: Content-Type application/octet-stream (enum); 404 batch or
+        # dataset not found; 415 unsupported media type; files over 256 MB go in parts
+        self._platform(request)
+        if request.header("content-type") != "application/octet-stream":
+            raise _error(415, "415", "the file must be sent as application/octet-stream")
+        with self.lock:
+            batch = self._batch(m[1])
+            if batch["relatedObjects"][0]["id"] != m[2]:
+                raise _error(404, "404", f"dataset {m[2]} is not this batch's dataset")
+            if batch["status"] != "loading":
+                raise _error(400, "400", f"batch {m[1]} is {batch['status']}: no more files")
+            if len(request.body) > MAX_SMALL_FILE:
+                raise _error(400, "400", "files over 256 MB are uploaded in parts")
+            self.files[m[1]][unquote(m[3])] = request.body
+        return Response(200, b"")
+
+    def signal_batch(self, request: Request, m: re.Match[str]) -> Response:
+        # completeBatch: action required, one of COMPLETE, ABORT, FAIL, REVERT
+        self._platform(request)
+        action = request.param("action")
+        if action not in ("COMPLETE", "ABORT", "FAIL", "REVERT"):
+            raise _error(400, "400", "action must be COMPLETE, ABORT, FAIL or REVERT")
+        with self.lock:
+            batch = self._batch(m[1])
+            if action == "COMPLETE":
+                self.completes[m[1]] = self.completes.get(m[1], 0) + 1
+                if batch["status"] == "loading":
+                    if not self.files[m[1]]:
+                        raise _error(400, "400", "the batch has no file")
+                    batch.update(status="staged", updated=_ms())
+            else:
+                batch.update(status="aborted" if action == "ABORT" else "failed", updated=_ms())
+            return Response.json(batch)
+
+    # -- Catalog (catalog.yaml) ----------------------------------------------------------
+    def _advance(self, batch: dict[str, Any]) -> None:
+        """Each look moves a completed batch on: staged -> processing -> success | failed."""
+        if batch["status"] == "staged":
+            batch["status"] = "processing"
+        elif batch["status"] == "processing" and not self.hold_batches:
+            self._validate(batch)
+
+    def _validate(self, batch: dict[str, Any]) -> None:
+        dataset = self.datasets[batch["relatedObjects"][0]["id"]]
+        schema = self.schemas[dataset["schemaRef"]["id"]]
+        good, errors = 0, []
+        row = 0
+        for data in self.files[batch["id"]].values():
+            for line in data.decode().splitlines():
+                row += 1
+                problem = self._problem(line, schema)
+                if problem:
+                    errors.append({"code": "INGEST-1212-400", "rows": [str(row)],
+                                   "description": problem})  # fmt: skip
+                else:
+                    good += 1
+        failed = any(s in batch["externalId"] for s in self.fail_batches) or good == 0
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            failed = True
+        batch.update(status="failed" if failed else "success", completed=_ms(),
+                     recordCount=row, failedRecordCount=row - good, errors=errors[:100])  # fmt: skip
+        if failed and not errors:
+            batch["errors"] = [{"code": "INGEST-500", "description": "internal ingestion error"}]
+
+    def _problem(self, line: str, schema: dict[str, Any]) -> str:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return "not a JSON record"
+        if not isinstance(record, dict):
+            return "not a JSON object"
+        flat = _flatten({k: v for k, v in record.items() if k != "identityMap"})
+        if schema["identity"] == "identityMap":
+            ids = (record.get("identityMap") or {}).get("ECID") or []
+            if not ids or not ids[0].get("id"):
+                return "no primary identity (identityMap.ECID)"
+        elif not flat.get(schema["identity"]):
+            return f"no primary identity ({schema['identity']})"
+        for path, value in flat.items():
+            kind = schema["fields"].get(path)
+            if kind is None:
+                return f"{path} is not a field of the schema"
+            if kind == "date":
+                if not (isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value)):
+                    return f"{path}: {value!r} is not a date"
+            elif not isinstance(value, _TYPES.get(kind, (str,))) or (
+                kind != "boolean" and isinstance(value, bool)
+            ):
+                return f"{path}: {value!r} is not a {kind}"
+        return ""
+
+    def retrieve_batch(self, request: Request, m: re.Match[str]) -> Response:
+        # retrieveBatch: the answer is an object keyed by the batch id
+        self._platform(request)
+        with self.lock:
+            batch = self._batch(m[1])
+            self._advance(batch)
+            return Response.json({m[1]: batch})
+
+    def list_batches(self, request: Request, _: re.Match[str]) -> Response:
+        # listBatches: filters externalId, dataSet (and others); an object keyed by id
+        self._platform(request)
+        external, dataset = request.param("externalId"), request.param("dataSet")
+        with self.lock:
+            found = {
+                k: b for k, b in self.batches.items()
+                if (not external or b["externalId"] == external)
+                and (not dataset or b["relatedObjects"][0]["id"] == dataset)
+            }  # fmt: skip
+            return Response.json(found)
+
+    def list_datasets(self, request: Request, _: re.Match[str]) -> Response:
+        self._platform(request)
+        name = request.param("name")
+        return Response.json({k: d for k, d in self.datasets.items() if not name or d["name"] == name})
+
+    def retrieve_dataset(self, request: Request, m: re.Match[str]) -> Response:
+        self._platform(request)
+        if m[1] not in self.datasets:
+            raise _error(404, "404", f"dataset {m[1]} not found")
+        return Response.json({m[1]: self.datasets[m[1]]})
+
+    def create_dataset(self, request: Request, _: re.Match[str]) -> Response:
+        # createDataset: schemaRef {id, contentType}; answers ["@/dataSets/<id>"]
+        self._platform(request)
+        body = self._json(request)
+        schema_id = (body.get("schemaRef") or {}).get("id")
+        if schema_id not in self.schemas:
+            raise _error(400, "400", f"schemaRef.id {schema_id!r} is not a schema")
+        with self.lock:
+            dataset_id = self._dataset(str(body.get("name") or "unnamed"), schema_id)
+        return Response.json([f"@/dataSets/{dataset_id}"], status=201)
+
+    # -- Schema Registry (schema-registry.yaml) ------------------------------------------
+    def stats(self, request: Request, _: re.Match[str]) -> Response:
+        self._platform(request)
+        return Response.json({"tenantId": self.tenant, "counts": {"schemas": len(self.schemas)}})
+
+    def _store(self, kind: str) -> dict[str, dict[str, Any]]:
+        return {"schemas": self.schemas, "fieldgroups": self.fieldgroups,
+                "descriptors": self.descriptors}[kind]  # fmt: skip
+
+    def tenant_list(self, request: Request, m: re.Match[str]) -> Response:
+        self._platform(request)
+        if m[1] != "descriptors" and not request.header("accept").startswith(
+            "application/vnd.adobe.xed"
+        ):
+            raise _error(406, "406", "Accept must be an application/vnd.adobe.xed media type")
+        items = [{"$id": k, "title": v.get("title"), "meta:altId": k.rsplit("/", 1)[-1],
+                  **({"@type": v["@type"]} if "@type" in v else {}),
+                  **({"xdm:sourceSchema": v["xdm:sourceSchema"]} if "xdm:sourceSchema" in v else {})}
+                 for k, v in self._store(m[1]).items()]  # fmt: skip
+        return Response.json({"results": items, "_page": {"count": len(items)}})
+
+    def tenant_get(self, request: Request, m: re.Match[str]) -> Response:
+        self._platform(request)
+        found = self._store(m[1]).get(unquote(m[2]))
+        if found is None:
+            raise _error(404, "404", f"{m[1]} {unquote(m[2])} not found")
+        return Response.json({k: v for k, v in found.items() if k not in ("fields", "identity")})
+
+    def tenant_create(self, request: Request, m: re.Match[str]) -> Response:
+        self._platform(request)
+        body = self._json(request)
+        kind = m[1]
+        with self.lock:
+            if kind == "descriptors":
+                return self._descriptor(body)
+            if not body.get("title"):
+                raise _error(400, "400", "title is required")
+            item_id = f"https://ns.adobe.com/{self.tenant}/{kind}/{secrets.token_hex(8)}"
+            item = {**body, "$id": item_id, "version": "1.0", "meta:tenantNamespace": f"_{self.tenant}"}
+            if kind == "schemas":
+                item.update(self._schema_fields(body))
+            self._store(kind)[item_id] = item
+        return Response.json({k: v for k, v in item.items() if k not in ("fields", "identity")},
+                             status=201)  # fmt: skip
+
+    def _schema_fields(self, schema: dict[str, Any]) -> dict[str, Any]:
+        refs = [part.get("$ref") for part in schema.get("allOf", []) if isinstance(part, dict)]
+        fields: dict[str, str] = {}
+        for ref in refs:
+            group = self.fieldgroups.get(str(ref))
+            for definition in (group or {}).get("definitions", {}).values():
+                fields.update(_leaves(definition))
+        identity = "identityMap" if PROFILE in refs else ""
+        return {"fields": fields, "identity": identity}
+
+    def _descriptor(self, body: dict[str, Any]) -> Response:
+        # xdm:descriptorIdentity: xdm:sourceSchema, xdm:sourceProperty, xdm:namespace
+        schema = self.schemas.get(str(body.get("xdm:sourceSchema")))
+        if schema is None:
+            raise _error(400, "400", "xdm:sourceSchema is not a schema")
+        item_id = secrets.token_hex(10)
+        self.descriptors[item_id] = {**body, "@id": item_id}
+        if body.get("@type") == "xdm:descriptorIdentity" and body.get("xdm:isPrimary"):
+            schema["identity"] = str(body.get("xdm:sourceProperty", "")).strip("/").replace("/", ".")
+        return Response.json(self.descriptors[item_id], status=201)
+
+    # -- CJA (cja-apis static/swagger.json getConnectionsForCompany_1) -------------------
+    def cja_connections(self, request: Request, _: re.Match[str]) -> Response:
+        self.adobe._cja(request)
+        wanted = [d for d in request.param("dataSetIds").split(",") if d]
+        content = [
+            c for c in self.connections
+            if not wanted or any(d["id"] in wanted for d in c.get("dataSets", []))
+        ]  # fmt: skip
+        return Response.json({"content": content, "totalElements": len(content), "last": True,
+                              "totalPages": 1, "number": 0})  # fmt: skip

@@ -1,0 +1,134 @@
+"""The ``aep`` destination through the EnrichUploadFunction handler, against moto and the
+Experience Platform stand-in (sandbox/aep.py): batches, files, records, Adobe's verdicts, a
+failed batch re-sent through the ledger, a lost create answer looked up, typed values."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import pytest
+
+from sandbox.run import Sandbox
+from sandbox.world import MAPPING, World
+from tests.faults.harness import _hits
+
+DAY = "2026-11-20"
+KEY = f"adobe/acmeprod/acmeprod_{DAY}"
+FIELDS = {"_acme.crm.accountType": "string", "_acme.crm.industry": "string",
+          "_acme.crm.crmId": "string"}  # fmt: skip
+
+
+def _setup(world: World, sandbox: Sandbox, aep_fields: dict[str, Any] | None = None) -> str:
+    dataset = sandbox.platform.add_dataset(FIELDS)
+    fields = aep_fields or {
+        "Account_Type__c": {"path": "_acme.crm.accountType"},
+        "Industry": {"path": "_acme.crm.industry", "type": "string"},
+        "id": "_acme.crm.crmId",
+    }
+    world.put_mapping({**MAPPING, "aep": {"dataset_id": dataset, "sandbox": "prod",
+                                          "fields": fields}})  # fmt: skip
+    world.env.update(DESTINATIONS="aep", ADOBE_SETTLE_SECONDS="0")
+    return dataset
+
+
+def _deliver(world: World, n: int = 400, every: int = 4) -> set[str]:
+    rng = random.Random(9)
+    record = world.deliver([_hits(rng, n // 2, 10), _hits(rng, n // 2, 11)], DAY)
+    matched = world.pending(record)[::every]
+    world.add_leads(matched)
+    return set(matched)
+
+
+def _ingested(sandbox: Sandbox) -> list[dict[str, Any]]:
+    """Records of the batches that ended success (what CJA would read)."""
+    out = []
+    for batch_id, batch in sandbox.platform.batches.items():
+        if batch["status"] != "success":
+            continue
+        for data in sandbox.platform.files[batch_id].values():
+            out += [json.loads(line) for line in data.decode().splitlines()]
+    return out
+
+
+def _ecids(records: list[dict[str, Any]]) -> list[str]:
+    return [r["identityMap"]["ECID"][0]["id"] for r in records]
+
+
+def test_a_daily_run_to_aep_is_followed_to_adobes_verdict(world: World, sandbox: Sandbox) -> None:
+    _setup(world, sandbox)
+    matched = _deliver(world)
+    world.invoke({})
+    awaiting = world.report(KEY)["adobe"]["visitors_awaiting_verdict"]
+    assert awaiting == len(matched)  # batches completed; Adobe has not decided yet
+    for _ in range(3):  # staged -> processing -> success, read by reconciliation
+        world.invoke({})
+    report = world.report(KEY)
+    records = _ingested(sandbox)
+    assert sorted(_ecids(records)) == sorted(matched)  # every matched visitor exactly once
+    assert report["status"] == "complete" and report["uploaded_rows"] == len(matched)
+    assert report["adobe"]["visitors_awaiting_verdict"] == 0
+    assert all(n == 1 for n in sandbox.platform.completes.values())  # completed once each
+    sample = records[0]
+    assert set(sample["_acme"]["crm"]) <= {"accountType", "industry", "crmId"}
+    assert sample["identityMap"]["ECID"][0]["primary"] is True
+
+
+def test_a_failed_batch_is_resent_through_the_ledger(world: World, sandbox: Sandbox) -> None:
+    _setup(world, sandbox)
+    matched = _deliver(world)
+    sandbox.platform.fail_next = 1  # Adobe fails the first batch
+    for _ in range(6):
+        world.invoke({})
+    statuses = [b["status"] for b in sandbox.platform.batches.values()]
+    assert statuses.count("failed") == 1 and statuses.count("success") >= 1
+    assert sorted(_ecids(_ingested(sandbox))) == sorted(matched)  # nobody lost, nobody twice
+    report = world.report(KEY)
+    assert report["status"] == "complete" and report["uploaded_rows"] == len(matched)
+
+
+def test_a_lost_create_answer_is_looked_up_never_created_twice(
+    world: World, sandbox: Sandbox
+) -> None:
+    _setup(world, sandbox)
+    matched = _deliver(world)
+    sandbox.server.inject("POST", r"/import/batches$", "lose-response")
+    for _ in range(5):
+        world.invoke({})
+    creates = sandbox.server.requests_to("POST", r"/import/batches$")
+    external = [b["externalId"] for b in sandbox.platform.batches.values()]
+    assert len(creates) == len(external) == len(set(external))  # looked up, not created again
+    finds = sandbox.server.requests_to("GET", r"/catalog/batches$")
+    assert len(finds) == 1 and finds[0].param("externalId") in external
+    assert all(n == 1 for n in sandbox.platform.completes.values())
+    assert sorted(_ecids(_ingested(sandbox))) == sorted(matched)
+    assert world.report(KEY)["status"] == "complete"
+
+
+def test_values_that_do_not_fit_the_schema_type_are_rejected_with_their_reason(
+    world: World, sandbox: Sandbox
+) -> None:
+    _setup(world, sandbox, {"Account_Type__c": "_acme.crm.accountType",
+                            "Industry": {"path": "_acme.crm.industry", "type": "number"}})  # fmt: skip
+    _deliver(world)
+    for _ in range(4):
+        world.invoke({})
+    report = world.report(KEY)
+    assert report["rejected"] > 0
+    assert any("is not a number" in reason for reason in report["rejected_reasons"])
+    assert not any(r["_acme"]["crm"].get("industry") for r in _ingested(sandbox))
+
+
+def test_aep_without_a_mapping_section_is_not_configured(world: World, sandbox: Sandbox) -> None:
+    world.env.update(DESTINATIONS="aep")
+    _deliver(world)
+    result = world.invoke({})
+    delivery = result["deliveries"][0]
+    assert delivery["status"] in ("not_configured", "failed")
+    assert "no 'aep' section" in str(delivery["error"])
+
+
+@pytest.fixture(autouse=True)
+def _fast(sandbox: Sandbox) -> None:
+    sandbox.adobe.bdia_interval = 0.0
