@@ -286,7 +286,9 @@ class PlatformStandIn:
     def list_datasets(self, request: Request, _: re.Match[str]) -> Response:
         self._platform(request)
         name = request.param("name")
-        return Response.json({k: d for k, d in self.datasets.items() if not name or d["name"] == name})
+        return Response.json(
+            {k: d for k, d in self.datasets.items() if not name or d["name"] == name}
+        )
 
     def retrieve_dataset(self, request: Request, m: re.Match[str]) -> Response:
         self._platform(request)
@@ -316,10 +318,11 @@ class PlatformStandIn:
 
     def tenant_list(self, request: Request, m: re.Match[str]) -> Response:
         self._platform(request)
-        if m[1] != "descriptors" and not request.header("accept").startswith(
-            "application/vnd.adobe.xed"
-        ):
-            raise _error(406, "406", "Accept must be an application/vnd.adobe.xed media type")
+        # the listing's Accept: application/vnd.adobe.xed-id+json (schemas, field groups),
+        # application/vnd.adobe.xdm+json (descriptors)
+        if not request.header("accept").startswith(("application/vnd.adobe.xed",
+                                                   "application/vnd.adobe.xdm")):  # fmt: skip
+            raise _error(406, "406", "Accept must be an application/vnd.adobe.xed/xdm type")
         items = [{"$id": k, "title": v.get("title"), "meta:altId": k.rsplit("/", 1)[-1],
                   **({"@type": v["@type"]} if "@type" in v else {}),
                   **({"xdm:sourceSchema": v["xdm:sourceSchema"]} if "xdm:sourceSchema" in v else {})}
@@ -327,7 +330,10 @@ class PlatformStandIn:
         return Response.json({"results": items, "_page": {"count": len(items)}})
 
     def tenant_get(self, request: Request, m: re.Match[str]) -> Response:
+        # a lookup's Accept must carry a version (schema-registry.yaml parameters.accept)
         self._platform(request)
+        if m[1] != "descriptors" and "version=" not in request.header("accept"):
+            raise _error(406, "406", "a lookup's Accept needs a version, e.g. version=1")
         found = self._store(m[1]).get(unquote(m[2]))
         if found is None:
             raise _error(404, "404", f"{m[1]} {unquote(m[2])} not found")
@@ -343,7 +349,12 @@ class PlatformStandIn:
             if not body.get("title"):
                 raise _error(400, "400", "title is required")
             item_id = f"https://ns.adobe.com/{self.tenant}/{kind}/{secrets.token_hex(8)}"
-            item = {**body, "$id": item_id, "version": "1.0", "meta:tenantNamespace": f"_{self.tenant}"}
+            item = {
+                **body,
+                "$id": item_id,
+                "version": "1.0",
+                "meta:tenantNamespace": f"_{self.tenant}",
+            }
             if kind == "schemas":
                 item.update(self._schema_fields(body))
             self._store(kind)[item_id] = item
@@ -368,7 +379,9 @@ class PlatformStandIn:
         item_id = secrets.token_hex(10)
         self.descriptors[item_id] = {**body, "@id": item_id}
         if body.get("@type") == "xdm:descriptorIdentity" and body.get("xdm:isPrimary"):
-            schema["identity"] = str(body.get("xdm:sourceProperty", "")).strip("/").replace("/", ".")
+            schema["identity"] = (
+                str(body.get("xdm:sourceProperty", "")).strip("/").replace("/", ".")
+            )
         return Response.json(self.descriptors[item_id], status=201)
 
     # -- CJA (cja-apis static/swagger.json getConnectionsForCompany_1) -------------------

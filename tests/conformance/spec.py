@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from sandbox.server import Request
 
@@ -32,6 +33,19 @@ class Operation:
 
 
 ANALYTICS = ("authorization", "x-api-key", "x-proxy-global-company-id")
+PLATFORM = ("authorization", "x-api-key", "x-gw-ims-org-id", "x-sandbox-name")
+IMPORT = "/data/foundation/import/batches"
+CATALOG = "/data/foundation/catalog"
+SCHEMAS = "/data/foundation/schemaregistry"
+KINDS = "(schemas|fieldgroups|descriptors)"
+
+
+def _aep(name: str, method: str, path: str, source: str, **rules: Any) -> Operation:
+    """An Experience Platform operation: every one requires the four PLATFORM headers."""
+    return Operation(name, method, path, f"experience-platform-apis {source}",
+                     headers=PLATFORM, **rules)  # fmt: skip
+
+
 OPERATIONS = (
     # Adobe IMS: Developer Console "OAuth Server-to-Server credential implementation guide"
     # (DESIGN.md 4): form client_id, client_secret, grant_type, scope.
@@ -78,6 +92,34 @@ OPERATIONS = (
               r"/api/[^/]+/cloud_locations/exportlocations/account/cloudAccount/s3_role_arn",
               "analytics-2.0-apis static/cloud-locations.json",
               headers=("authorization", "x-api-key")),
+    # AdobeDocs/experience-platform-apis static/swagger-specs: every Platform operation requires
+    # Authorization, x-api-key, x-gw-ims-org-id and x-sandbox-name
+    _aep("createBatch", "POST", rf"{IMPORT}", "batch-ingestion.yaml",
+         content_type="application/json"),
+    _aep("uploadSmallFile", "PUT", rf"{IMPORT}/[^/]+/datasets/[^/]+/files/.+",
+         "batch-ingestion.yaml", content_type="application/octet-stream"),
+    _aep("completeBatch", "POST", rf"{IMPORT}/[^/]+", "batch-ingestion.yaml",
+         query=("action",), fixed=(("action", "COMPLETE"),)),
+    _aep("retrieveBatch", "GET", rf"{CATALOG}/batches/[^/]+", "catalog.yaml"),
+    _aep("listBatches", "GET", rf"{CATALOG}/batches", "catalog.yaml"),
+    _aep("retrieveDataset", "GET", rf"{CATALOG}/dataSets/[^/]+", "catalog.yaml"),
+    _aep("listDatasets", "GET", rf"{CATALOG}/dataSets", "catalog.yaml"),
+    _aep("createDataset", "POST", rf"{CATALOG}/dataSets", "dataset-service.yaml",
+         content_type="application/json"),
+    _aep("retrieveStats", "GET", rf"{SCHEMAS}/stats", "schema-registry.yaml"),
+    _aep("list tenant resources", "GET", rf"{SCHEMAS}/tenant/{KINDS}", "schema-registry.yaml"),
+    _aep("look up a tenant resource", "GET", rf"{SCHEMAS}/tenant/{KINDS}/.+",
+         "schema-registry.yaml"),
+    _aep("createFieldGroup", "POST", rf"{SCHEMAS}/tenant/fieldgroups", "schema-registry.yaml",
+         content_type="application/json"),
+    _aep("createSchema", "POST", rf"{SCHEMAS}/tenant/schemas", "schema-registry.yaml",
+         content_type="application/json"),
+    _aep("createDescriptor", "POST", rf"{SCHEMAS}/tenant/descriptors", "schema-registry.yaml",
+         content_type="application/json"),
+    # AdobeDocs/cja-apis static/swagger.json getConnectionsForCompany_1
+    Operation("getConnectionsForCompany_1", "GET", r"/data/connections",
+              "cja-apis static/swagger.json",
+              headers=("authorization", "x-api-key", "x-gw-ims-org-id")),
     # AdobeDocs/analytics-2.0-apis src/pages/guides/endpoints/bulk-data-insertion/endpoints.md
     # (the guide; static/bulk-data-insertion.json still shows the retired
     # /{globalCompanyId}/bulk_data_insertion path, so the guide wins)

@@ -76,6 +76,29 @@ def _exercise_cja(sandbox: Sandbox) -> None:
     client.users_me()
     list(client.dataviews())
     client.create_dataview({"name": "conformance"})
+    client.connections("some-dataset")
+
+
+def _exercise_aep(sandbox: Sandbox) -> None:
+    from feedsync.adobe.aep import AepClient
+    from feedsync.aep_setup import check, setup
+    from feedsync.daily.aep_mapping import AepField, AepMapping
+
+    client = AepClient(session_for(sandbox), "prod")
+    fields = {"Tier": AepField("_acme.crm.tier")}
+    made = setup(client, fields, "lookup", lambda line: None)  # stats, lists, creates
+    aep = AepMapping(made.dataset_id, "prod", fields, identity_path=made.identity)
+    check(client, aep, CjaClient(session_for(sandbox)).connections)  # lookups
+    created = client.create_batch(made.dataset_id, "conformance-1")
+    client.upload_file(
+        created["id"],
+        made.dataset_id,
+        "part-1.json",
+        b'{"_acme": {"crm": {"tier": "gold"}, "feedsync": {"ecid": "1"}}}\n',
+    )
+    client.complete_batch(created["id"])
+    client.batch(created["id"])
+    client.find_batch(made.dataset_id, "conformance-1")
 
 
 def _exercise_marketo(sandbox: Sandbox) -> None:
@@ -104,6 +127,7 @@ def test_every_client_request_conforms_to_the_published_specs(
     _exercise_bdia(sandbox)
     _exercise_target(sandbox)
     _exercise_cja(sandbox)
+    _exercise_aep(sandbox)
     _exercise_marketo(sandbox)
     _exercise_jwt(sandbox, rsa_key_pair)
     sent = [r for r in sandbox.server.received if not r.path.startswith("/_sandbox")]

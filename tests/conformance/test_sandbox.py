@@ -13,6 +13,7 @@ from sandbox.run import Sandbox
 from sandbox.server import Request
 from tests.conformance.spec import operation_for
 from tests.conformance.test_clients import (
+    _exercise_aep,
     _exercise_analytics,
     _exercise_bdia,
     _exercise_cja,
@@ -96,6 +97,7 @@ def test_the_sandbox_refuses_what_the_specs_refuse(sandbox: Sandbox) -> None:
         _exercise_bdia,
         _exercise_target,
         _exercise_cja,
+        _exercise_aep,
         _exercise_marketo,
     ):
         exercise(sandbox)

@@ -109,8 +109,8 @@ def test_a_lost_create_answer_is_looked_up_never_created_twice(
 def test_values_that_do_not_fit_the_schema_type_are_rejected_with_their_reason(
     world: World, sandbox: Sandbox
 ) -> None:
-    _setup(world, sandbox, {"Account_Type__c": "_acme.crm.accountType",
-                            "Industry": {"path": "_acme.crm.industry", "type": "number"}})  # fmt: skip
+    number = {"path": "_acme.crm.industry", "type": "number"}
+    _setup(world, sandbox, {"Account_Type__c": "_acme.crm.accountType", "Industry": number})
     _deliver(world)
     for _ in range(4):
         world.invoke({})
@@ -132,3 +132,74 @@ def test_aep_without_a_mapping_section_is_not_configured(world: World, sandbox: 
 @pytest.fixture(autouse=True)
 def _fast(sandbox: Sandbox) -> None:
     sandbox.adobe.bdia_interval = 0.0
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    from feedsync.cli import main
+
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("kind", ["profile", "lookup"])
+def test_aep_setup_twice_changes_nothing_the_second_time_and_check_passes(
+    world: World, sandbox: Sandbox, capsys: pytest.CaptureFixture[str], tmp_path: Any, kind: str
+) -> None:
+    fields = {"Account_Type__c": "_acme.crm.accountType",
+              "Annual_Revenue__c": {"path": "_acme.crm.revenue", "type": "number"},
+              "Customer_Since__c": {"path": "_acme.crm.since", "type": "date"}}  # fmt: skip
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text(json.dumps({**MAPPING, "aep": {"sandbox": "prod", "fields": fields}}))
+    code, out, _ = _cli(capsys, "aep", "setup", "--class", kind, "--mapping", str(mapping),
+                          "--json")  # fmt: skip
+    first = json.loads(out)
+    assert code == 0 and first["changed"] and first["dataset_id"] in sandbox.platform.datasets
+    code, out, _ = _cli(capsys, "aep", "setup", "--class", kind, "--mapping", str(mapping))
+    assert code == 0 and out.startswith("nothing changed"), out
+    assert first["dataset_id"] in out
+    assert len(sandbox.platform.datasets) == 1 and len(sandbox.platform.schemas) == 1
+
+    aep = {"sandbox": "prod", "fields": fields, **first["mapping_aep"]}
+    mapping.write_text(json.dumps({**MAPPING, "aep": aep}))
+    code, out, _ = _cli(capsys, "aep", "check", "--mapping", str(mapping))
+    assert code == 1 and "FAIL  CJA connection: no CJA connection includes" in out, out
+    assert "ok    schema fields: " in out and "ok    identity: " in out
+    sandbox.platform.connections.append(
+        {"id": "dg_1", "name": "Web + CRM", "dataSets": [{"id": first["dataset_id"]}]}
+    )
+    code, out, _ = _cli(capsys, "aep", "check", "--mapping", str(mapping))
+    assert code == 0 and "in Web + CRM" in out, out
+
+    # records of that mapping conform to the schema setup made (the stand-in validates them)
+    world.put_mapping({**MAPPING, "aep": aep})
+    world.env.update(DESTINATIONS="aep", ADOBE_SETTLE_SECONDS="0")
+    rng = random.Random(2)
+    record = world.deliver([_hits(rng, 80, 10)], DAY)
+    matched = world.pending(record)[::2]
+    for visitor in matched:
+        sandbox.marketo.add_lead(visitor, Account_Type__c="Customer", Annual_Revenue__c=1250.5,
+                                 Customer_Since__c="2019-04-01")  # fmt: skip
+    for _ in range(4):
+        world.invoke({})
+    batches = list(sandbox.platform.batches.values())
+    assert batches and all(b["status"] == "success" and b["failedRecordCount"] == 0
+                           for b in batches), batches  # fmt: skip
+    assert world.report(KEY)["uploaded_rows"] == len(matched)
+
+
+def test_aep_check_names_a_field_the_schema_lacks(
+    world: World, sandbox: Sandbox, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    fields = {"Account_Type__c": "_acme.crm.accountType"}
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text(json.dumps({**MAPPING, "aep": {"sandbox": "prod", "fields": fields}}))
+    code, out, _ = _cli(capsys, "aep", "setup", "--mapping", str(mapping), "--json")
+    dataset = json.loads(out)["dataset_id"]
+    more = {**fields, "Industry": "_acme.crm.industry"}
+    mapping.write_text(json.dumps({**MAPPING, "aep": {"sandbox": "prod", "dataset_id": dataset,
+                                                      "fields": more}}))  # fmt: skip
+    code, out, _ = _cli(capsys, "aep", "check", "--mapping", str(mapping))
+    assert code == 1 and "_acme.crm.industry (string)" in out
+    code, _, err = _cli(capsys, "aep", "setup", "--mapping", str(tmp_path / "none.json"))
+    assert code == 2 and "none.json" in err

@@ -28,7 +28,7 @@ from feedsync.adobe.session import AdobeSession
 
 SERVICE = "Adobe Experience Platform"
 MAX_FILE_BYTES = 256 * 1024 * 1024  # uploadSmallFile: larger files are uploaded in parts
-XED = "application/vnd.adobe.xed+json"
+XED = "application/vnd.adobe.xed"
 
 
 class AepClient:
@@ -36,7 +36,9 @@ class AepClient:
         self.session = session
         self.sandbox = sandbox
 
-    def _call(self, method: str, path: str, *, idempotent: bool | None = None, **kwargs: Any) -> Any:
+    def _call(
+        self, method: str, path: str, *, idempotent: bool | None = None, **kwargs: Any
+    ) -> Any:
         headers = {
             "x-gw-ims-org-id": self.session.credentials.org_id,
             "x-sandbox-name": self.sandbox,
@@ -54,7 +56,11 @@ class AepClient:
 
     # -- Batch Ingestion ----------------------------------------------------------------
     def create_batch(self, dataset_id: str, external_id: str) -> dict[str, Any]:
-        body = {"datasetId": dataset_id, "inputFormat": {"format": "json"}, "externalId": external_id}
+        body = {
+            "datasetId": dataset_id,
+            "inputFormat": {"format": "json"},
+            "externalId": external_id,
+        }
         answer: dict[str, Any] = self._call(
             "POST", "data/foundation/import/batches", json=body, idempotent=False
         )
@@ -62,7 +68,9 @@ class AepClient:
 
     def upload_file(self, batch_id: str, dataset_id: str, name: str, data: bytes) -> None:
         """PUT replaces the file: repeating it after a lost answer is harmless."""
-        path = f"data/foundation/import/batches/{batch_id}/datasets/{dataset_id}/files/{quote(name)}"
+        path = (
+            f"data/foundation/import/batches/{batch_id}/datasets/{dataset_id}/files/{quote(name)}"
+        )
         self._call("PUT", path, data=data, idempotent=True,
                    headers={"Content-Type": "application/octet-stream"})  # fmt: skip
 
@@ -94,25 +102,31 @@ class AepClient:
 
     def datasets_named(self, name: str) -> dict[str, Any]:
         body = self._call("GET", "data/foundation/catalog/dataSets", params={"name": name})
-        return {k: v for k, v in (body or {}).items() if isinstance(v, dict) and v.get("name") == name}
+        return {
+            k: v for k, v in (body or {}).items() if isinstance(v, dict) and v.get("name") == name
+        }
 
     def create_dataset(self, name: str, schema_id: str) -> str:
-        body = {"name": name, "schemaRef": {"id": schema_id, "contentType": f"{XED};version=1"}}
+        schema = {"id": schema_id, "contentType": f"{XED}+json;version=1"}
+        body = {"name": name, "schemaRef": schema}
         answer = self._call("POST", "data/foundation/catalog/dataSets", json=body, idempotent=False)
         refs = answer if isinstance(answer, list) else []
         return str(refs[0]).rsplit("/", 1)[-1] if refs else ""
 
     # -- Schema Registry ----------------------------------------------------------------
     def tenant_list(self, kind: str) -> list[dict[str, Any]]:
-        """``kind``: schemas, fieldgroups or descriptors (Accept ...xed-id: ids and titles)."""
+        """``kind``: schemas, fieldgroups (Accept ...xed-id+json: ids and titles) or
+        descriptors (Accept application/vnd.adobe.xdm+json: the descriptors themselves)."""
+        accept = "application/vnd.adobe.xdm+json" if kind == "descriptors" else f"{XED}-id+json"
         body = self._call("GET", f"data/foundation/schemaregistry/tenant/{kind}",
-                          headers={"Accept": f"{XED}-id+json"})  # fmt: skip
+                          headers={"Accept": accept})  # fmt: skip
         return list(body.get("results", [])) if isinstance(body, dict) else []
 
     def tenant_get(self, kind: str, item_id: str) -> dict[str, Any]:
         body: dict[str, Any] = self._call(
-            "GET", f"data/foundation/schemaregistry/tenant/{kind}/{quote(item_id, safe='')}",
-            headers={"Accept": f"{XED}-full+json; version=1"},
+            "GET",
+            f"data/foundation/schemaregistry/tenant/{kind}/{quote(item_id, safe='')}",
+            headers={"Accept": f"{XED}+json; version=1"},  # allOf keeps its $refs
         )
         return body
 

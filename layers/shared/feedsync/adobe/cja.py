@@ -49,6 +49,13 @@ class CjaClient:
 
         return all_pages(fetch)
 
+    def connections(self, dataset_id: str) -> list[dict[str, Any]]:
+        """Connections that include ``dataset_id`` (getConnectionsForCompany_1, dataSetIds)."""
+        body = self._call("GET", "data/connections", params={
+            "dataSetIds": dataset_id, "expansion": "name,dataSets,sandboxName", "limit": 100,
+        })  # fmt: skip
+        return list(body.get("content", [])) if isinstance(body, dict) else []
+
     def create_dataview(self, definition: dict[str, Any]) -> dict[str, Any]:
         """Not idempotent: after a lost answer, find the view by name before giving up."""
         try:

@@ -17,6 +17,7 @@ from typing import Any
 from feedsync import __version__
 from feedsync.cli import (
     adobe_cmds,
+    aep_cmds,
     backfill_cmd,
     daily_cmds,
     deploy_cmd,
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     backfill_cmd.register(sub)
     deploy_cmd.register(sub)
     feeds_cmds.register(sub)
+    aep_cmds.register(sub)
     for child in _subparsers(parser):
         _common(child, top=False)
     return parser

@@ -39,6 +39,7 @@ class AepMapping:
     sandbox: str
     fields: dict[str, AepField]  # CRM field -> where and how
     identity_namespace: str = "ECID"
+    identity_path: str = ""  # a lookup dataset: the ECID in this field, not the identityMap
 
     @classmethod
     def parse(cls, data: Any, problems: list[str]) -> AepMapping | None:
@@ -52,9 +53,13 @@ class AepMapping:
             spec = {"path": spec} if isinstance(spec, str) else spec
             path, kind = (spec or {}).get("path"), (spec or {}).get("type", "string")
             if not isinstance(path, str) or not _PATH.fullmatch(path):
-                problems.append(f"aep.fields.{crm_field}: path {path!r} must be like _tenant.group.field")
+                problems.append(
+                    f"aep.fields.{crm_field}: path {path!r} must be like _tenant.group.field"
+                )
             elif kind not in TYPES:
-                problems.append(f"aep.fields.{crm_field}: type {kind!r}: choose from {', '.join(TYPES)}")
+                problems.append(
+                    f"aep.fields.{crm_field}: type {kind!r}: choose from {', '.join(TYPES)}"
+                )
             else:
                 fields[str(crm_field)] = AepField(path, kind)
         if not fields:
@@ -65,24 +70,34 @@ class AepMapping:
         if not isinstance(sandbox, str) or not sandbox.strip():
             problems.append("aep.sandbox: the Experience Platform sandbox name, e.g. prod")
         namespace = str(data.get("identity_namespace") or "ECID")
-        return cls(str(dataset or ""), str(sandbox or ""), fields, namespace)
+        identity_path = str(data.get("identity_path") or "")
+        if identity_path and not _PATH.fullmatch(identity_path):
+            problems.append(
+                f"aep.identity_path: {identity_path!r} must be like _tenant.group.field"
+            )
+        return cls(str(dataset or ""), str(sandbox or ""), fields, namespace, identity_path)
 
     def record(self, visitor: str, values: dict[str, str]) -> dict[str, Any]:
         """One XDM record: the visitor's identity and the typed fields (TypeProblem if one does
         not fit its type). Empty values are left out, never sent as empty strings."""
-        out: dict[str, Any] = {
-            "identityMap": {self.identity_namespace: [{"id": visitor, "primary": True}]}
-        }
+        out: dict[str, Any] = {}
+        if self.identity_path:
+            _put(out, self.identity_path, visitor)
+        else:
+            out["identityMap"] = {self.identity_namespace: [{"id": visitor, "primary": True}]}
         for crm_field, spec in self.fields.items():
             text = values.get(crm_field, "")
-            if text == "":
-                continue
-            node = out
-            *parents, leaf = spec.path.split(".")
-            for name in parents:
-                node = node.setdefault(name, {})
-            node[leaf] = typed(text, spec.type, crm_field)
+            if text != "":
+                _put(out, spec.path, typed(text, spec.type, crm_field))
         return out
+
+
+def _put(record: dict[str, Any], path: str, value: Any) -> None:
+    node = record
+    *parents, leaf = path.split(".")
+    for name in parents:
+        node = node.setdefault(name, {})
+    node[leaf] = value
 
 
 def typed(text: str, kind: str, name: str) -> Any:

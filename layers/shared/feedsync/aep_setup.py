@@ -1,0 +1,202 @@
+"""``feedsync aep setup`` and ``feedsync aep check``: the XDM schema, its field group and identity,
+and the dataset the ``aep`` destination writes to - created once, found after.
+
+Idempotent by title: a field group ``feedsync CRM fields``, a schema ``feedsync CRM
+(<class>)`` and a dataset ``feedsync CRM (<class>)`` are looked up before anything is created;
+a second run finds all three and changes nothing. ``--class profile`` uses the XDM Individual
+Profile class with the ``identityMap`` (ECID as primary identity: the Person ID CJA joins on);
+``--class lookup`` uses the record class with a ``<tenant>.feedsync.ecid`` field as primary
+identity (an identity descriptor, namespace ECID), for a CJA lookup dataset keyed by ECID.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from feedsync.adobe.aep import AepClient
+from feedsync.daily.aep_mapping import AepField
+from feedsync.errors import FeedsyncError
+
+PROFILE = "https://ns.adobe.com/xdm/context/profile"
+IDENTITY_MAP = "https://ns.adobe.com/xdm/context/identitymap"
+RECORD = "https://ns.adobe.com/xdm/data/record"
+CLASSES = {"profile": PROFILE, "lookup": RECORD}
+FIELD_GROUP = "feedsync CRM fields"
+
+
+@dataclass
+class SetupResult:
+    schema_id: str = ""
+    field_group_id: str = ""
+    dataset_id: str = ""
+    identity: str = ""
+    created: list[str] = field(default_factory=list)
+    found: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema_id": self.schema_id, "field_group_id": self.field_group_id,
+                "dataset_id": self.dataset_id, "identity": self.identity,
+                "created": self.created, "found": self.found,
+                "changed": bool(self.created)}  # fmt: skip
+
+
+def _properties(fields: dict[str, AepField], tenant: str, lookup: bool) -> dict[str, Any]:
+    """The field group's properties: each path under ``_<tenant>``, typed as mapped."""
+    root: dict[str, Any] = {}
+    leaves = [(f.path, f.type) for f in fields.values()]
+    if lookup:
+        leaves.append((f"_{tenant}.feedsync.ecid", "string"))
+    for path, kind in leaves:
+        parts = path.split(".")
+        if parts[0] != f"_{tenant}":
+            raise FeedsyncError(f"aep.fields path {path} must start with _{tenant} (your tenant)")
+        node = root
+        for name in parts[:-1]:
+            node = node.setdefault(name, {"type": "object", "properties": {}})["properties"]
+        node[parts[-1]] = {"type": kind, **({"format": "date"} if kind == "date" else {})}
+        if kind == "date":
+            node[parts[-1]]["type"] = "string"
+    return root
+
+
+def _find(client: AepClient, kind: str, title: str) -> str:
+    for item in client.tenant_list(kind):
+        if item.get("title") == title:
+            return str(item["$id"])
+    return ""
+
+
+def setup(
+    client: AepClient, fields: dict[str, AepField], kind: str, say: Callable[[str], None]
+) -> SetupResult:
+    if kind not in CLASSES:
+        raise FeedsyncError(f"--class {kind}: choose profile or lookup")
+    tenant = client.tenant_id()
+    if not tenant:
+        raise FeedsyncError("the Schema Registry names no tenant: check the product profile")
+    lookup = kind == "lookup"
+    result = SetupResult(
+        identity="ECID (identityMap)" if not lookup else f"_{tenant}.feedsync.ecid"
+    )
+    result.field_group_id = _find(client, "fieldgroups", FIELD_GROUP)
+    if result.field_group_id:
+        result.found.append(f"field group {FIELD_GROUP!r}")
+    else:
+        group = {
+            "title": FIELD_GROUP, "type": "object",
+            "description": "CRM attributes feedsync writes, keyed by the Experience Cloud ID",
+            "meta:intendedToExtend": [CLASSES[kind]],
+            "definitions": {"crm": {"properties": _properties(fields, tenant, lookup)}},
+            "allOf": [{"$ref": "#/definitions/crm"}],
+        }  # fmt: skip
+        result.field_group_id = str(client.tenant_create("fieldgroups", group)["$id"])
+        result.created.append(f"field group {FIELD_GROUP!r}")
+    title = f"feedsync CRM ({kind})"
+    result.schema_id = _find(client, "schemas", title)
+    if result.schema_id:
+        result.found.append(f"schema {title!r}")
+    else:
+        parts = [{"$ref": CLASSES[kind]}, {"$ref": result.field_group_id}]
+        if not lookup:
+            parts.append({"$ref": IDENTITY_MAP})
+        schema = {"title": title, "type": "object", "allOf": parts,
+                  "description": "feedsync: CRM attributes per Experience Cloud ID"}  # fmt: skip
+        result.schema_id = str(client.tenant_create("schemas", schema)["$id"])
+        result.created.append(f"schema {title!r}")
+        if lookup:
+            client.tenant_create("descriptors", {
+                "@type": "xdm:descriptorIdentity", "xdm:sourceSchema": result.schema_id,
+                "xdm:sourceVersion": 1, "xdm:sourceProperty": f"/_{tenant}/feedsync/ecid",
+                "xdm:namespace": "ECID", "xdm:property": "xdm:code", "xdm:isPrimary": True,
+            })  # fmt: skip
+            result.created.append("identity descriptor (ECID, primary)")
+    named = client.datasets_named(title)
+    if named:
+        result.dataset_id = next(iter(named))
+        result.found.append(f"dataset {title!r}")
+    else:
+        result.dataset_id = client.create_dataset(title, result.schema_id)
+        result.created.append(f"dataset {title!r}")
+    for line in result.created:
+        say(f"created {line}")
+    for line in result.found:
+        say(f"found {line} (unchanged)")
+    return result
+
+
+def _leaves(node: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, spec in (node.get("properties") or {}).items():
+        path = f"{prefix}.{name}" if prefix else name
+        if spec.get("type") == "object" or "properties" in spec:
+            out.update(_leaves(spec, path))
+        else:
+            out[path] = "date" if spec.get("format") == "date" else str(spec.get("type"))
+    return out
+
+
+def schema_fields(client: AepClient, schema: dict[str, Any]) -> dict[str, str]:
+    """Dotted path -> XDM type of the schema's own field groups (the tenant's)."""
+    fields: dict[str, str] = {}
+    for part in schema.get("allOf", []):
+        ref = str(part.get("$ref", "")) if isinstance(part, dict) else ""
+        if "/fieldgroups/" in ref or "/mixins/" in ref:
+            group = client.tenant_get("fieldgroups", ref)
+            for definition in (group.get("definitions") or {}).values():
+                fields.update(_leaves(definition))
+    return fields
+
+
+Check = tuple[str, bool, str]
+
+
+def check(
+    client: AepClient, aep: Any, connections: Callable[[str], list[dict[str, Any]]]
+) -> list[Check]:
+    """One line per thing the aep destination relies on; stops where the next cannot be read."""
+    out: list[Check] = []
+    try:
+        dataset = client.dataset(aep.dataset_id)
+    except FeedsyncError as exc:
+        return [("dataset", False, f"{aep.dataset_id} in sandbox {aep.sandbox}: {exc}")]
+    if not dataset:
+        return [("dataset", False, f"no dataset {aep.dataset_id} in sandbox {aep.sandbox}: "
+                 "run feedsync aep setup and put its dataset id in the mapping")]  # fmt: skip
+    schema_id = str((dataset.get("schemaRef") or {}).get("id", ""))
+    out.append(
+        ("dataset", True, f"{dataset.get('name')} ({aep.dataset_id}) in sandbox {aep.sandbox}")
+    )
+    schema = client.tenant_get("schemas", schema_id)
+    fields = schema_fields(client, schema)
+    wrong = [f"{f.path} ({f.type})" for f in aep.fields.values() if fields.get(f.path) != f.type]
+    said = (f"missing or of another type: {', '.join(wrong)} - add them to the schema "
+            "(feedsync aep setup creates a matching one)") if wrong else (
+        f"{len(aep.fields)} mapped fields present")  # fmt: skip
+    out.append(("schema fields", not wrong, f"{schema.get('title')}: {said}"))
+    out.append(_identity(client, aep, schema, schema_id))
+    found = connections(aep.dataset_id)
+    names = [str(c.get("name") or c.get("id")) for c in found]
+    out.append(("CJA connection", bool(found), f"in {', '.join(names)}" if found else (
+        f"no CJA connection includes dataset {aep.dataset_id}: in CJA, Connections > your "
+        "connection > Add datasets, pick it"
+        + (" as a profile dataset with Person ID ECID (identityMap)" if not aep.identity_path
+           else f" as a lookup dataset, key {aep.identity_path} matching the ECID of the events")
+    )))  # fmt: skip
+    return out
+
+
+def _identity(client: AepClient, aep: Any, schema: dict[str, Any], schema_id: str) -> Check:
+    refs = {str(p.get("$ref")) for p in schema.get("allOf", []) if isinstance(p, dict)}
+    if not aep.identity_path:
+        ok = IDENTITY_MAP in refs or PROFILE in refs
+        return ("identity", ok, "ECID in the identityMap (primary)" if ok else
+                "the schema has no identityMap: use the XDM Individual Profile class")  # fmt: skip
+    wanted = "/" + aep.identity_path.replace(".", "/")
+    for item in client.tenant_list("descriptors"):
+        if item.get("xdm:sourceSchema") == schema_id:
+            full = client.tenant_get("descriptors", str(item.get("@id") or item.get("$id") or ""))
+            if full.get("xdm:sourceProperty") == wanted and full.get("xdm:namespace") == "ECID":
+                return ("identity", True, f"{aep.identity_path}: primary identity, ECID")
+    return ("identity", False, f"no primary ECID identity descriptor on {aep.identity_path}")
