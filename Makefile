@@ -97,8 +97,8 @@ faults: $(STAMP) $(NATIVE_LIB)  ## the whole fault sweep: every kill point, ever
 sam-local: build  ## every event in events/ through `sam local invoke` against `feedsync local up` (skips, saying why, without Docker)
 	$(BIN)/python -m sandbox.samlocal
 
-demo: $(STAMP) $(NATIVE_LIB)  ## whole pipeline locally: parse a generated delivery (moto S3), then the daily run against the sandbox
-	$(BIN)/python -m sandbox.demo
+demo: $(STAMP) $(NATIVE_LIB)  ## whole pipeline locally: parse a generated delivery (moto S3), then the daily run against the sandbox (DESTINATIONS=aep for Experience Platform)
+	$(BIN)/python -m sandbox.demo $(if $(DESTINATIONS),--destinations $(DESTINATIONS))
 
 bench: $(STAMP) $(NATIVE_LIB) bench-cold-start  ## reader, whole-parse, daily-run, mirror and cold-start benchmarks against their baselines
 	$(BIN)/python -m bench.bench_reader

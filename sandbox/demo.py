@@ -25,7 +25,36 @@ ROOT = Path(__file__).resolve().parents[1]
 FEED, FOLDER = "feedsync-feed-demo", "adobe/acmeprod/"
 
 
-def main() -> int:
+def _aep_mapping(box: object, world: object) -> None:
+    """The Experience Platform dataset the aep destination writes to (as `aep setup` makes)."""
+    from sandbox.world import MAPPING
+
+    fields = {"Account_Type__c": "_acme.crm.accountType", "Industry": "_acme.crm.industry"}
+    dataset = box.platform.add_dataset(  # type: ignore[attr-defined]
+        {"_acme.crm.accountType": "string", "_acme.crm.industry": "string"}
+    )
+    world.put_mapping(  # type: ignore[attr-defined]
+        {**MAPPING, "aep": {"dataset_id": dataset, "sandbox": "prod", "fields": fields}}
+    )
+
+
+def _aep_ingested(box: object) -> list[str]:
+    """ECIDs of the records in batches Platform took (success)."""
+    platform = box.platform  # type: ignore[attr-defined]
+    out = []
+    for batch_id, batch in platform.batches.items():
+        if batch["status"] == "success":
+            for data in platform.files[batch_id].values():
+                out += [json.loads(x)["identityMap"]["ECID"][0]["id"] for x in data.splitlines()]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="make demo")
+    parser.add_argument("--destinations", default="datasources", help="e.g. aep or datasources,aep")
+    destinations = parser.parse_args(argv).destinations
     os.environ.update(
         AWS_ACCESS_KEY_ID="demo",
         AWS_SECRET_ACCESS_KEY="demo",
@@ -57,7 +86,9 @@ def main() -> int:
     box = Sandbox.start(bdia_interval=0.0, bdia_group_interval=0.0)
 
     with mock_aws():
-        world = World(box, work / "world", env={"BATCH_SIZE": "2000"})
+        world = World(box, work / "world", env={"BATCH_SIZE": "2000", "DESTINATIONS": destinations})
+        if "aep" in destinations:
+            _aep_mapping(box, world)
         os.environ["STATE_BUCKET"] = STATE_BUCKET
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket=FEED)
@@ -94,39 +125,56 @@ def main() -> int:
         report = world.report(key)
         figures = (*FIGURES, "crm_calls")
         print("   " + json.dumps({"status": report["status"], **{k: report[k] for k in figures}}))
-        jobs = report["jobs"].get("datasources", [])
-        print(
-            f"   Data Sources jobs: {len(jobs)} files, e.g. {jobs[0]['file']} -> job {jobs[0]['job_id']} ({jobs[0]['status']})"
-        )
-        example = next(iter(box.adobe.datasource_files.values())).decode().splitlines()
-        print("   first lines of the first upload file:")
-        for line in example[:4]:
-            print("     " + line.replace("\t", " | "))
-        uploaded = world.uploaded_rows()
-        enrich_ok = (
-            sorted(r[1] for r in uploaded) == sorted(leads) and report["status"] == "complete"
-        )
-        print(
-            f"   Adobe received {len(uploaded)} rows for the {len(leads)} matched visitors ({'exactly' if enrich_ok else 'MISMATCH'})"
-        )
+        enrich_ok = report["status"] == "complete"
+        if "datasources" in destinations:
+            jobs = report["jobs"].get("datasources", [])
+            print(
+                f"   Data Sources jobs: {len(jobs)} files, e.g. {jobs[0]['file']} -> job {jobs[0]['job_id']} ({jobs[0]['status']})"
+            )
+            example = next(iter(box.adobe.datasource_files.values())).decode().splitlines()
+            print("   first lines of the first upload file:")
+            for line in example[:4]:
+                print("     " + line.replace("\t", " | "))
+            uploaded = world.uploaded_rows()
+            enrich_ok = enrich_ok and sorted(r[1] for r in uploaded) == sorted(leads)
+            print(
+                f"   Adobe received {len(uploaded)} rows for the {len(leads)} matched visitors ({'exactly' if enrich_ok else 'MISMATCH'})"
+            )
+        if "aep" in destinations:
+            batches = box.platform.batches
+            sample = next(iter(box.platform.files[next(iter(batches))].values())).splitlines()[0]
+            print(
+                f"   Experience Platform: {len(batches)} batches (one JSON Lines file each), "
+                f"completed; a record: {sample.decode()}"
+            )
 
         print(
             "== 3. the same run again (a retried schedule, a re-run backfill): nothing is sent twice"
         )
-        calls, jobs_before = len(box.marketo.call_times), len(box.adobe.datasource_jobs)
+        calls = len(box.marketo.call_times)
+        jobs_before = len(box.adobe.datasource_jobs) + len(box.platform.batches)
         again = world.invoke({"delivery": key})
-        rerun_ok = (
-            len(box.marketo.call_times) == calls and len(box.adobe.datasource_jobs) == jobs_before
-        )
+        new_uploads = len(box.adobe.datasource_jobs) + len(box.platform.batches) - jobs_before
+        rerun_ok = len(box.marketo.call_times) == calls and new_uploads == 0
         print(
             f"   {again['deliveries'][0]['status']}: {len(box.marketo.call_times) - calls} new Marketo calls, "
-            f"{len(box.adobe.datasource_jobs) - jobs_before} new uploads"
+            f"{new_uploads} new uploads"
         )
         print("== 4. the next day's run reads Adobe's verdicts; the report follows them")
         world.invoke({})
         world.invoke({})  # Data Sources jobs go uploaded -> processing -> success
+        world.invoke({})  # Platform batches: staged -> processing -> success
         final = world.report(key)
         print(f"   {final['outcome']}; report status {final['status']}")
+        if "aep" in destinations:
+            ingested = _aep_ingested(box)
+            statuses = sorted({b["status"] for b in box.platform.batches.values()})
+            aep_ok = sorted(ingested) == sorted(leads)
+            enrich_ok = enrich_ok and aep_ok
+            print(
+                f"   Platform batches {', '.join(statuses)}: {len(ingested)} records for the "
+                f"{len(leads)} matched visitors ({'exactly' if aep_ok else 'MISMATCH'})"
+            )
         out = ROOT / ".demo"  # the moto bucket is gone when this exits: keep the pages
         for name in world.state.list("reports/"):
             target = out / name

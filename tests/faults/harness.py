@@ -34,7 +34,8 @@ from sandbox.world import FOLDER, World
 
 DAY = "2026-11-20"
 KEY = f"{FOLDER}acmeprod_{DAY}"
-DESTINATIONS = ("datasources", "bdia", "target")
+DESTINATIONS = ("datasources", "bdia", "target", "aep")
+AEP_FIELDS = {"_acme.crm.accountType": "string", "_acme.crm.industry": "string"}
 MAX_INVOCATIONS = 8
 
 
@@ -122,7 +123,9 @@ class Scenario:
     @property
     def follow_verdicts(self) -> bool:
         """Done only once Adobe has decided on every file (the variant is about verdicts)."""
-        return self.variant in ("fail-after-redelivery", "give-up", "bdia-error")
+        return self.variant in ("fail-after-redelivery", "give-up", "bdia-error") or (
+            self.destination == "aep"  # a batch counts once Platform says success
+        )
 
     @property
     def name(self) -> str:
@@ -181,6 +184,13 @@ class Installation:
             **_variant_env(scenario.variant),
         }
         self.world = World(box, workdir, env=env)
+        if scenario.destination == "aep":
+            from sandbox.world import MAPPING
+
+            dataset = box.platform.add_dataset(AEP_FIELDS)
+            fields = {"Account_Type__c": "_acme.crm.accountType", "Industry": "_acme.crm.industry"}
+            self.world.put_mapping({**MAPPING, "aep": {"dataset_id": dataset, "sandbox": "prod",
+                                                       "fields": fields}})  # fmt: skip
         self.box = box
         self.scenario = scenario
         self.matched: set[str] = set()
@@ -274,15 +284,28 @@ class Installation:
         return True
 
     def invoke(self, killer: Killer | None = None) -> dict[str, Any] | None:
+        """One invocation; the function's settings leave the process's environment after it
+        (the sampled suite runs inside pytest: no setting may reach a later test)."""
+        import os
+
         self._expire_locks()
         context = FakeLambdaContext("EnrichUploadFunction")
-        if killer is None:
-            return self.world.invoke({}, context)
-        with external_calls(killer):
-            try:
+        saved = dict(os.environ)
+        try:
+            if killer is None:
                 return self.world.invoke({}, context)
-            except Killed:
-                return None
+            with external_calls(killer):
+                try:
+                    return self.world.invoke({}, context)
+                except Killed:
+                    return None
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+    def completed_twice(self) -> int:
+        """Platform batches completed more than once (aep): never allowed."""
+        return sum(1 for n in self.box.platform.completes.values() if n > 1)
 
     def _expire_locks(self) -> None:
         """A dead invocation's leases end: its run lock (60 s in production) and its Marketo
@@ -331,6 +354,14 @@ class Installation:
             for data in adobe.bdia_files.values():
                 rows = csv.DictReader(io.StringIO(gzip.decompress(data).decode()))
                 out.update(r["marketingCloudVisitorID"] for r in rows)
+        elif self.scenario.destination == "aep":
+            platform = self.box.platform
+            for batch_id, batch in platform.batches.items():
+                if batch["status"] != "success":
+                    continue
+                for data in platform.files[batch_id].values():
+                    records = [json.loads(line) for line in data.decode().splitlines()]
+                    out.update(r["identityMap"]["ECID"][0]["id"] for r in records)
         else:
             out.update(self._target_rows())
         return out
@@ -396,6 +427,8 @@ def check(install: Installation, scenario: str, point: str, invocations: int) ->
         wrong = {v: n for v, n in sends.items() if n != 2}
         if wrong:
             outcome.errors.append(f"sent other than twice before the give-up: {len(wrong)}")
+    if install.scenario.destination == "aep" and install.completed_twice():
+        outcome.errors.append(f"{install.completed_twice()} Platform batches completed twice")
     happened = install.variant_happened()
     if happened:
         outcome.errors.append(happened)

@@ -15,7 +15,7 @@ SETTINGS = (
     "STATE_BUCKET", "STATE_TABLE", "ADOBE_CLIENT_ID", "ADOBE_CLIENT_SECRET", "ADOBE_ORG_ID",
     "ADOBE_SECRET_ARN", "ADOBE_CREDENTIALS_FILE", "MARKETO_BASE_URL", "MARKETO_CLIENT_ID",
     "MARKETO_CLIENT_SECRET", "MARKETO_SECRET_ARN", "DATA_SOURCE_ID", "AWS_ENDPOINT_URL",
-    "BACKFILL_STATE_MACHINE_ARN", "FEEDSYNC_STACK",
+    "BACKFILL_STATE_MACHINE_ARN", "FEEDSYNC_STACK", "DATA_FEED_IDS", "MAPPING_FILE",
 )  # fmt: skip
 
 
@@ -47,6 +47,11 @@ def _cases(tmp: Path) -> list[tuple[list[str], int, str]]:
         (["forget", "adobe/x/x_2026-11-20", "--yes"], 2, "STATE_BUCKET"),
         (["backfill", "not-a-uri"], 2, "s3://"),
         (["deploy", "--config", str(tmp / "none.toml")], 2, "feedsync deploy --guided"),
+        (["adobe", "delivery-role-arn"], 2, "Adobe credentials lack client_id"),
+        (["feeds", "status"], 2, "DATA_FEED_IDS is not set"),
+        (["feeds", "resend", "not-a-day"], 2, "is not a delivery"),
+        (["aep", "setup", "--mapping", str(tmp / "none.json")], 2, "none.json"),
+        (["aep", "check", "--mapping", str(empty)], 2, "empty.txt"),
     ]  # fmt: skip
 
 

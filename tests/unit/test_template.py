@@ -56,13 +56,17 @@ def test_every_alarm_notifies_the_alert_topic_when_it_fires_and_clears(template:
         props = alarm["Properties"]
         assert props["AlarmActions"] == [{"Ref": "AlertTopic"}], name
         assert props["OKActions"] == [{"Ref": "AlertTopic"}], name
-        if props["Namespace"] == "feedsync":
-            assert props["MetricName"] in metrics.ALL, (
-                f"{name}: no code emits {props['MetricName']}"
-            )
+        for metric in _alarm_metrics(props):  # one metric, or metric math over several
+            if metric["Namespace"] == "feedsync":
+                assert metric["MetricName"] in metrics.ALL, (
+                    f"{name}: no code emits {metric['MetricName']}"
+                )
     wanted = {"DeliveriesFailed", "DeliveriesComplete", "CrmQuotaExhausted", "UploadsFailedAtAdobe",
-              "DailyRunsCompleted", "NotConfigured"}  # fmt: skip
-    assert wanted <= {a["Properties"]["MetricName"] for a in alarms.values()}
+              "DailyRunsCompleted", "NotConfigured", "FeedRequestsFailedAtAdobe",
+              "FeedRequestStatesUnknown", "FeedDeliveriesMissing",
+              "FeedDeliveriesCorrupt"}  # fmt: skip
+    alarmed = {m["MetricName"] for a in alarms.values() for m in _alarm_metrics(a["Properties"])}
+    assert wanted <= alarmed
     late = alarms["FeedLateAlarm"]["Properties"]
     assert (
         late["EvaluationPeriods"] == {"Ref": "FeedLateHours"}
@@ -70,6 +74,13 @@ def test_every_alarm_notifies_the_alert_topic_when_it_fires_and_clears(template:
     )
     assert template["Parameters"]["FeedLateHours"]["Default"] == 36
     assert "AlertTopicArn" in template["Outputs"] and "AlertEmail" in template["Parameters"]
+
+
+def _alarm_metrics(props: dict) -> list[dict]:
+    """The metrics an alarm reads: its one metric, or those its metric math combines."""
+    if "Metrics" in props:
+        return [q["MetricStat"]["Metric"] for q in props["Metrics"] if "MetricStat" in q]
+    return [{"Namespace": props["Namespace"], "MetricName": props["MetricName"]}]
 
 
 def test_the_dashboard_graphs_only_metrics_the_code_emits(template: dict) -> None:
@@ -163,7 +174,8 @@ def test_each_function_writes_only_its_own_prefixes(template: dict) -> None:
     enrich = template["Resources"]["EnrichUploadFunction"]
     assert _written_prefixes(parse) == {"results/*", "deliveries/*"}
     written = _written_prefixes(enrich)
-    assert written == {"reports/*", "uploads/*", "enriched/*", "dry-run/*", "runs/*", "mirror/*"}
+    assert written == {"reports/*", "uploads/*", "enriched/*", "dry-run/*", "runs/*", "mirror/*",
+                       "feeds/*"}  # fmt: skip
     assert not any(p.startswith(("config/", "crm/")) for p in written)
     text = (ROOT / "template.yaml").read_text()
     assert "SQSSendMessagePolicy" not in text

@@ -100,7 +100,8 @@ def _feeds_text(feeds: dict[str, Any] | None) -> str:
         adobe = row.get("adobe") or {}
         said = " ".join(str(adobe.get(k) or "") for k in ("adobe_state", "error_code", "error_msg"))
         resend = row.get("resend") or {}
-        lines.append(f"  {row['period']} {row['rsid']}: {row['verdict']} (Adobe: {said.strip()}; "
+        said = said.strip() or "no request listed"
+        lines.append(f"  {row['period']} {row['rsid']}: {row['verdict']} (Adobe: {said}; "
                      f"resends {resend.get('count', 0)}/{resend.get('cap', '-')})")  # fmt: skip
     lines += [f"  error: {e}" for e in feeds.get("errors", [])]
     return "\n".join(lines)

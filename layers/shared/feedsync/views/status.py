@@ -168,7 +168,12 @@ def _feeds(state: ObjectStore) -> Json | None:
     look = snapshot(state)
     if look is None:
         return None
-    rows = [r for suite in look.get("suites", {}).values() for r in suite.get("rows", [])]
+
+    def current(row: Json) -> bool:  # not a delivery forgotten since that Adobe does not list
+        key = row.get("delivery")
+        return bool(row.get("adobe")) or not key or state.exists(StateLayout.record(key))
+
+    rows = [r for s in look.get("suites", {}).values() for r in s.get("rows", []) if current(r)]
     bad = ("corrupt", "missing", "adobe_error", "unknown")
     rows.sort(key=lambda r: (r.get("verdict") not in bad, r.get("rsid", ""), r.get("period", "")))
     return {"checked_at": look.get("checked_at"), "rows": rows, "errors": look.get("errors", [])}
