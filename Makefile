@@ -6,6 +6,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# pytest-xdist processes (TEST_WORKERS=1: one process, as before)
+TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 ARCH ?= x86_64
 export LAMBDA_ARCH := $(ARCH)
 # sam build runs the layer Makefile with this PATH, so pip there is the venv's pip.
@@ -87,7 +89,7 @@ artifacts-test: build  ## import every handler from .aws-sam/build as Lambda wou
 	fi
 
 pytest: $(STAMP) $(NATIVE_LIB) $(CHECKOV_STAMP)  ## unit, integration, conformance and (sampled) fault tests
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 test: lint typecheck cfn-lint validate checkov artifacts-test pytest  ## every check
 

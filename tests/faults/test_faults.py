@@ -16,7 +16,9 @@ from tests.faults.percall import per_call_faults
 from tests.faults.sweep import SCENARIOS, kill_points
 
 SAMPLE = int(os.environ.get("FAULT_SAMPLE", "13"))  # every 13th kill point in `make test`
-WORKERS = int(os.environ.get("FAULT_WORKERS", str(os.cpu_count() or 1)))  # side by side
+# side by side: the cores not already busy with pytest-xdist's other workers
+_SHARE = (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+WORKERS = int(os.environ.get("FAULT_WORKERS", str(max(1, _SHARE))))
 VARIANT_POINTS = int(os.environ.get("FAULT_VARIANT_POINTS", "2"))  # per variant, spread out
 # the core destinations' kill points are sampled every SAMPLE-th; aep (newest) and the variants
 # a few points each - `make faults` runs every point of every scenario

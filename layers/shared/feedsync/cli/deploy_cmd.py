@@ -39,8 +39,9 @@ QUESTIONS = (
              r"|https://[^/\s]+(/rest)?/?"),
     Question("DataSourceId", "Data Sources account id (`feedsync datasources accounts RSID`; "
              "empty: set it later)", r"|\d+"),
-    Question("AdobeUserArn", "Adobe's user ARN for the feed's S3 location (empty: an "
-             "existing bucket or later)", r"|arn:aws[a-z-]*:iam::\d{12}:user/\S+"),
+    Question("AdobeUserArn", "Adobe's user ARN for the feed's S3 location (`feedsync adobe "
+             "delivery-role-arn` prints it; empty: an existing bucket or later)",
+             r"|arn:aws[a-z-]*:iam::\d{12}:user/\S+"),
 )  # fmt: skip
 
 
