@@ -218,10 +218,21 @@ class World:
     def invoke(
         self, event: dict[str, Any], context: Any = None, monkeypatch: Any = None
     ) -> dict[str, Any]:
-        module = self.handler(monkeypatch)
-        result: dict[str, Any] = module.lambda_handler(
-            event, context or FakeLambdaContext("EnrichUploadFunction")
-        )
+        """One invocation with this installation's settings, which leave the process's
+        environment afterwards (as a Lambda environment ends with its invocation): no setting
+        of one test's function reaches the next test in the same process."""
+        import os
+
+        saved = dict(os.environ)
+        try:
+            module = self.handler(monkeypatch)
+            result: dict[str, Any] = module.lambda_handler(
+                event, context or FakeLambdaContext("EnrichUploadFunction")
+            )
+        finally:
+            if monkeypatch is None:
+                os.environ.clear()
+                os.environ.update(saved)
         return result
 
     def report(self, key: str) -> dict[str, Any]:

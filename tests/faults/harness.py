@@ -284,24 +284,15 @@ class Installation:
         return True
 
     def invoke(self, killer: Killer | None = None) -> dict[str, Any] | None:
-        """One invocation; the function's settings leave the process's environment after it
-        (the sampled suite runs inside pytest: no setting may reach a later test)."""
-        import os
-
         self._expire_locks()
         context = FakeLambdaContext("EnrichUploadFunction")
-        saved = dict(os.environ)
-        try:
-            if killer is None:
+        if killer is None:
+            return self.world.invoke({}, context)
+        with external_calls(killer):
+            try:
                 return self.world.invoke({}, context)
-            with external_calls(killer):
-                try:
-                    return self.world.invoke({}, context)
-                except Killed:
-                    return None
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+            except Killed:
+                return None
 
     def completed_twice(self) -> int:
         """Platform batches completed more than once (aep): never allowed."""

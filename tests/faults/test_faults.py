@@ -15,7 +15,7 @@ from tests.faults.harness import Scenario
 from tests.faults.percall import per_call_faults
 from tests.faults.sweep import SCENARIOS, kill_points
 
-SAMPLE = int(os.environ.get("FAULT_SAMPLE", "13"))  # every 13th kill point in `make test`
+SAMPLE = int(os.environ.get("FAULT_SAMPLE", "21"))  # every 21st kill point in `make test`
 # side by side: the cores not already busy with pytest-xdist's other workers
 _SHARE = (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 WORKERS = int(os.environ.get("FAULT_WORKERS", str(max(1, _SHARE))))
