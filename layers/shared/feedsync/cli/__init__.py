@@ -11,7 +11,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from feedsync import __version__
@@ -99,8 +99,12 @@ class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
-def _logging(verbose: bool) -> None:
+def _logging(verbose: bool) -> Callable[[], None]:
+    """The command's log handler on the package logger; the returned callable takes it away
+    again (``main`` called in a process that goes on - the tests, a notebook - leaves the
+    logger as it found it, so a Lambda handler loaded later configures its own)."""
     package = logging.getLogger("feedsync")
+    before = (list(package.handlers), package.level)
     handler = _Stderr()
     if verbose:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -111,6 +115,11 @@ def _logging(verbose: bool) -> None:
     package.handlers = [h for h in package.handlers if not getattr(h, "_feedsync_cli", False)]
     handler._feedsync_cli = True  # type: ignore[attr-defined]
     package.addHandler(handler)
+
+    def restore() -> None:
+        package.handlers, package.level = before[0], before[1]
+
+    return restore
 
 
 def _aws_options(args: argparse.Namespace) -> None:
@@ -141,7 +150,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or bad usage (2), message already printed
         return int(exc.code or 0)
-    _logging(args.verbose)
+    restore_logging = _logging(args.verbose)
+    try:
+        return _run(args)
+    finally:
+        restore_logging()
+
+
+def _run(args: argparse.Namespace) -> int:
     progress.configure(quiet=args.quiet)
     if getattr(args, "output", None) == "json" and hasattr(args, "json"):
         args.json = True
