@@ -91,8 +91,9 @@ def _feeds_text(feeds: dict[str, Any] | None) -> str:
     """Adobe's side, from the daily run's last look: the problems, and how many are fine."""
     if feeds is None:
         return ""
-    bad = [r for r in feeds["rows"] if r["verdict"] in ("corrupt", "missing", "adobe_error",
-                                                          "unknown")]  # fmt: skip
+    from feedsync.feeds.health import PROBLEMS
+
+    bad = [r for r in feeds["rows"] if r["verdict"] in PROBLEMS]
     others = len(feeds["rows"]) - len(bad)
     lines = [f"\n\ndata feeds at Adobe (read {feeds['checked_at']}): {len(bad)} problem(s), "
              f"{others} other period(s); feedsync feeds status for all"]  # fmt: skip

@@ -20,6 +20,7 @@ reprocesses the request": static/data-feeds.json ``redoDatafeed_1``).
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,17 +126,27 @@ class Resender:
         self, state: ObjectStore, client: DataFeedClient | None, cap: int, now: dt.datetime
     ) -> None:
         self.state, self.client, self.cap, self.now = state, client, cap, now
+        self._records: dict[str, dict[str, Any]] = {}  # read once per run, shared with alerts
+        self._saved: dict[str, str] = {}  # key -> the JSON last read or written
 
     def record(self, rsid: str, request: FeedRequest) -> dict[str, Any]:
         key = record_key(rsid, request.feed_id, request.request_id)
-        return get_json(self.state, key) or {
-            "rsid": rsid, "feed_id": request.feed_id, "request_id": request.request_id,
-            "resends": [],
-        }  # fmt: skip
+        if key not in self._records:
+            found = get_json(self.state, key)
+            self._saved[key] = json.dumps(found, sort_keys=True) if found else ""
+            self._records[key] = found or {
+                "rsid": rsid, "feed_id": request.feed_id, "request_id": request.request_id,
+                "resends": [],
+            }  # fmt: skip
+        return self._records[key]
 
     def save(self, record: dict[str, Any]) -> None:
+        """Writes the record when it changed since it was read (most runs change nothing)."""
         key = record_key(record["rsid"], record["feed_id"], record["request_id"])
-        put_json(self.state, key, record)
+        text = json.dumps(record, sort_keys=True)
+        if self._saved.get(key) != text:
+            put_json(self.state, key, record)
+            self._saved[key] = text
 
     def consider(self, row: FeedPeriod, dry_run: bool = False, force: bool = False) -> Decision:
         """Decide for ``row``; ask unless ``dry_run``. ``force``: a person asked (any finished

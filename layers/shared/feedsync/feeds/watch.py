@@ -75,13 +75,13 @@ class FeedWatch:
                 out["errors"].append(f"{rsid}: Adobe's feed requests could not be read: {exc}")
                 continue
             asked = [r.period for r in rows if self._act(resender, r, act)]
+            self._alerts(resender, rsid, rows, act)
             out["suites"][rsid] = {
                 "feed_id": feed_id,
                 "rows": [r.to_json() for r in rows],
                 "resends_asked": asked,
                 "problems": sum(1 for r in rows if r.problem),
             }
-            self._alerts(rsid, rows, act)
         return out
 
     def suite(self, rsid: str, feed_id: int, since: dt.date, now: dt.datetime) -> list[FeedPeriod]:
@@ -100,7 +100,7 @@ class FeedWatch:
             return True
         return False
 
-    def _alerts(self, rsid: str, rows: list[FeedPeriod], act: bool) -> None:
+    def _alerts(self, resender: Resender, rsid: str, rows: list[FeedPeriod], act: bool) -> None:
         counts = {
             metrics.FEED_REQUESTS_FAILED: Verdict.ADOBE_ERROR,
             metrics.FEED_DELIVERIES_MISSING: Verdict.MISSING,
@@ -114,11 +114,13 @@ class FeedWatch:
         for row in rows:
             if act and row.request is not None and row.verdict in (Verdict.ADOBE_ERROR,
                                                                    Verdict.UNKNOWN):  # fmt: skip
-                self._alert_once(rsid, row, row.request)
+                self._alert_once(resender, rsid, row, row.request)
 
-    def _alert_once(self, rsid: str, row: FeedPeriod, request: FeedRequest) -> None:
-        """One message per request and state (not one per run while it lasts)."""
-        resender = Resender(self.state, None, self.cap, dt.datetime.now(dt.UTC))
+    def _alert_once(
+        self, resender: Resender, rsid: str, row: FeedPeriod, request: FeedRequest
+    ) -> None:
+        """One message per request and state (not one per run while it lasts); the record is
+        the one the resend decision just read."""
         record = resender.record(rsid, request)
         said = f"{request.raw_state}:{request.run_count}:{request.error_code}"
         if record.get("alerted") == said:

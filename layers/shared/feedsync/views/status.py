@@ -163,6 +163,7 @@ def status(state: ObjectStore, days: int, today: dt.date | None = None) -> Json:
 
 def _feeds(state: ObjectStore) -> Json | None:
     """The daily run's last look at Adobe's side (feeds/): problems first, then the rest."""
+    from feedsync.feeds.health import PROBLEMS as bad
     from feedsync.feeds.snapshot import snapshot
 
     look = snapshot(state)
@@ -174,7 +175,6 @@ def _feeds(state: ObjectStore) -> Json | None:
         return bool(row.get("adobe")) or not key or state.exists(StateLayout.record(key))
 
     rows = [r for s in look.get("suites", {}).values() for r in s.get("rows", []) if current(r)]
-    bad = ("corrupt", "missing", "adobe_error", "unknown")
     rows.sort(key=lambda r: (r.get("verdict") not in bad, r.get("rsid", ""), r.get("period", "")))
     return {"checked_at": look.get("checked_at"), "rows": rows, "errors": look.get("errors", [])}
 
