@@ -34,6 +34,11 @@ MAX_DAYS = 31
 MAX_PROCESSING, MAX_QUEUED = 2, 10
 
 
+def _word(status: str) -> str:
+    """A job status as the list filter spells it (Canceled is ``cancelled`` there)."""
+    return "cancelled" if status == "Canceled" else status.lower()
+
+
 def _ok(result: dict[str, Any]) -> Response:
     return Response.json({"requestId": secrets.token_hex(4), "success": True, "result": [result]})
 
@@ -140,13 +145,24 @@ class BulkExportStandIn:
         caller = self._caller(request)
         if isinstance(caller, Response):
             return caller
-        wanted = {s for s in request.param("status").split(",") if s}
+        # swagger-mapi.json: ``status`` is a comma list of the lower-case enum (created, queued,
+        # processing, cancelled, completed, failed); ``batchSize`` at most and by default 300;
+        # a ``nextPageToken`` while more jobs remain
+        wanted = {s.lower() for s in request.param("status").split(",") if s}
         week = dt.datetime.now(dt.UTC) - dt.timedelta(days=7)
+        size = min(300, int(request.param("batchSize") or 300))
+        start = int(request.param("nextPageToken") or 0)
         with self.lock:
-            found = [j.public() for j in self.jobs.values()
-                     if j.created_at >= week and (not wanted or j.status in wanted)]  # fmt: skip
-        return Response.json({"requestId": secrets.token_hex(4), "success": True,
-                              "result": found})  # fmt: skip
+            found = [
+                j.public()
+                for j in self.jobs.values()
+                if j.created_at >= week and (not wanted or _word(j.status) in wanted)
+            ]
+        body: dict[str, Any] = {"requestId": secrets.token_hex(4), "success": True,
+                                "result": found[start : start + size]}  # fmt: skip
+        if start + size < len(found):
+            body["nextPageToken"] = str(start + size)
+        return Response.json(body)
 
     def status(self, request: Request, m: re.Match[str]) -> Response:
         caller = self._caller(request)

@@ -29,6 +29,12 @@ def _loopback_only(self: socket.socket, address: object) -> None:
     raise RuntimeError(f"network access blocked in tests: {address!r}")
 
 
+def pytest_report_header() -> str:
+    from tests.faults.test_faults import OFFSET, OFFSET_SOURCE, SAMPLE
+
+    return f"fault suite: every {SAMPLE}th kill point from offset {OFFSET} ({OFFSET_SOURCE})"
+
+
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _loopback_only)

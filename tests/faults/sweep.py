@@ -88,12 +88,18 @@ def kill_points(
     sample: int = 1,
     points: int | None = None,
     workers: int = 1,
+    offset: int = 0,
 ) -> list[Outcome]:
-    """Every ``sample``-th kill point of the scenario (or ``points`` of them, spread evenly
-    over the run), each in a fresh installation; ``workers`` processes side by side."""
+    """Every ``sample``-th kill point of the scenario from ``offset`` (or ``points`` of them,
+    spread evenly over the run from ``offset``), each in a fresh installation; ``workers``
+    processes side by side."""
     total = count_calls(scenario, workdir)
     every = [(i, after) for i in range(total) for after in (False, True)]
-    chosen = every[::sample] if points is None else every[:: max(1, len(every) // points)][:points]
+    if points is None:
+        chosen = every[offset % sample :: sample]
+    else:
+        step = max(1, len(every) // points)
+        chosen = every[offset % step :: step][:points]
     jobs = [(scenario, workdir / f"k{n}", i, after) for n, (i, after) in enumerate(chosen)]
     if workers <= 1:
         return [_one_point(job) for job in jobs]
@@ -101,6 +107,23 @@ def kill_points(
 
     with multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_env) as pool:
         return pool.map(_one_point, jobs, chunksize=1)
+
+
+def commit_offset(sample: int) -> tuple[int, str]:
+    """Where a sampled sweep starts: the commit id modulo ``sample`` (``FAULT_OFFSET`` wins), so
+    that over a few commits every kill point is run, not the same 1/sample for ever."""
+    import subprocess
+
+    if os.environ.get("FAULT_OFFSET"):
+        return int(os.environ["FAULT_OFFSET"]) % sample, "FAULT_OFFSET"
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return 0, "no git commit"
+    return int(head, 16) % sample, f"commit {head[:12]}"
 
 
 def _worker_env() -> None:
@@ -154,6 +177,9 @@ def report(outcomes: list[Outcome], seconds: float, scenarios: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sample", type=int, default=1, help="every Nth kill point (1 = all)")
+    parser.add_argument(
+        "--offset", type=int, help="the first kill point of a sample (default: from the commit id)"
+    )
     parser.add_argument("--scenario", help="only this one, e.g. bdia+redelivery")
     parser.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="processes side by side"
@@ -166,6 +192,11 @@ def main(argv: list[str] | None = None) -> int:
             "AWS_DEFAULT_REGION": "us-east-1",
         }
     )
+    offset, source = commit_offset(args.sample)
+    if args.offset is not None:
+        offset, source = args.offset % args.sample, "--offset"
+    if args.sample > 1:
+        print(f"every {args.sample}th kill point from offset {offset} ({source})", flush=True)
     started = time.monotonic()
     outcomes: list[Outcome] = []
     chosen = [s for s in SCENARIOS if args.scenario in (None, s.name)]
@@ -177,7 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
         for scenario in chosen:
             done = kill_points(
-                scenario, Path(tmp) / scenario.name, args.sample, workers=args.workers
+                scenario,
+                Path(tmp) / scenario.name,
+                args.sample,
+                workers=args.workers,
+                offset=offset,
             )
             outcomes += done
             print(

@@ -11,11 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.harness import Scenario
+from tests.faults.harness import Killer, Scenario, check, run_with_kill
 from tests.faults.percall import per_call_faults
-from tests.faults.sweep import SCENARIOS, kill_points
+from tests.faults.sweep import SCENARIOS, commit_offset, installation, kill_points
 
 SAMPLE = int(os.environ.get("FAULT_SAMPLE", "21"))  # every 21st kill point in `make test`
+# ... starting at an offset taken from the commit id (printed in pytest's header), so that a few
+# commits cover every kill point
+OFFSET, OFFSET_SOURCE = commit_offset(SAMPLE)
 # side by side: the cores not already busy with pytest-xdist's other workers
 _SHARE = (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 WORKERS = int(os.environ.get("FAULT_WORKERS", str(max(1, _SHARE))))
@@ -30,7 +33,7 @@ VARIANTS = [s for s in SCENARIOS if s not in CORE]
 def test_kill_points_lose_nothing_and_send_nothing_twice(
     scenario: Scenario, tmp_path: Path
 ) -> None:
-    outcomes = kill_points(scenario, tmp_path, SAMPLE, workers=WORKERS)
+    outcomes = kill_points(scenario, tmp_path, SAMPLE, workers=WORKERS, offset=OFFSET)
     assert len(outcomes) >= 6
     bad = [o for o in outcomes if not o.ok]
     assert not bad, bad[:5]
@@ -41,7 +44,9 @@ def test_between_runs_variants_lose_nothing_and_report_the_truth(
     scenario: Scenario, tmp_path: Path
 ) -> None:
     """The clean run (checked inside kill_points) and kill points spread over the run."""
-    outcomes = kill_points(scenario, tmp_path, points=VARIANT_POINTS, workers=WORKERS)
+    outcomes = kill_points(
+        scenario, tmp_path, points=VARIANT_POINTS, workers=WORKERS, offset=OFFSET
+    )
     assert len(outcomes) == VARIANT_POINTS
     bad = [o for o in outcomes if not o.ok]
     assert not bad, bad[:5]
@@ -51,3 +56,23 @@ def test_per_call_faults_lose_nothing_and_send_nothing_twice(tmp_path: Path) -> 
     outcomes = per_call_faults(tmp_path)
     bad = [o for o in outcomes if not o.ok]
     assert not bad, bad[:5]
+
+
+def test_mirror_sync_killed_after_the_second_windows_create_loses_nobody(tmp_path: Path) -> None:
+    """Issue 29: the first window's create answer is lost (its job adopted), the run is killed
+    just after the second window's create; the next run must not adopt the first window's
+    (completed) job for the second window - that merged no lead and moved the watermark past
+    every lead (175 lost, the report 'complete, nothing to send')."""
+    scenario = Scenario("datasources", variant="mirror-lost-create")
+    with installation(scenario, tmp_path / "clean") as install:
+        clean = Killer()
+        install.before_first()
+        install.deliver(0)
+        install.invoke(clean)
+    creates = [n for n, call in enumerate(clean.log) if call.endswith("/export/create.json")]
+    assert len(creates) >= 2, clean.log  # two windows (MIRROR_INITIAL_DAYS=40)
+    with installation(scenario, tmp_path / "killed") as install:
+        _, invocations = run_with_kill(install, creates[1], after=True)
+        outcome = check(install, scenario.name, f"after call {creates[1]}", invocations)
+    assert outcome.ok, outcome
+    assert len(install.matched) > 100

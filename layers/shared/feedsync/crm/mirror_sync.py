@@ -33,7 +33,11 @@ from feedsync.errors import ApiError, OutcomeUnknownError
 
 logger = logging.getLogger(__name__)
 UPDATED = "updatedAt"
-ADOPTABLE = ("Created", "Queued", "Processing", "Completed")
+# A job whose create answer was lost has never been enqueued (only we enqueue our jobs), so it
+# can only be ``Created``. A queued, running or finished job within the same minute is an
+# earlier window's (windows follow each other within seconds): adopting it would merge that
+# window's rows under this window's watermark and skip this window's leads for ever.
+ADOPTABLE = ("created",)  # getExportLeadsUsingGET's status enum is lower-case
 
 
 @dataclass
@@ -159,12 +163,12 @@ class MirrorSync:
             return adopted
 
     def _adopt(self, pending: dict[str, object]) -> ExportJob | None:
-        """The job a create whose answer was lost made: the newest not yet exported since the
-        create was sent (Marketo lists the last seven days' jobs). Its file's header is checked
-        before anything is merged (read_extract)."""
+        """The job a create whose answer was lost made: the newest job still ``Created`` (never
+        enqueued) since the create was sent (Marketo lists the last seven days' jobs). Its
+        file's header is checked before anything is merged (read_extract)."""
         since = _parse(str(pending["creating"])) - dt.timedelta(minutes=1)
         for job in self.extract.jobs(ADOPTABLE):
-            if job.created_at and _parse(job.created_at) >= since:
+            if job.status == "Created" and job.created_at and _parse(job.created_at) >= since:
                 logger.warning("export %s: created by a call whose answer was lost; using it",
                                job.export_id)  # fmt: skip
                 return job
