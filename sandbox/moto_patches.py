@@ -13,6 +13,7 @@ transaction with an Update goes to moto's own method.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 _installed = False
@@ -31,6 +32,9 @@ def _key(backend: Any, op_type: str, op: dict[str, Any]) -> dict[str, Any]:
 
 
 _parsed: dict[str, Any] = {}  # moto parses a condition per item; a batch repeats the same few
+# moto's server answers on many threads: the check-then-read of the cache is one step (a clear
+# by one thread between another's check and read raised KeyError at 1 M visitors)
+_parsed_lock = threading.Lock()
 
 
 def _condition(op: dict[str, Any]) -> Any:
@@ -39,11 +43,15 @@ def _condition(op: dict[str, Any]) -> Any:
     names, values = op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
     marker = repr((op["ConditionExpression"], sorted((names or {}).items()),
                    sorted((values or {}).items(), key=lambda kv: kv[0])))  # fmt: skip
-    if marker not in _parsed:
-        if len(_parsed) > 10_000:
-            _parsed.clear()
-        _parsed[marker] = get_filter_expression(op["ConditionExpression"], names, values)
-    return _parsed[marker]
+    with _parsed_lock:
+        parsed = _parsed.get(marker)
+    if parsed is None:
+        parsed = get_filter_expression(op["ConditionExpression"], names, values)
+        with _parsed_lock:
+            if len(_parsed) > 10_000:
+                _parsed.clear()
+            _parsed[marker] = parsed
+    return parsed
 
 
 def _check(backend: Any, op: dict[str, Any], key: dict[str, Any]) -> Reason:

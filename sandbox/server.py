@@ -107,13 +107,17 @@ Handler = Callable[[Request, "re.Match[str]"], Response]
 class Fault:
     method: str
     pattern: re.Pattern[str]
-    kind: str  # status | lose-response | delay | malformed
+    kind: str  # status | lose-response | delay | malformed | hold
     times: int
     status: int = 503
     retry_after: str | None = None
     seconds: float = 0.0
     body: Any = None
     after: bool = False  # status: handle the request first (applied, then the error: e.g. a 502)
+    # hold: the request is parked (``reached`` set) until ``release`` is set, then answered -
+    # a test makes two invocations overlap exactly where it wants
+    reached: threading.Event | None = None
+    release: threading.Event | None = None
 
 
 class SandboxServer:
@@ -194,6 +198,10 @@ class SandboxServer:
         fault = self._take_fault(raw.command, parts.path)
         if fault is not None and fault.kind == "delay":
             time.sleep(fault.seconds)
+        if fault is not None and fault.kind == "hold" and fault.release is not None:
+            if fault.reached is not None:
+                fault.reached.set()
+            fault.release.wait(60)
         if fault is not None and fault.kind == "status":
             if fault.after:
                 self._handle(request)

@@ -86,16 +86,31 @@ class MemoryRunState:
         self.items[(run, f"walk#{generation}")] = json.dumps(record)
         return True
 
-    def plan(
-        self, run: str, generation: str, batch: int, destination: str
-    ) -> dict[str, Any] | None:
-        value = self.items.get((run, f"plan#{generation}#{batch:05d}#{destination}"))
+    def in_flight(self, run: str) -> list[dict[str, Any]]:
+        return [
+            dict(json.loads(v))
+            for (r, sk), v in sorted(self.items.items())
+            if r == run and sk.startswith("inflight#")
+        ]
+
+    def in_flight_one(self, run: str, batch_id: str) -> dict[str, Any] | None:
+        value = self.items.get((run, f"inflight#{batch_id}"))
+        return None if value is None else dict(json.loads(value))
+
+    def save_in_flight(self, run: str, batch_id: str, record: dict[str, Any]) -> None:
+        self.items[(run, f"inflight#{batch_id}")] = json.dumps(record)
+
+    def drop_in_flight(self, run: str, batch_id: str) -> None:
+        self.items.pop((run, f"inflight#{batch_id}"), None)
+
+    def plan(self, run: str, walk: str, batch: int, destination: str) -> dict[str, Any] | None:
+        value = self.items.get((run, f"plan#{walk}#{batch:05d}#{destination}"))
         return None if value is None else dict(json.loads(value))
 
     def save_plan(
-        self, run: str, generation: str, batch: int, destination: str, record: dict[str, Any]
+        self, run: str, walk: str, batch: int, destination: str, record: dict[str, Any]
     ) -> None:
-        self.items[(run, f"plan#{generation}#{batch:05d}#{destination}")] = json.dumps(record)
+        self.items[(run, f"plan#{walk}#{batch:05d}#{destination}")] = json.dumps(record)
 
     def files(self, run: str) -> list[FileRecord]:
         return [
@@ -104,8 +119,16 @@ class MemoryRunState:
             if r == run and sk.startswith("file#")
         ]
 
-    def save_file(self, run: str, record: FileRecord) -> None:
+    def file(self, run: str, file_id: str) -> FileRecord | None:
+        value = self.items.get((run, f"file#{file_id}"))
+        return None if value is None else FileRecord.from_json(json.loads(value))
+
+    def save_file(self, run: str, record: FileRecord) -> bool:
+        before = self.file(run, record.id)
+        if record.version != (0 if before is None else before.version) + 1:
+            return False
         self.items[(run, f"file#{record.id}")] = json.dumps(record.to_json())
+        return True
 
     def forget(self, run: str) -> int:
         mine = [k for k in self.items if k[0] == run]

@@ -36,7 +36,7 @@ DAY = "2026-11-20"
 KEY = f"{FOLDER}acmeprod_{DAY}"
 DESTINATIONS = ("datasources", "bdia", "target", "aep")
 AEP_FIELDS = {"_acme.crm.accountType": "string", "_acme.crm.industry": "string"}
-MAX_INVOCATIONS = 8
+MAX_INVOCATIONS = 12
 
 
 class Killed(BaseException):
@@ -109,7 +109,22 @@ VARIANTS = {
     "bdia-error": "BDIA: the first file taken ends ERROR (nothing ingested)",
     "corrupt-resend": "the day arrives corrupt (MD5/size); the run asks Adobe to resend it "
     "(FeedResendMax=1); Adobe re-delivers between runs",
+    # issue 25: work in flight of an older generation, remedies, destinations changed
+    "older-generation": "the kill hits the first generation's run; Adobe re-delivers the day "
+    "(more visitors) before the next run",
+    "lost-then-redelivery": "the first upload's answer is lost in the first generation's run, "
+    "which is killed; Adobe re-delivers the day before the next run",
+    "forget": "after the kill the operator forgets the delivery (refused while a batch waits "
+    "for Adobe's answer) and it is parsed again",
+    "retry-given-up": "Adobe fails every file until visitors are given up "
+    "(UPLOAD_MAX_ATTEMPTS=2); then Adobe is fixed and the operator runs feedsync retry",
+    "destination-added": "bdia is added to DESTINATIONS after the kill: it gets every matched "
+    "visitor too",
+    "destination-removed": "bdia is taken out of DESTINATIONS after the kill: its files are "
+    "still followed to their verdict, datasources gets everyone",
 }
+# the kill hits the first generation's run (the others: the last generation's)
+KILL_FIRST = ("older-generation", "lost-then-redelivery")
 
 
 @dataclass
@@ -123,9 +138,16 @@ class Scenario:
     @property
     def follow_verdicts(self) -> bool:
         """Done only once Adobe has decided on every file (the variant is about verdicts)."""
-        return self.variant in ("fail-after-redelivery", "give-up", "bdia-error") or (
-            self.destination == "aep"  # a batch counts once Platform says success
-        )
+        return self.variant in (
+            "fail-after-redelivery", "give-up", "bdia-error", "retry-given-up",
+            "destination-removed",
+        ) or self.destination == "aep"  # a batch counts once Platform says success  # fmt: skip
+
+    @property
+    def checked(self) -> tuple[str, ...]:
+        """The destinations that must hold every matched visitor exactly once."""
+        return (self.destination, "bdia") if self.variant == "destination-added" else (
+            self.destination,)  # fmt: skip
 
     @property
     def name(self) -> str:
@@ -160,8 +182,10 @@ def _variant_env(variant: str) -> dict[str, str]:
                 "MIRROR_INITIAL_DAYS": "40"}  # fmt: skip
     if variant == "s3-export":
         return {"CRM_SOURCE": "file", "CRM_FILE": "s3://feedsync-state-world/crm/export.csv"}
-    if variant == "give-up":
+    if variant in ("give-up", "retry-given-up"):
         return {"UPLOAD_MAX_ATTEMPTS": "2"}
+    if variant == "destination-removed":
+        return {"DESTINATIONS": "datasources,bdia"}
     if variant == "corrupt-resend":
         from sandbox.adobe_feeds import FEED_ID
 
@@ -176,8 +200,8 @@ class Installation:
     def __init__(self, box: Sandbox, workdir: Path, scenario: Scenario) -> None:
         env = {
             "DESTINATIONS": scenario.destination,
-            "MARKETO_CONCURRENCY": "1",  # lookups on the invoking thread: countable calls
             "ADOBE_SETTLE_SECONDS": "0",  # a lost answer is looked up by the very next run
+            "MARKETO_CONCURRENCY": "1",  # lookups on the invoking thread: countable calls
             "BDIA_INTERVAL_SECONDS": "0",  # the sandbox does not pace here either
             "BDIA_GROUP_INTERVAL_SECONDS": "0",
             "POWERTOOLS_LOG_LEVEL": "CRITICAL",
@@ -194,12 +218,14 @@ class Installation:
         self.box = box
         self.scenario = scenario
         self.matched: set[str] = set()
+        self.forgotten = False
+        self.retried = False
         self.export: dict[str, dict[str, Any]] = {}
         self.generation_ids: list[str] = []
         rng = random.Random(7)
         first = _hits(rng, scenario.visitors, 10)
         self.generations = [[first[: len(first) // 2], first[len(first) // 2 :]]]
-        if scenario.redelivered:
+        if scenario.redelivered or scenario.variant in KILL_FIRST:
             extra = _hits(rng, scenario.visitors // 3, 20)
             self.generations.append([first[: len(first) // 2], first[len(first) // 2 :] + extra])
 
@@ -249,8 +275,10 @@ class Installation:
         variant = self.scenario.variant
         if variant in ("fail-after-redelivery", "late-verdicts"):
             adobe.hold_jobs = True  # Adobe takes its time deciding
-        elif variant == "give-up":
+        elif variant in ("give-up", "retry-given-up"):
             adobe.fail_jobs.add("feedsync_")
+        elif variant == "lost-then-redelivery":
+            self.box.server.inject("POST", r"/datasources/job/", "lose-response")
         elif variant == "mirror-lost-create":
             self.box.server.inject("POST", r"/export/create\.json$", "lose-response")
         elif variant == "mirror-lost-enqueue":
@@ -271,12 +299,50 @@ class Installation:
         variant = self.scenario.variant
         if variant == "batch-size":
             self.world.env["BATCH_SIZE"] = "1000"  # the stack was updated
+        elif variant == "destination-added":
+            self.world.env["DESTINATIONS"] = f"{self.scenario.destination},bdia"
+        elif variant == "destination-removed":
+            self.world.env["DESTINATIONS"] = self.scenario.destination
+        elif variant == "forget":
+            self._forget()
         elif variant == "mirror-1029":
             exports = self.box.marketo.exports
             exports.daily_export_bytes, exports.exported_bytes = 10**9, 0  # the next day
 
+    def _forget(self) -> None:
+        """``feedsync forget KEY --yes`` (without --force), then the day is parsed again."""
+        from feedsync.aws.runstate import DynamoRunState
+        from feedsync.errors import BusyError
+        from feedsync.state.forget import forget
+
+        self._expire_locks()
+        try:
+            forget(self.world.state, DynamoRunState(self.world.table), KEY)
+        except BusyError:
+            return  # a batch waits for Adobe's answer: the operator is told to wait
+        self.world.deliver(self.generations[-1], DAY)
+        self.forgotten = True
+
+    def _retry(self) -> bool:
+        """Every matched visitor given up: Adobe is fixed, the operator runs feedsync retry."""
+        from feedsync.aws.ledger import DynamoLedger
+        from feedsync.aws.runstate import DynamoRunState
+        from feedsync.state.retry import requeue
+
+        adobe = self.box.adobe
+        if self.retried or not self.done() or "feedsync_" not in adobe.fail_jobs:
+            return False
+        adobe.fail_jobs.discard("feedsync_")
+        self._expire_locks()
+        runs = DynamoRunState(self.world.table)
+        requeue(self.world.state, runs, DynamoLedger(self.world.table, 90, 7), KEY, "operator")
+        self.retried = True
+        return True
+
     def after_done(self) -> bool:
         """Verdicts that arrive after the last run; True when there was something to follow."""
+        if self.scenario.variant == "retry-given-up":
+            return self._retry()
         if self.scenario.variant != "late-verdicts" or not self.box.adobe.hold_jobs:
             return False
         self.box.adobe.hold_jobs = False
@@ -299,12 +365,13 @@ class Installation:
         return sum(1 for n in self.box.platform.completes.values() if n > 1)
 
     def _expire_locks(self) -> None:
-        """A dead invocation's leases end: its run lock (60 s in production) and its Marketo
-        concurrency slot (120 s); here at once, as if the next invocation came later. (Exact
-        keys: a scan of the whole table would cost more than the run.)"""
+        """A dead invocation's leases end: its run and reconcile locks (60 s in production)
+        and its Marketo concurrency slot (120 s); here at once, as if the next invocation came
+        later. (Exact keys: a scan of the whole table would cost more than the run.)"""
         host = self.world.env["MARKETO_BASE_URL"].split("://", 1)[-1].split("/")[0]
         for key in ({"pk": f"delivery#{KEY}", "sk": "lock"},
                     {"pk": "delivery#feeds/health", "sk": "lock"},
+                    {"pk": "delivery#reconcile", "sk": "lock"},
                     {"pk": f"ratelimit#marketo#{host}", "sk": "state"}):  # fmt: skip
             self.world.table.delete_item(Key=key)
 
@@ -323,21 +390,22 @@ class Installation:
         return (
             marker.get("generation") == current
             and report.get("generation") == current
-            and report.get("status") == "complete"
+            and report.get("status") in ("complete", "given_up")
             and decided
         )
 
-    def received(self) -> Counter[str]:
+    def received(self, destination: str = "") -> Counter[str]:
         """Visitor -> rows Adobe's stand-in holds for them at this destination."""
         adobe = self.box.adobe
         out: Counter[str] = Counter()
-        if self.scenario.destination == "datasources":
+        destination = destination or self.scenario.destination
+        if destination == "datasources":
             for job_id, data in adobe.datasource_files.items():
                 if adobe.datasource_jobs[job_id]["status"] == "failure":
                     continue
                 lines = [x for x in data.decode().splitlines() if x and not x.startswith("#")]
                 out.update(line.split("\t")[1] for line in lines[1:])
-        elif self.scenario.destination == "bdia":
+        elif destination == "bdia":
             import csv
             import gzip
             import io
@@ -345,7 +413,7 @@ class Installation:
             for data in adobe.bdia_files.values():
                 rows = csv.DictReader(io.StringIO(gzip.decompress(data).decode()))
                 out.update(r["marketingCloudVisitorID"] for r in rows)
-        elif self.scenario.destination == "aep":
+        elif destination == "aep":
             platform = self.box.platform
             for batch_id, batch in platform.batches.items():
                 if batch["status"] != "success":
@@ -378,6 +446,8 @@ class Installation:
         if variant == "corrupt-resend":
             asked = len(self.box.feeds.asked)
             return "" if asked == 1 else f"{asked} resends asked of Adobe (the cap is 1)"
+        if variant == "retry-given-up":
+            return "" if self.retried else "nobody was given up, so nothing was retried"
         if variant.startswith("mirror"):
             jobs = self.box.marketo.exports.jobs
             return "" if len(jobs) >= 1 else "the mirror made no export"
@@ -412,6 +482,13 @@ def check(install: Installation, scenario: str, point: str, invocations: int) ->
         harmless, duplicates = duplicates, 0
     given_up: set[str] = set()
     outcome = Outcome(scenario, point, invocations, duplicates, 0, harmless)
+    for other in install.scenario.checked[1:]:
+        got = install.received(other)
+        outcome.duplicates += sum(n - 1 for n in got.values() if n > 1)
+        outcome.lost += len(install.matched - set(got))
+    if install.scenario.variant == "destination-removed":
+        bdia = install.received("bdia")
+        outcome.duplicates += sum(n - 1 for n in bdia.values() if n > 1)
     if install.scenario.variant == "give-up":
         given_up = set(install.matched)
         sends = install.sends()
@@ -423,16 +500,27 @@ def check(install: Installation, scenario: str, point: str, invocations: int) ->
     happened = install.variant_happened()
     if happened:
         outcome.errors.append(happened)
-    outcome.lost = len(install.matched - set(rows) - given_up)
+    outcome.lost += len(install.matched - set(rows) - given_up)
     report = install.report()
     adobe = report.get("adobe") or {}
     expected = {"uploaded_rows": len(set(rows)), "given_up": len(given_up)}
-    reported = {"uploaded_rows": report.get("uploaded_rows"),
+    reported = {"uploaded_rows": _at_adobe(install, report),
                 "given_up": adobe.get("visitors_given_up")}  # fmt: skip
     if reported != expected:
         outcome.report_mismatch = True
         outcome.errors.append(f"report {reported} != ground truth {expected}")
     return outcome
+
+
+def _at_adobe(install: Installation, report: dict[str, Any]) -> int:
+    """What the report says Adobe holds of the scenario's destination: its visitors accepted or
+    awaiting a verdict; after a forget, also those the new walk found sent before it."""
+    counts = (report.get("visitors") or {}).get(install.scenario.destination) or {}
+    held = sum(counts.get(k, 0) for k in ("accepted", "sent", "stuck"))
+    if install.forgotten:
+        earlier = report.get("earlier") or {}
+        held += earlier.get("accepted", 0) + earlier.get("in_flight", 0)
+    return held
 
 
 def run_with_kill(install: Installation, target: int | None, after: bool) -> tuple[int, int]:
@@ -441,13 +529,19 @@ def run_with_kill(install: Installation, target: int | None, after: bool) -> tup
 
     Returns (external calls counted in the first invocation, invocations used)."""
     install.before_first()
-    for generation in range(len(install.generations) - 1):
-        install.deliver(generation)
-        install.invoke()
-    install.deliver(len(install.generations) - 1)
-    install.before_kill()
     killer = Killer(target, after)
-    install.invoke(killer)
+    if install.scenario.variant in KILL_FIRST:  # the older generation's run is the one killed
+        install.deliver(0)
+        install.invoke(killer)
+        for generation in range(1, len(install.generations)):
+            install.deliver(generation)
+    else:
+        for generation in range(len(install.generations) - 1):
+            install.deliver(generation)
+            install.invoke()
+        install.deliver(len(install.generations) - 1)
+        install.before_kill()
+        install.invoke(killer)
     install.after_kill()
     invocations = 1
     while invocations < MAX_INVOCATIONS and (not install.done() or install.after_done()):

@@ -40,6 +40,12 @@ SCENARIOS += [
     Scenario("datasources", variant="s3-export"),
     Scenario("bdia", variant="bdia-error"),
     Scenario("datasources", variant="corrupt-resend", visitors=300),
+    Scenario("datasources", variant="older-generation"),
+    Scenario("datasources", variant="lost-then-redelivery"),
+    Scenario("datasources", variant="forget"),
+    Scenario("datasources", variant="retry-given-up", visitors=300),
+    Scenario("datasources", variant="destination-added"),
+    Scenario("datasources", variant="destination-removed"),
 ]
 
 

@@ -117,12 +117,14 @@ def test_long_run_continues_in_new_invocations_without_repeating_batches(
 
     original = DynamoRunState.save_walk
     contexts: list[ShortOnTime] = []
+    cursors: list[Any] = [None]
 
     def save_then_run_short(
         self: DynamoRunState, run: str, generation: str, rec: dict[str, Any]
     ) -> bool:
         saved = original(self, run, generation, rec)
-        if rec.get("open") is None and rec.get("cursor") is not None:
+        if rec.get("cursor") != cursors[-1]:  # a batch was counted: the cursor moved
+            cursors.append(rec.get("cursor"))
             contexts[-1].short = True  # after one batch, each invocation runs out of time
         return saved
 

@@ -97,3 +97,8 @@ class OutcomeUnknownError(ApiError):
 
 class QuotaExhaustedError(ApiError):
     """A daily quota is used up (Marketo 607); nothing more can be done today."""
+
+
+class BusyError(FeedsyncError):
+    """Another invocation (a daily run) holds what this command would change: run it again
+    once that is done (exit 1)."""

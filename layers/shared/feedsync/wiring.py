@@ -188,6 +188,8 @@ def build_ports(
     )
     if metric is not None:
         ports.metric = metric
+    if session is not None:
+        ports.follower = lambda name: destinations.follower(config, session, name)
     if session is not None and config.feeds.feed_ids:
         ports.feeds = feed_watch(config, session, clients, ports.metric)
     return ports

@@ -165,13 +165,18 @@ def _condition(move: Move, now: int) -> tuple[str, dict[str, str], dict[str, Any
     live = []
     if move.from_states:
         live.append(one_of("f", move.from_states))
-    if move.own:
+    if move.own or move.takeover:
         names["#c"] = "claim"
+    if move.own:
         values[":own"] = move.own
         own = "#c = :own"
         if move.own_states:
             own += " AND " + one_of("o", move.own_states)
-        live.append(own)
+        live.append(f"({own})" if move.own_states else own)
+    if move.takeover:
+        values[":dead"] = move.takeover
+        values[":planned"] = str(VisitorState.PLANNED)
+        live.append("(#c = :dead AND #s = :planned)")
     parts = []
     if move.from_absent:
         parts.append("attribute_not_exists(pk) OR #e < :now")

@@ -1,11 +1,13 @@
 """Run state and the run lock on StateTable, per run key (a delivery key, or a dry run's).
 
 Items under ``pk=delivery#<run>``: ``sk=walk#<generation>`` (the generation's position in its
-pending stream, saved with a version check), ``sk=plan#<generation>#NNNNN#<destination>`` (a
-batch's files for a destination, and which of them Adobe took), ``sk=file#<destination>#<file>``
-(every file sent: its job, Adobe's verdict, what became of its visitors) and ``sk=lock`` (who
-runs the delivery, until when, last heartbeat). Lock calls go through the low-level client,
-which is safe to share with the heartbeat thread.
+pending stream, saved with a version check), ``sk=inflight#<walk>#NNNNN`` (a batch started and
+not finished, of any generation; removed when its plans are sent),
+``sk=plan#<walk>#NNNNN#<destination>`` (a batch's files for a destination, and which of them
+Adobe took), ``sk=file#<destination>#<file>`` (every file sent: its job and Adobe's verdict,
+saved with a version check) and ``sk=lock`` (who runs the delivery, until when, last
+heartbeat). Lock calls go through the low-level client, which is safe to share with the
+heartbeat thread. Every item is bounded (tests/unit/test_bounds.py).
 """
 
 from __future__ import annotations
@@ -94,15 +96,25 @@ class DynamoRunState:
             raise
         return True
 
-    def plan(
-        self, run: str, generation: str, batch: int, destination: str
-    ) -> dict[str, Any] | None:
-        return self._get(run, f"plan#{generation}#{batch:05d}#{destination}")
+    def in_flight(self, run: str) -> list[dict[str, Any]]:
+        return [json.loads(str(item["record"])) for item in self._query(run, "inflight#")]
+
+    def in_flight_one(self, run: str, batch_id: str) -> dict[str, Any] | None:
+        return self._get(run, f"inflight#{batch_id}")
+
+    def save_in_flight(self, run: str, batch_id: str, record: dict[str, Any]) -> None:
+        self.table.put_item(Item=self._item(run, f"inflight#{batch_id}", record))
+
+    def drop_in_flight(self, run: str, batch_id: str) -> None:
+        self.table.delete_item(Key={"pk": _pk(run), "sk": f"inflight#{batch_id}"})
+
+    def plan(self, run: str, walk: str, batch: int, destination: str) -> dict[str, Any] | None:
+        return self._get(run, f"plan#{walk}#{batch:05d}#{destination}")
 
     def save_plan(
-        self, run: str, generation: str, batch: int, destination: str, record: dict[str, Any]
+        self, run: str, walk: str, batch: int, destination: str, record: dict[str, Any]
     ) -> None:
-        sk = f"plan#{generation}#{batch:05d}#{destination}"
+        sk = f"plan#{walk}#{batch:05d}#{destination}"
         self.table.put_item(Item=self._item(run, sk, record))
 
     def files(self, run: str) -> list[FileRecord]:
@@ -111,8 +123,28 @@ class DynamoRunState:
             for item in self._query(run, "file#")
         ]
 
-    def save_file(self, run: str, record: FileRecord) -> None:
-        self.table.put_item(Item=self._item(run, f"file#{record.id}", record.to_json()))
+    def file(self, run: str, file_id: str) -> FileRecord | None:
+        data = self._get(run, f"file#{file_id}")
+        return None if data is None else FileRecord.from_json(data)
+
+    def save_file(self, run: str, record: FileRecord) -> bool:
+        item = {**self._item(run, f"file#{record.id}", record.to_json()),
+                "version": record.version}  # fmt: skip
+        try:
+            if record.version <= 1:
+                self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
+            else:
+                self.table.put_item(
+                    Item=item,
+                    ConditionExpression="#v = :before",
+                    ExpressionAttributeNames={"#v": "version"},
+                    ExpressionAttributeValues={":before": record.version - 1},
+                )
+        except ClientError as exc:
+            if _condition_failed(exc):
+                return False
+            raise
+        return True
 
     def forget(self, run: str) -> int:
         items = self._query(run, "")

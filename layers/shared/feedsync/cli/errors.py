@@ -6,7 +6,7 @@ from __future__ import annotations
 import errno
 import os
 
-from feedsync.errors import ApiError, ConfigError, FeedError, FeedsyncError
+from feedsync.errors import ApiError, BusyError, ConfigError, FeedError, FeedsyncError
 
 WORK_FAILED, USAGE = 1, 2
 
@@ -89,7 +89,7 @@ def _client_error(exc: BaseException) -> str:
 
 def explain(exc: BaseException) -> tuple[str, int] | None:
     """(message, exit status) for an error the CLI knows; None for a real bug."""
-    if isinstance(exc, ApiError | FeedError):
+    if isinstance(exc, ApiError | FeedError | BusyError):
         return str(exc), WORK_FAILED
     if isinstance(exc, ConfigError | FeedsyncError):
         return str(exc), USAGE

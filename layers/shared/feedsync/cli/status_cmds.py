@@ -247,18 +247,56 @@ def cmd_forget(args: argparse.Namespace) -> int:
         raise CliError(f"{key}: nothing stored for this delivery (see `feedsync status`)")
     if not args.yes:
         print(f"feedsync forgets {key}: {len(objects)} objects in the state bucket and its run "
-              "state (the ledger and uploads/ stay).", file=sys.stderr)  # fmt: skip
+              f"state. {FORGET_KEEPS}", file=sys.stderr)  # fmt: skip
         if not sys.stdin.isatty():
             raise CliError("not a terminal to confirm on: add --yes")
         if input("Type the delivery id to confirm: ").strip() != key.rsplit("/", 1)[-1]:
             print("feedsync: not confirmed; nothing was removed", file=sys.stderr)
             return 1
-    done = forget(state, runs, key)
+    done = forget(state, runs, key, force=args.force)  # a run holding it: exit 1, one line
     emit(
-        {"key": key, **done.to_json()},
+        {"key": key, **done.to_json(), "kept": FORGET_KEEPS},
         args.json,
-        f"{key}: forgotten ({len(done.objects)} objects, {done.run_items} run-state items)",
+        f"{key}: forgotten ({len(done.objects)} objects, {done.run_items} run-state items). "
+        + FORGET_KEEPS,
     )
+    return 0
+
+
+FORGET_KEEPS = (
+    "Kept: the ledger (nobody sent is sent again; visitors given up stay given up - "
+    "`feedsync retry KEY --given-up` sends them again) and uploads/ (copies of what Adobe holds)."
+)
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    import os
+
+    from feedsync.aws.ledger import DynamoLedger
+    from feedsync.state.layout import StateLayout
+    from feedsync.state.retry import requeue
+
+    state, runs = _stores(need_table=True)
+    key = StateLayout.normalise_key(args.delivery)
+    ledger = DynamoLedger(
+        runs.table,
+        int(os.environ.get("LEDGER_TTL_DAYS") or 90),
+        int(os.environ.get("LEDGER_MISS_TTL_DAYS") or 7),
+    )
+    given_up = args.given_up or not args.rejected
+    done = requeue(state, runs, ledger, key, f"retry-{os.getpid()}", given_up, args.rejected)
+    total = done.given_up + done.rejected
+    text = (
+        f"{key}: {done.given_up:,} given-up and {done.rejected:,} refused visitors will be sent "
+        "again by the next daily run (or now: feedsync run-daily --delivery KEY)"
+        if total
+        else f"{key}: nothing to send again ("
+        + ("given-up" if given_up else "")
+        + (" or " if given_up and args.rejected else "")
+        + ("refused" if args.rejected else "")
+        + " visitors: none)"
+    )
+    emit({"key": key, **done.to_json()}, args.json, text)
     return 0
 
 
@@ -336,5 +374,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "delivery", help="the delivery key, e.g. adobe/acmeprod/acmeprod_2026-11-20"
     )
     forget.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    forget.add_argument(
+        "--force",
+        action="store_true",
+        help="also when a batch waits for Adobe's answer on an upload (its files may be sent "
+        "twice)",
+    )
     forget.add_argument("--json", action="store_true")
     forget.set_defaults(func=cmd_forget)
+    retry = sub.add_parser(
+        "retry",
+        help="send a delivery's given-up visitors again (after the cause is fixed), and with "
+        "--rejected the rows refused",
+        description="Moves the delivery's given-up visitors (and with --rejected the rows a "
+        "mapping or destination rule refused) back to retry in the ledger; the next daily run "
+        "sends them with their current CRM record. Reads STATE_BUCKET and STATE_TABLE.",
+    )
+    retry.add_argument("delivery", help="the delivery key, e.g. adobe/acmeprod/acmeprod_2026-11-20")
+    retry.add_argument(
+        "--given-up", action="store_true", help="the visitors Adobe failed every time (default)"
+    )
+    retry.add_argument(
+        "--rejected", action="store_true", help="the rows refused by the mapping or a destination"
+    )
+    retry.add_argument("--json", action="store_true")
+    retry.set_defaults(func=cmd_retry)

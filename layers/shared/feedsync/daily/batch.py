@@ -13,10 +13,18 @@ from dataclasses import dataclass, field
 from feedsync.crm.sources import CrmSource
 from feedsync.daily.destinations import Destination
 from feedsync.daily.lookup import LookupResult, look_up
-from feedsync.daily.send import BatchScope, Plan, finish, load_plan, plan_files, read_visitors
+from feedsync.daily.send import (
+    BatchScope,
+    Plan,
+    finish,
+    load_plan,
+    plan_files,
+    read_refused,
+    read_visitors,
+)
 from feedsync.state import ledger as moves
 from feedsync.state.ledger import VisitorState
-from feedsync.state.records import BatchFigures
+from feedsync.state.records import BatchFigures, Rejected
 
 
 @dataclass
@@ -60,12 +68,15 @@ def _new_plan(
     _record_misses(scope, destination.name, found, remember)
     rows = found.rows_for(destination.name)
     entries = found.entries[destination.name]
-    claims = [moves.claim(r.visitor, entries.get(r.visitor), scope.delivery_key, scope.claim)
+    orphans = found.orphans.get(destination.name, set())
+    claims = [moves.claim(r.visitor, entries.get(r.visitor), scope.delivery_key, scope.claim,
+                          orphan=r.visitor in orphans)
               for r in rows]  # fmt: skip
     claimed = scope.ledger.move(scope.rsid, destination.name, claims) if claims else set()
     scope.claimed[destination.name] = {m.visitor: m.entry for m in claims if m.visitor in claimed}
+    refused = [r for r in found.rejected if destination.name in found.work.get(r.visitor, ())]
     # a visitor another invocation moved in the meantime is theirs: left out of our files
-    return plan_files(scope, destination, [r for r in rows if r.visitor in claimed])
+    return plan_files(scope, destination, [r for r in rows if r.visitor in claimed], refused)
 
 
 def run_batch(
@@ -76,7 +87,8 @@ def run_batch(
     remember_misses: bool = True,
 ) -> BatchOutcome:
     names = [d.name for d in destinations]
-    found = look_up(scope.ledger, crm, scope.mapping, scope.rsid, names, ids, scope.claim)
+    found = look_up(scope.ledger, crm, scope.mapping, scope.rsid, names, ids, scope.claim,
+                    scope.dead)  # fmt: skip
     outcome = BatchOutcome(BatchFigures())
     plans: dict[str, Plan] = {}
     for destination in destinations:
@@ -106,9 +118,14 @@ def _figures(scope: BatchScope, found: LookupResult, plans: dict[str, Plan]) -> 
         matched=found.found,
         uploaded_rows=len(in_files),  # visitors in this batch's files (any destination)
         not_found=len(found.not_found),
+        earlier=dict(found.earlier),
     )
-    refused = {
-        r.visitor: r for p in plans.values() for r in p.rejected if r.visitor not in in_files
-    }
-    figures.add_rejected([*found.rejected, *refused.values()])
+    # each visitor once: the mapping's refusal, else the first destination's own
+    refused: dict[str, Rejected] = {r.visitor: r for r in found.rejected}
+    for plan in plans.values():
+        if plan.refused_key:
+            for row in read_refused(scope.state, plan.refused_key):
+                if row.visitor not in in_files:
+                    refused.setdefault(row.visitor, row)
+    figures.add_rejected(list(refused.values()))
     return figures

@@ -1,21 +1,27 @@
 """One delivery's run within one invocation.
 
-1. **Walk** the current content generation's sorted pending stream from its cursor (the last id
-   finished): each batch's ids are stored before anything else happens, so a batch cut short is
-   finished later with exactly those ids, whatever BATCH_SIZE, the code or the delivery's
-   generation are by then.
-2. **Finish** batches whose upload answer was lost (``waiting``), once Adobe can be asked.
-3. **Re-send** what Adobe failed: every visitor of this delivery's failed files that the ledger
-   holds in ``retry`` (from any generation), in new batches with their current CRM record.
+1. **Finish what is in flight**: every batch a run started and did not finish, of any
+   generation and any invocation (``InFlight`` records, found from the run state, never from
+   the current walk): an open batch is run again with its stored ids (it repeats nothing: its
+   claims and plans are its own), a waiting one has its files looked up at Adobe and sent.
+2. **Walk** the current content generation's sorted pending stream from its cursor (the last id
+   finished); destinations added in the middle of a walk get the part behind the cursor in
+   ``catchup`` batches. Each batch's ids and its in-flight record are stored before anything
+   else happens.
+3. **Re-send** what Adobe failed (visitors the ledger holds in ``retry`` for this delivery's
+   failed files, read once per run) and what an operator asked to send again (``feedsync
+   retry``), in new batches with their current CRM record.
 
 The walk record is saved with a version check: an invocation that lost its lock to another
-cannot move the cursor under it.
+cannot move the cursor under it. Batch numbers and claims carry the walk id, which a forget or a
+re-parse never reuses.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -28,7 +34,7 @@ from feedsync.daily.destinations.dryrun import DrySender
 from feedsync.daily.dryledger import DryLedger
 from feedsync.daily.lock import RunLock
 from feedsync.daily.select import generation
-from feedsync.daily.send import BatchScope, finish, load_plan, read_visitors
+from feedsync.daily.send import BatchScope, batch_of, finish, load_plan, read_visitors
 from feedsync.deadline import Deadline
 from feedsync.errors import FeedsyncError
 from feedsync.parse.results import escape_id, pending_visitors
@@ -38,10 +44,12 @@ from feedsync.state.ledger import VisitorState
 from feedsync.state.ports import Ledger
 from feedsync.state.records import (
     BatchFigures,
+    BatchKind,
+    CatchUp,
     DeliveryRecord,
     FileRecord,
     FileState,
-    OpenBatch,
+    InFlight,
     Status,
     Walk,
     total,
@@ -82,6 +90,10 @@ def as_of(record: DeliveryRecord) -> dt.datetime:
     return latest
 
 
+def new_walk_id() -> str:
+    return secrets.token_hex(3)
+
+
 class DeliveryRun:
     def __init__(
         self,
@@ -108,20 +120,27 @@ class DeliveryRun:
             else Destination(d.name, d.builder, DrySender(d.name), True)
             for d in ports.destinations
         ]
+        self.names = tuple(d.name for d in self.destinations)
         self.this_run = ThisRun()
         self.estimate = settings.first_batch_seconds
         self.walk_state = Walk(self.generation)
+        self.abandoned: list[str] = []  # in-flight work of destinations no longer configured
+        self._dead: dict[str, bool] = {}
+        self._flying: set[str] = set()  # ids of the batches in flight now
 
     # -- the walk record --------------------------------------------------------------------
-    def _load(self) -> Walk:
-        data = self.ports.runs.walk(self.run, self.generation)
-        return Walk.from_json(data) if data else Walk(self.generation)
+    def _load(self, generation: str) -> Walk:
+        data = self.ports.runs.walk(self.run, generation)
+        return Walk.from_json(data) if data else Walk(generation)
 
     def _save(self, walk: Walk) -> None:
+        if not walk.walk_id:  # a walk's id is drawn once, with its first save
+            walk.walk_id = new_walk_id()
         walk.version += 1
-        if not self.ports.runs.save_walk(self.run, self.generation, walk.to_json()):
+        if not self.ports.runs.save_walk(self.run, walk.generation, walk.to_json()):
             raise LostWalkError(f"{self.key}: another invocation moved this delivery's walk")
-        self.walk_state = walk
+        if walk.generation == self.generation:
+            self.walk_state = walk
 
     def inputs(self) -> ReportInputs:
         return ReportInputs(
@@ -132,13 +151,14 @@ class DeliveryRun:
             self.run,
             self.generation,
             self.dry,
+            self.abandoned,
         )
 
     def crm_staleness(self) -> str | None:
         return self.crm.staleness(as_of(self.record))
 
     # -- batches ----------------------------------------------------------------------------
-    def scope(self, number: int) -> BatchScope:
+    def scope(self, batch: InFlight) -> BatchScope:
         record, ports = self.record, self.ports
         return BatchScope(
             state=ports.state,
@@ -150,53 +170,105 @@ class DeliveryRun:
             delivery_id=record.delivery,
             rsid=record.rsid,
             day=dt.date.fromisoformat(record.day),
-            generation=self.generation,
-            number=number,
+            generation=batch.generation,
+            walk=batch.walk,
+            number=batch.number,
             mapping=self.mapping,
             dry=self.dry,
             settle_seconds=self.settings.settle_seconds,
             clock=ports.clock,
+            dead=self.dead,
         )
 
-    def _run_open(self, walk: Walk, lock: RunLock) -> BatchOutcome:
-        assert walk.open is not None
+    def dead(self, claim: str) -> bool:
+        """The batch ``claim`` names has no in-flight record: nothing will finish its planned
+        entries (the delivery was forgotten under it). Asked once per claim and invocation."""
+        if claim not in self._dead:
+            where = batch_of(claim)
+            self._dead[claim] = where is None or (
+                self.ports.runs.in_flight_one(where[0], where[1]) is None
+            )
+        return self._dead[claim]
+
+    def _open(
+        self, walk: Walk, kind: BatchKind, ids: list[str], names: tuple[str, ...]
+    ) -> InFlight:
+        """Store the ids, take a batch number (walk save), then the in-flight record: from then
+        on the batch is found by every later run until it is finished."""
+        if not walk.walk_id:
+            self._save(walk)
+        number = walk.next_batch
+        key = StateLayout.batch_ids(self.run, walk.walk_id, number)
+        self.ports.state.put(key, "".join(escape_id(v) + "\n" for v in ids).encode(), "text/plain")
+        walk.next_batch += 1
+        self._save(walk)
+        last = ids[-1] if kind is not BatchKind.RETRY else ""
+        batch = InFlight(walk.walk_id, walk.generation, number, kind, key, names, last)
+        self.ports.runs.save_in_flight(self.run, batch.id, batch.to_json())
+        self._flying.add(batch.id)
+        return batch
+
+    def _run(self, batch: InFlight, lock: RunLock) -> None:
+        """Run a batch (again, if it was cut short): look up, claim, plan, send; then count it
+        in its walk once, and keep it in flight while an upload answer is to be found."""
         if lock.lost.is_set():
             raise FeedsyncError(f"{self.key}: lost the run lock to another invocation")
-        opened = walk.open
-        ids = read_visitors(self.ports.state, opened.ids_key)
+        destinations = [d for d in self.destinations if d.name in batch.destinations]
+        ids = read_visitors(self.ports.state, batch.ids_key)
         calls_before, started = self.crm.calls, time.monotonic()
         outcome = run_batch(
-            self.scope(opened.number), self.crm, self.destinations, ids,
+            self.scope(batch), self.crm, destinations, ids,
             remember_misses=self.crm.lookups_cost_calls,
         )  # fmt: skip
         outcome.figures.crm_calls = self.crm.calls - calls_before
         self.estimate = max(self.estimate * 0.5, 1.5 * (time.monotonic() - started), 5.0)
-        if opened.kind == "walk":
-            walk.cursor = opened.last
-            walk.figures = total([walk.figures, outcome.figures])
-        else:
-            walk.retries = total([walk.retries, outcome.figures])
+        self._counted(batch, outcome.figures)
         if outcome.waiting:
-            walk.waiting.append(opened.number)
-        walk.open = None
-        self._save(walk)
-        self._count(opened, outcome)
-        return outcome
+            waiting = replace(batch, waiting=True)
+            self.ports.runs.save_in_flight(self.run, batch.id, waiting.to_json())
+        else:
+            self._drop(batch)
+        self._count(batch, outcome)
 
-    def _count(self, opened: OpenBatch, outcome: BatchOutcome) -> None:
+    def _drop(self, batch: InFlight) -> None:
+        self.ports.runs.drop_in_flight(self.run, batch.id)
+        self._flying.discard(batch.id)
+
+    def _counted(self, batch: InFlight, figures: BatchFigures) -> None:
+        """The batch's figures and cursor, once, in its own walk (whatever generation)."""
+        mine = batch.generation == self.generation
+        walk = self.walk_state if mine else self._load(batch.generation)
+        if walk.walk_id != batch.walk:
+            return  # a walk forgotten since: nothing of it is reported any more
+        again = batch.id in walk.counted
+        walk.counted = [c for c in walk.counted if c in self._flying] + [batch.id]
+        if again:
+            self._save(walk)
+            return
+        if batch.kind is BatchKind.WALK:
+            walk.cursor = max(walk.cursor or "", batch.last)
+            walk.figures = total([walk.figures, figures])
+        elif batch.kind is BatchKind.CATCHUP:
+            if walk.catchup is not None:
+                walk.catchup.cursor = max(walk.catchup.cursor or "", batch.last)
+        else:
+            walk.retries = total([walk.retries, figures])
+        self._save(walk)
+
+    def _count(self, batch: InFlight, outcome: BatchOutcome) -> None:
         figures = outcome.figures
         self.this_run.batches += 1
-        self.this_run.retried += opened.kind == "retry"
+        self.this_run.retried += batch.kind is BatchKind.RETRY
         self.this_run.files += outcome.files
         self.this_run.add(figures)
-        if opened.kind == "walk":
+        if batch.kind is BatchKind.WALK:
             for name, metric in BATCH_METRICS.items():
                 self.ports.metric(metric, getattr(figures, name))
         logger.info(
             "batch %d of %s done",
-            opened.number,
+            batch.number,
             self.key,
-            extra={"delivery": self.key, "batch": opened.number, "kind": opened.kind,
+            extra={"delivery": self.key, "batch": batch.id, "kind": str(batch.kind),
                    "looked_up": figures.looked_up, "matched": figures.matched,
                    "rows": figures.uploaded_rows, "rejected": figures.rejected,
                    "crm_calls": figures.crm_calls, "waiting": outcome.waiting},
@@ -204,27 +276,82 @@ class DeliveryRun:
         if self.ports.progress is not None:
             done = self.this_run
             self.ports.progress(
-                f"{self.key}: batch {opened.number} done; this run {done.batches} batches, "
+                f"{self.key}: batch {batch.number} done; this run {done.batches} batches, "
                 f"{done.figures.crm_calls:,} CRM calls, {done.figures.uploaded_rows:,} rows "
                 f"{'built (dry run)' if self.dry else 'sent'}, {done.files} files"
             )
 
-    def _open(self, walk: Walk, kind: str, ids: list[str], sources: tuple[str, ...] = ()) -> None:
-        number = walk.next_batch
-        key = StateLayout.batch_ids(self.run, self.generation, number)
-        self.ports.state.put(key, "".join(escape_id(v) + "\n" for v in ids).encode(), "text/plain")
-        walk.open = OpenBatch(number, kind, key, ids[-1] if kind == "walk" else "", sources)
-        walk.next_batch += 1
-        self._save(walk)
+    # -- phase 1: what is in flight ------------------------------------------------------------
+    def _in_flight(self) -> list[InFlight]:
+        return sorted(
+            (InFlight.from_json(d) for d in self.ports.runs.in_flight(self.run)),
+            key=lambda b: (b.walk, b.number),
+        )
 
-    def _next_ids(self, walk: Walk) -> Iterator[list[str]]:
-        """The pending stream after the cursor, in batches (bytes order, one char per byte)."""
+    def _finish_in_flight(self, lock: RunLock) -> bool:
+        """Every batch in flight, oldest first; False when time ran short."""
+        batches = self._in_flight()
+        self._flying = {b.id for b in batches}
+        for found in batches:
+            if not self._allows():
+                return False
+            gone = [n for n in found.destinations if n not in self.names]
+            batch = self._without(found, gone) if gone else found
+            if batch is None:
+                continue
+            if batch.waiting:
+                self._finish_waiting(batch)
+            else:
+                self.this_run.resumed += 1
+                self._run(batch, lock)
+        return True
+
+    def _without(self, batch: InFlight, gone: list[str]) -> InFlight | None:
+        """A batch of destinations no longer configured: a plan with files still to send is
+        kept (and reported abandoned); a destination with no plan yet is dropped from it (its
+        claims are taken over by a later batch of that destination)."""
+        scope = self.scope(batch)
+        stuck = []
+        for name in gone:
+            plan = load_plan(scope, name)
+            if plan is not None and plan.state != "sent":
+                stuck.append(name)
+                self.abandoned.append(
+                    f"batch {batch.id}: {len(plan.files) - len(plan.jobs)} file(s) for {name} "
+                    f"not sent: {name} is no longer in DESTINATIONS (add it back to send them)"
+                )
+        if stuck:
+            return None
+        left = tuple(n for n in batch.destinations if n not in gone)
+        batch = replace(batch, destinations=left)
+        if not left:
+            self._drop(batch)
+            return None
+        self.ports.runs.save_in_flight(self.run, batch.id, batch.to_json())
+        return batch
+
+    def _finish_waiting(self, batch: InFlight) -> None:
+        """A batch whose upload answer was lost: look its files up at Adobe, send the rest."""
+        scope = self.scope(batch)
+        for destination in self.destinations:
+            if destination.name not in batch.destinations:
+                continue
+            plan = load_plan(scope, destination.name)
+            if plan is not None and not finish(scope, destination, plan):
+                return  # still unknown: looked up again by a later run
+        self.this_run.resumed += 1
+        self._drop(batch)
+
+    # -- phase 2: the walk -----------------------------------------------------------------
+    def _stream(self, after: str | None, until: str | None = None) -> Iterator[list[str]]:
+        """The pending stream in (after, until], in batches (bytes order, one char per byte)."""
         stream = pending_visitors(self.ports.state, self.record, None)
-        cursor = walk.cursor
         batch: list[str] = []
         for visitor in stream:
-            if cursor is not None and visitor <= cursor:
+            if after is not None and visitor <= after:
                 continue
+            if until is not None and visitor > until:
+                break
             batch.append(visitor)
             if len(batch) >= self.settings.batch_size:
                 yield batch
@@ -232,49 +359,61 @@ class DeliveryRun:
         if batch:
             yield batch
 
-    # -- phases -----------------------------------------------------------------------------
     def _allows(self) -> bool:
         return self.deadline.allows(self.estimate)
 
-    def _walk(self, walk: Walk, lock: RunLock) -> bool:
-        """Walk on from the cursor; False when time ran short."""
-        if walk.open is not None and walk.open.kind == "walk":
-            self.this_run.resumed += 1
-            self._run_open(walk, lock)
-        if walk.done:
+    def _destinations_changed(self, walk: Walk) -> None:
+        """Destinations configured since the walk began get the part behind its cursor."""
+        added = tuple(n for n in self.names if n not in walk.destinations)
+        if not added or walk.catchup is not None:
+            return  # (one catch-up at a time; a later addition waits for the next run)
+        if walk.cursor is not None:
+            walk.catchup = CatchUp(added, walk.cursor)
+            logger.warning("%s: %s added in the middle of the walk: catching up to %s",
+                           self.key, ", ".join(added), walk.cursor)  # fmt: skip
+        walk.destinations = (*walk.destinations, *added)
+        self._save(walk)
+
+    def _catch_up(self, walk: Walk, lock: RunLock) -> bool:
+        catchup = walk.catchup
+        if catchup is None:
             return True
-        for ids in self._next_ids(walk):
+        names = tuple(n for n in catchup.destinations if n in self.names)
+        for ids in self._stream(catchup.cursor, catchup.until) if names else iter(()):
             if not self._allows():
                 return False
-            self._open(walk, "walk", ids)
-            self._run_open(walk, lock)
+            self._run(self._open(walk, BatchKind.CATCHUP, ids, names), lock)
+        walk.catchup = None
+        self._save(walk)
+        return True
+
+    def _walk(self, walk: Walk, lock: RunLock) -> bool:
+        """Walk on from the cursor; False when time ran short."""
+        self._destinations_changed(walk)
+        if not self._catch_up(walk, lock):
+            return False
+        if walk.done:
+            return True
+        names = tuple(n for n in self.names if n in walk.destinations)
+        for ids in self._stream(walk.cursor):
+            if not self._allows():
+                return False
+            self._run(self._open(walk, BatchKind.WALK, ids, names), lock)
         walk.done = True
         self._save(walk)
         return True
 
-    def _finish_waiting(self, walk: Walk) -> None:
-        """Batches whose upload answer was lost: look the files up at Adobe, send the rest."""
-        still = []
-        for number in walk.waiting:
-            scope = self.scope(number)
-            for destination in self.destinations:
-                plan = load_plan(scope, destination.name)
-                if plan is not None and not finish(scope, destination, plan):
-                    still.append(number)
-                    break
-        if still != walk.waiting:
-            self.this_run.resumed += len(walk.waiting) - len(still)
-            walk.waiting = still
-            self._save(walk)
-
+    # -- phase 3: re-sends -----------------------------------------------------------------
     def _failed_files(self) -> list[FileRecord]:
         return [
             f
             for f in self.ports.runs.files(self.run)
-            if f.state is FileState.FAILED and not f.resolved and f.released
+            if f.state is FileState.FAILED and not f.resolved
         ]
 
     def _to_resend(self, failed: list[FileRecord]) -> list[str]:
+        """Visitors the ledger holds in ``retry`` for these files, and the ones operators
+        asked to send again: each file's visitors and entries read once (linear)."""
         ids: set[str] = set()
         for record in failed:
             visitors = read_visitors(self.ports.state, record.visitors_key)
@@ -284,43 +423,58 @@ class DeliveryRun:
                 for v, e in entries.items()
                 if e.state is VisitorState.RETRY and e.claim == record.claim
             )
+        for key in self._requeued():
+            ids.update(read_visitors(self.ports.state, key))
         return sorted(ids)
+
+    def _requeued(self) -> list[str]:
+        return sorted(self.ports.state.list(StateLayout.requeue(self.run)))
 
     def _resend(self, walk: Walk, lock: RunLock) -> bool:
         """Re-send the visitors Adobe failed; False when time ran short."""
-        if walk.open is not None:  # a re-send batch cut short
-            self.this_run.resumed += 1
-            self._run_open(walk, lock)
         failed = self._failed_files()
-        previous: list[str] = []
-        while failed:
-            ids = self._to_resend(failed)
-            if not ids or ids == previous:  # nothing left, or nothing more this run can move
-                break
-            previous = ids
+        requeued = self._requeued()
+        if not failed and not requeued:
+            return True
+        ids = self._to_resend(failed)
+        size = self.settings.batch_size
+        for start in range(0, len(ids), size):
             if not self._allows():
                 return False
-            sources = tuple(f.id for f in failed)
-            self._open(walk, "retry", ids[: self.settings.batch_size], sources)
-            self._run_open(walk, lock)
-        if failed and self._to_resend(failed):
-            logger.warning(
-                "%s: released visitors left in retry; the next run tries again", self.key
+            self._run(
+                self._open(walk, BatchKind.RETRY, ids[start : start + size], self.names), lock
             )
-            return True
         for record in failed:  # every released visitor is planned again (or moved on)
-            self.ports.runs.save_file(self.run, replace(record, resolved=True))
+            self._resolve(record)
+        for key in requeued:
+            self.ports.state.delete(key)
         return True
 
+    def _resolve(self, record: FileRecord) -> None:
+        """Mark a failed file resolved; a concurrent writer's newer record is read again."""
+        for _ in range(3):
+            if record.resolved or self.ports.runs.save_file(
+                self.run, replace(record, resolved=True, version=record.version + 1)
+            ):
+                return
+            fresh = self.ports.runs.file(self.run, record.id)
+            if fresh is None:
+                return
+            record = fresh
+
+    # -- the whole run -----------------------------------------------------------------------
     def work(self, lock: RunLock) -> Status:
-        walk = self._load()
-        self.walk_state = walk
-        if not self._walk(walk, lock):
+        self.walk_state = self._load(self.generation)
+        if not self.walk_state.destinations:  # a new walk (or one saved before they were kept)
+            self.walk_state.destinations = self.names
+        if not self._finish_in_flight(lock):
             return Status.IN_PROGRESS
-        self._finish_waiting(walk)
-        if not self.dry and not self._resend(walk, lock):
+        if not self._walk(self.walk_state, lock):
             return Status.IN_PROGRESS
-        return Status.WAITING if walk.waiting else Status.COMPLETE
+        if not self.dry and not self._resend(self.walk_state, lock):
+            return Status.IN_PROGRESS
+        # what is left in flight waits for Adobe's answer (or for a destination to come back)
+        return Status.WAITING if self._flying else Status.COMPLETE
 
     def figures(self) -> BatchFigures:
         return self.walk_state.figures

@@ -2,13 +2,16 @@
 for those with something left to do, the records mapped to rows.
 
 A visitor has work at a destination when the ledger has no live entry for it there, when Adobe
-failed its file (``retry``), or when the entry is this very batch's own (a re-run after a
-crash). Everything else is settled: sent, accepted, given up, or a recent miss.
+failed its file (``retry``), when the entry is this very batch's own (a re-run after a crash),
+or when it is ``planned`` by a batch that is dead (no in-flight record: the delivery was
+forgotten under it). Everything else is settled: in flight in a live batch, sent, accepted,
+given up, or a recent miss - and is counted by what the ledger said of it (``earlier``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +29,9 @@ class LookupResult:
     ids: int  # the batch's visitors
     entries: dict[str, dict[str, LedgerEntry]]  # destination -> visitor -> live entry
     work: dict[str, set[str]]  # visitor -> destinations with something left to do
+    # destination -> visitors ``planned`` by a dead batch (claimed over its claim)
+    orphans: dict[str, set[str]] = field(default_factory=dict)
+    earlier: Counter[str] = field(default_factory=Counter)  # the settled ones, by state
     looked_up: list[str] = field(default_factory=list)
     found: int = 0
     rows: list[MappedRow] = field(default_factory=list)
@@ -58,10 +64,25 @@ def map_records(
     return rows, rejected
 
 
-def _has_work(entry: LedgerEntry | None, claim: str) -> bool:
+def _has_work(entry: LedgerEntry | None, claim: str, dead: Callable[[str], bool]) -> bool:
     if entry is None or entry.claim == claim:
         return True
+    if entry.state is VisitorState.PLANNED:
+        return dead(entry.claim)
     return entry.state is VisitorState.RETRY
+
+
+def _earlier(states: set[VisitorState]) -> str:
+    """One word for a visitor with nothing left to do: the least finished destination's."""
+    if VisitorState.GIVEN_UP in states:
+        return "given_up"
+    if states & {VisitorState.PLANNED, VisitorState.SENT}:
+        return "in_flight"
+    if VisitorState.NOT_FOUND in states:
+        return "not_found"
+    if VisitorState.REJECTED in states:
+        return "rejected"
+    return "accepted"
 
 
 def look_up(
@@ -72,14 +93,24 @@ def look_up(
     destinations: Sequence[str],
     ids: Sequence[str],
     claim: str,
+    dead: Callable[[str], bool] = lambda claim: False,
 ) -> LookupResult:
+    """``dead(claim)``: the batch that claim names has no in-flight record any more."""
     entries = {d: ledger.entries(rsid, d, ids) for d in destinations}
     work: dict[str, set[str]] = {}
+    orphans: dict[str, set[str]] = {}
+    earlier: Counter[str] = Counter()
     for visitor in ids:
-        wanted = {d for d in destinations if _has_work(entries[d].get(visitor), claim)}
+        wanted = {d for d in destinations if _has_work(entries[d].get(visitor), claim, dead)}
+        for d in wanted:
+            entry = entries[d].get(visitor)
+            if entry and entry.state is VisitorState.PLANNED and entry.claim != claim:
+                orphans.setdefault(d, set()).add(visitor)  # a dead batch's: claimed over it
         if wanted:
             work[visitor] = wanted
-    result = LookupResult(len(ids), entries, work)
+        else:
+            earlier[_earlier({entries[d][visitor].state for d in destinations})] += 1
+    result = LookupResult(len(ids), entries, work, orphans=orphans, earlier=earlier)
     todo = [v for v in ids if v in work]
     result.looked_up = [v for v in todo if "," not in v]
     result.rejected = [Rejected(v, NOT_A_FILTER_VALUE) for v in todo if "," in v]

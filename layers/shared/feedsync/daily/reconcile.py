@@ -9,6 +9,13 @@ whichever generation of the day is current - or ``given_up`` after ``max_attempt
 the file is reported stuck and asked about again next run. A status Adobe's documentation does
 not list is an error (alarmed), never a success. Each delivery touched is named in
 ``touched``, so its report is rebuilt at once.
+
+Two invocations never reconcile at once (the ``reconcile`` lock; the second one says so and
+goes on with its deliveries), and a file record is written only over the version it read: a
+writer that lost a race reads the record again instead of overwriting it. What became of a
+file's visitors (released, given up) is the ledger's to say; the file record keeps only
+Adobe's verdict. A file of a destination no longer configured is still followed when its
+sender can be built from the settings left (``followers``), and reported otherwise.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from feedsync import metrics
 from feedsync.daily.destinations import Destination
 from feedsync.daily.destinations.base import ACCEPTED, FAILED, PENDING, AdobeVerdict
+from feedsync.daily.lock import RunLock
 from feedsync.daily.send import read_visitors
 from feedsync.errors import ApiError
 from feedsync.state import ledger as moves
@@ -35,8 +43,13 @@ from feedsync.storage import ObjectStore
 logger = logging.getLogger(__name__)
 
 
+LOCK = "reconcile"
+
+
 @dataclass
 class ReconcileSummary:
+    skipped: str = ""  # another invocation was reconciling
+    unfollowed: int = 0  # files of destinations that can no longer be asked (reported)
     checked: int = 0
     accepted: int = 0
     failed: int = 0
@@ -69,14 +82,40 @@ class Reconciler:
     max_attempts: int = 3
     stuck_after: float = 24 * 3600.0
     clock: Callable[[], float] = time.time
+    owner: str = "reconcile"
+    lease: float = 60.0
+    # a sender for a destination no longer configured (None: its settings are gone too)
+    follower: Callable[[str], Destination | None] = lambda name: None
 
     def run(self) -> ReconcileSummary:
+        lock = RunLock(self.runs, LOCK, self.owner, self.lease, self.lease / 3, self.clock)
+        if not lock.acquire():
+            return ReconcileSummary(skipped=f"another invocation is reconciling: "
+                                            f"{lock.describe()}")  # fmt: skip
+        lock.start_heartbeat()
+        try:
+            return self._run()
+        finally:
+            lock.release()
+
+    def _sender(self, name: str, senders: dict[str, Destination]) -> Destination | None:
+        if name not in senders:
+            senders[name] = self.follower(name)  # type: ignore[assignment]
+        return senders[name]
+
+    def _run(self) -> ReconcileSummary:
         summary = ReconcileSummary()
-        senders = {d.name: d for d in self.destinations if not d.dry_run}
-        for upload in self.uploads.open_uploads():
-            destination = senders.get(upload.destination)
+        senders: dict[str, Destination] = {d.name: d for d in self.destinations if not d.dry_run}
+        for queued in self.uploads.open_uploads():
+            destination = self._sender(queued.destination, senders)
             if destination is None:
-                continue  # no longer configured (or a dry run): left for a run that has it
+                summary.unfollowed += 1
+                summary.touched.add(queued.delivery)
+                continue  # no longer configured and cannot be built: reported with the delivery
+            upload = self.runs.file(queued.delivery, queued.id) or queued
+            if upload.final:
+                self.uploads.close(upload)  # settled by an earlier run after the queue copy
+                continue
             summary.checked += 1
             try:
                 answer = destination.sender.verdict(upload.rsid, upload.job)
@@ -123,7 +162,16 @@ class Reconciler:
             return
         summary.verdicts.append({"file": final.file, "destination": final.destination,
                                  "status": answer.status, "outcome": str(final.state)})  # fmt: skip
-        self.runs.save_file(final.delivery, final)
+        final = replace(final, version=upload.version + 1)
+        if not self.runs.save_file(final.delivery, final):
+            # another writer (a run marking it resolved) saved in between: apply the verdict to
+            # what it wrote, never over it
+            fresh = self.runs.file(final.delivery, final.id)
+            if fresh is None or not self.runs.save_file(final.delivery, _verdict_on(fresh, final)):
+                summary.errors.append(f"{final.destination} {final.file}: the file record "
+                                      "changed twice while its verdict was saved; asked again "
+                                      "next run")  # fmt: skip
+                return
         if final.final:
             self.uploads.close(final)
         summary.touched.add(final.delivery)
@@ -165,12 +213,19 @@ class Reconciler:
             "Adobe failed %s %s (%s): %d visitors to send again, %d given up",
             upload.destination, upload.file, answer.status, released, given_up,
         )  # fmt: skip
-        if released:  # the delivery has work again: its next run re-sends them
-            self.state.delete(StateLayout.enriched(upload.delivery))
-        return replace(
-            upload,
-            state=FileState.FAILED,
-            verdict_at=self._now(),
-            released=released,
-            given_up=given_up,
-        )
+        # the delivery has work again (its next run re-sends them), or must say who was given up
+        self.state.delete(StateLayout.enriched(upload.delivery))
+        return replace(upload, state=FileState.FAILED, verdict_at=self._now())
+
+
+def _verdict_on(fresh: FileRecord, verdict: FileRecord) -> FileRecord:
+    """The verdict's fields over a record another writer saved meanwhile."""
+    return replace(
+        fresh,
+        state=verdict.state,
+        adobe_status=verdict.adobe_status,
+        detail=verdict.detail,
+        verdict_at=verdict.verdict_at,
+        skipped_rows=verdict.skipped_rows,
+        version=fresh.version + 1,
+    )

@@ -63,6 +63,8 @@ class EnrichPorts:
     owner: str = field(default_factory=lambda: f"local-{time.time_ns()}")
     feeds: FeedWatch | None = None  # Adobe's side of each data feed (DATA_FEED_IDS)
     clock: Callable[[], float] = time.time  # wall clock (leases, settle and stuck ages)
+    # a destination no longer configured, built to read Adobe's verdicts on its files
+    follower: Callable[[str], Destination | None] = lambda name: None
 
     def for_suite(self, rsid: str) -> tuple[Mapping, CrmSource]:
         return self.suite(rsid) if self.suite is not None else (self.mapping, self.crm)
@@ -136,7 +138,7 @@ def enrich_delivery(
             report = _publish(ports, run, status, error)
         finally:
             lock.release()
-    if report["status"] == Status.COMPLETE and not run.dry:
+    if report["status"] in (Status.COMPLETE, Status.GIVEN_UP) and not run.dry:
         _mark_enriched(ports, run, report)
     if report["waiting_batches"]:
         ports.metric(metrics.UPLOADS_WAITING, len(report["waiting_batches"]))
@@ -161,9 +163,8 @@ def refresh_report(ports: EnrichPorts, key: str) -> Json | None:
         return None
     before = get_json(ports.state, StateLayout.report(key)) or {}
     last = Status(before.get("status") or Status.COMPLETE)
-    inputs = ReportInputs(
-        ports.state, ports.runs, ports.ledger, record, key, generation(record), False
-    )
+    inputs = ReportInputs(ports.state, ports.runs, ports.ledger, record, key, generation(record),
+                          False)  # fmt: skip
     report = build_report(inputs, last, before.get("error"), before.get("this_run") or {})
     write_report(ports.state, key, report)
     return report
@@ -180,7 +181,12 @@ def reconcile(ports: EnrichPorts, settings: EnrichSettings) -> ReconcileSummary:
         settings.max_attempts,
         settings.stuck_after,
         ports.clock,
+        ports.owner,
+        settings.lock_lease,
+        ports.follower,
     ).run()
+    if summary.skipped:
+        logger.info("reconciliation skipped: %s", summary.skipped)
     for key in sorted(summary.touched):
         try:
             refresh_report(ports, key)
@@ -196,7 +202,7 @@ def _one_delivery(
     dry_id = request.run_id if request.dry_run else None
     try:
         return enrich_delivery(ports, settings, key, deadline, dry_id, request.break_lock)
-    except (FeedsyncError, OSError, ValueError, KeyError, RuntimeError) as exc:
+    except Exception as exc:  # any error of one delivery (an AWS error too) stays in it
         logger.exception(
             "the run of %s failed (%s: %s); going on with the next delivery",
             key, type(exc).__name__, exc,

@@ -14,6 +14,7 @@ saved (and queued for reconciliation), then the plan notes the job.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -50,11 +51,15 @@ class PlannedFile:
 
 @dataclass
 class Plan:
-    """A batch's files for one destination (StateTable ``plan#...``)."""
+    """A batch's files for one destination (StateTable ``plan#<walk>#NNNNN#<destination>``).
+
+    Bounded whatever the data: the files of one batch (a few parts), their jobs, and only the
+    *number* of refused rows - the rows and reasons are in S3 (``refused_key``)."""
 
     state: str = SENDING
     files: list[PlannedFile] = field(default_factory=list)
-    rejected: list[Rejected] = field(default_factory=list)
+    rejected: int = 0  # rows this destination did not get (mapping or its own rules)
+    refused_key: str = ""  # those rows with their reasons, JSON lines in the state bucket
     jobs: list[JobRef] = field(default_factory=list)
     sending: dict[str, Any] | None = None  # {"file": name, "at": epoch} while a POST is out
 
@@ -62,7 +67,8 @@ class Plan:
         return {
             "state": self.state,
             "files": [vars(f) for f in self.files],
-            "rejected": [r.to_json() for r in self.rejected],
+            "rejected": self.rejected,
+            "refused_key": self.refused_key,
             "jobs": [j.to_json() for j in self.jobs],
             "sending": self.sending,
         }
@@ -72,7 +78,8 @@ class Plan:
         return cls(
             state=str(data.get("state", SENDING)),
             files=[PlannedFile(**f) for f in data.get("files", [])],
-            rejected=[Rejected(**r) for r in data.get("rejected", [])],
+            rejected=int(data.get("rejected") or 0),
+            refused_key=str(data.get("refused_key", "")),
             jobs=[JobRef.from_json(j) for j in data.get("jobs", [])],
             sending=data.get("sending"),
         )
@@ -96,19 +103,22 @@ class BatchScope:
     rsid: str
     day: dt.date
     generation: str
+    walk: str  # the walk id (unique for ever)
     number: int
     mapping: Mapping
     dry: bool
     settle_seconds: float
     clock: Callable[[], float] = time.time
+    # the batch a claim names is dead (no in-flight record): its planned entries are free
+    dead: Callable[[str], bool] = lambda claim: False
     # destination -> visitor -> the entry this batch's claim wrote (saves a ledger read when
     # the files go out in the same invocation)
     claimed: dict[str, dict[str, LedgerEntry]] = field(default_factory=dict)
 
     @property
     def claim(self) -> str:
-        """This batch's mark on the ledger entries it moves."""
-        return f"{self.delivery_key}@{self.generation}#{self.number:05d}"
+        """This batch's mark on the ledger entries it moves: unique for ever (the walk id)."""
+        return claim_of(self.delivery_key, self.walk, self.number)
 
     def batch(self, rows: list[MappedRow]) -> Batch:
         return Batch(
@@ -120,36 +130,67 @@ class BatchScope:
             self.number,
             rows,
             self.mapping,
+            self.walk,
         )
 
 
+def claim_of(delivery_key: str, walk: str, number: int) -> str:
+    return f"{delivery_key}@{walk}#{number:05d}"
+
+
+def batch_of(claim: str) -> tuple[str, str] | None:
+    """(delivery key, in-flight id) of a claim, or None for a claim of another shape (the
+    layout before walk ids: such a batch has no in-flight record)."""
+    key, at, rest = claim.rpartition("@")
+    if not at or "#" not in rest:
+        return None
+    return key, rest
+
+
 def load_plan(scope: BatchScope, destination: str) -> Plan | None:
-    data = scope.runs.plan(scope.run, scope.generation, scope.number, destination)
+    data = scope.runs.plan(scope.run, scope.walk, scope.number, destination)
     return None if data is None else Plan.from_json(data)
 
 
 def _save(scope: BatchScope, destination: str, plan: Plan) -> None:
-    scope.runs.save_plan(scope.run, scope.generation, scope.number, destination, plan.to_json())
+    scope.runs.save_plan(scope.run, scope.walk, scope.number, destination, plan.to_json())
 
 
-def plan_files(scope: BatchScope, destination: Destination, rows: list[MappedRow]) -> Plan:
-    """Build the files once, store them and their visitor lists, save the plan; rows the
-    destination's rules refuse become ``rejected`` in the ledger, with the reason."""
+def plan_files(
+    scope: BatchScope, destination: Destination, rows: list[MappedRow], refused: list[Rejected]
+) -> Plan:
+    """Build the files once, store them and their visitor lists, save the plan. ``refused``
+    (the mapping's refusals) and the rows the destination's rules refuse are written to S3 with
+    their reasons; the latter become ``rejected`` in the ledger."""
     built = destination.builder.build(scope.batch(rows))
-    plan = Plan(rejected=[_tagged(r, destination.name) for r in built.rejected])
+    own = [_tagged(r, destination.name) for r in built.rejected]
+    plan = Plan(rejected=len(refused) + len(own))
+    if plan.rejected:
+        plan.refused_key = StateLayout.refused(scope.run, scope.walk, scope.number,
+                                               destination.name)  # fmt: skip
+        scope.state.put(plan.refused_key, refused_lines([*refused, *own]), "application/x-ndjson")
     for upload in built.files:
         key = StateLayout.upload(scope.run, destination.name, upload.name)
         scope.state.put(key, upload.data, "application/octet-stream")
         scope.state.put(StateLayout.upload_visitors(key), _lines(upload.visitors), "text/plain")
         plan.files.append(PlannedFile(upload.name, upload.part, key, len(upload.visitors)))
     _save(scope, destination.name, plan)
-    if plan.rejected:
-        refused = [
+    if own:
+        moved = [
             moves.refused_by_destination(r.visitor, scope.delivery_key, scope.claim, r.reason)
-            for r in plan.rejected
+            for r in own
         ]
-        scope.ledger.move(scope.rsid, destination.name, refused)
+        scope.ledger.move(scope.rsid, destination.name, moved)
     return plan
+
+
+def refused_lines(rows: list[Rejected]) -> bytes:
+    return "".join(json.dumps(r.to_json()) + "\n" for r in rows).encode("utf-8")
+
+
+def read_refused(state: ObjectStore, key: str) -> list[Rejected]:
+    raw = state.get(key) or b""
+    return [Rejected(**json.loads(line)) for line in raw.decode("utf-8").splitlines() if line]
 
 
 def _tagged(rejected: Rejected, destination: str) -> Rejected:
@@ -240,9 +281,15 @@ def _taken(scope: BatchScope, destination: str, planned: PlannedFile, job: JobRe
         state=FileState.BUILT if scope.dry else FileState.SENT,
         sent_at=scope.clock(),
     )
-    scope.runs.save_file(scope.run, record)
-    if not scope.dry:
-        scope.uploads.add(record)
+    # created once: a batch resumed after a crash finds the record it wrote (and a verdict
+    # reconciliation may have added since) and leaves it alone
+    if scope.runs.save_file(scope.run, record):
+        if not scope.dry:
+            scope.uploads.add(record)
+        return
+    existing = scope.runs.file(scope.run, record.id)
+    if existing is not None and not existing.final and not scope.dry:
+        scope.uploads.add(existing)  # the crash may have come before the queue got it
 
 
 def finish(scope: BatchScope, destination: Destination, plan: Plan) -> bool:

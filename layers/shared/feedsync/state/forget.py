@@ -1,16 +1,22 @@
-"""An operator's ``feedsync forget DELIVERY``: remove what feedsync wrote about one delivery, so
-a typo'd parse or a delivery that will never be fixed stops being reported.
+"""An operator's ``feedsync forget DELIVERY``: start a delivery over - remove what feedsync
+wrote about it, so a typo'd parse is parsed again, or a delivery that will never be fixed stops
+being reported.
 
 Removed: the delivery record, the per-file parse results and visitor streams, the enriched
-marker, the reports, and the run state (walks, plans, file records, lock). Kept: the ledger (each
-visitor's state is a fact about the visitor, not the delivery: nobody sent is sent again) and
-``uploads/`` (copies of files Adobe holds).
+marker, the reports, and the run state (walks, batches in flight, plans, file records). Kept:
+the ledger (each visitor's state is a fact about the visitor, not the delivery: nobody sent is
+sent again, and a visitor given up stays given up - ``feedsync retry`` is the remedy for those)
+and ``uploads/`` (copies of files Adobe holds). A delivery a run is working on is left alone
+(the lock), and so is one with a batch whose upload answer is still to be found at Adobe (its
+files may be there: forgetting it could send them twice) unless forced.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
+from feedsync.errors import BusyError
 from feedsync.state.layout import RESULTS, StateLayout
 from feedsync.state.ports import RunState
 from feedsync.storage import ObjectStore
@@ -36,8 +42,30 @@ def what_to_forget(state: ObjectStore, key: str) -> list[str]:
     return found + sorted(state.list(f"{RESULTS}{key}/"))
 
 
-def forget(state: ObjectStore, runs: RunState | None, key: str) -> Forgotten:
-    objects = what_to_forget(state, key)
-    for name in objects:
-        state.delete(name)
-    return Forgotten(objects, runs.forget(key) if runs is not None else 0)
+def forget(
+    state: ObjectStore, runs: RunState | None, key: str, owner: str = "", force: bool = False
+) -> Forgotten:
+    if runs is None:
+        objects = what_to_forget(state, key)
+        for name in objects:
+            state.delete(name)
+        return Forgotten(objects, 0)
+    owner = owner or f"forget-{time.time_ns()}"
+    if not runs.acquire(key, owner, 120.0):
+        holder = runs.holder(key)
+        who = f" ({holder.owner})" if holder else ""
+        raise BusyError(f"{key}: a daily run is working on this delivery{who}; "
+                            "forget it once the run is done")  # fmt: skip
+    try:
+        waiting = [b for b in runs.in_flight(key) if b.get("waiting")]
+        if waiting and not force:
+            raise BusyError(
+                f"{key}: {len(waiting)} batch(es) wait for Adobe's answer on an upload (the "
+                "files may be at Adobe): let the daily run find them first, or add --force"
+            )
+        objects = what_to_forget(state, key)
+        for name in objects:
+            state.delete(name)
+        return Forgotten(objects, runs.forget(key))
+    finally:
+        runs.release(key, owner)

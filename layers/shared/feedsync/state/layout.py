@@ -9,7 +9,10 @@ A delivery's *key* is its feed folder and id, e.g. ``adobe/acmeprod/acmeprod_202
     reports/<run>.json, reports/<run>.html    the daily run's report (run = key, or dry-run/...)
     uploads/<run>/<destination>/<file>        every file sent to (or, dry, built for) Adobe
     uploads/<run>/<destination>/<file>.visitors   the visitors in it, one per line
-    uploads/<run>/batches/<generation>/<n>.ids    a batch's visitor ids (a resume repeats them)
+    uploads/<run>/batches/<walk>/<n>.ids          a batch's visitor ids (a resume repeats them)
+    uploads/<run>/batches/<walk>/<n>.<destination>.refused.jsonl
+                                              rows refused (mapping, destination rules), why
+    uploads/<run>/requeue/<stamp>.ids         visitors an operator's ``feedsync retry`` sends again
     runs/<time>-<invocation>.json             what each daily-run invocation did
     config/mapping.json                       the mapping file (MAPPING_KEY)
 """
@@ -79,9 +82,23 @@ class StateLayout:
         return f"{UPLOADS}{run}/{destination}/{file_name}"
 
     @staticmethod
-    def batch_ids(run: str, generation: str, number: int) -> str:
+    def batch_ids(run: str, walk: str, number: int) -> str:
         """A batch's visitor ids, stored before the batch starts (what a resume repeats)."""
-        return f"{UPLOADS}{run}/batches/{generation}/{number:05d}.ids"
+        return f"{UPLOADS}{run}/batches/{walk}/{number:05d}.ids"
+
+    @staticmethod
+    def refused(run: str, walk: str, number: int, destination: str) -> str:
+        """The rows of a batch one destination did not get, with the reason (JSON lines)."""
+        return f"{UPLOADS}{run}/batches/{walk}/{number:05d}.{destination}.refused.jsonl"
+
+    @staticmethod
+    def refused_prefix(run: str) -> str:
+        return f"{UPLOADS}{run}/batches/"
+
+    @staticmethod
+    def requeue(run: str, stamp: str = "") -> str:
+        """Visitors an operator asked to send again (``feedsync retry``), one id a line."""
+        return f"{UPLOADS}{run}/requeue/" + (f"{stamp}.ids" if stamp else "")
 
     @staticmethod
     def run_log(stamp: str, owner: str) -> str:

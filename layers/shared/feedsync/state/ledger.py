@@ -27,6 +27,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from feedsync.state.records import clip
+
 
 class VisitorState(StrEnum):
     PLANNED = "planned"  # in a batch's files (claimed); Adobe has not confirmed taking them
@@ -94,6 +96,9 @@ class Move:
     from_absent: bool = False
     own: str = ""
     own_states: frozenset[VisitorState] = frozenset()
+    # a dead batch's claim (its in-flight record is gone: forgotten, or written before the
+    # in-flight records existed): its ``planned`` entries may be claimed
+    takeover: str = ""
 
     def allows(self, current: LedgerEntry | None) -> bool:
         """The same rule as the DynamoDB condition (the fakes and the adapter agree)."""
@@ -103,27 +108,45 @@ class Move:
             return True
         if self.own and current.claim == self.own:
             return not self.own_states or current.state in self.own_states
-        return False
+        return bool(
+            self.takeover
+            and current.claim == self.takeover
+            and current.state is VisitorState.PLANNED
+        )
 
 
-def claim(visitor: str, current: LedgerEntry | None, delivery: str, batch: str) -> Move:
-    """planned by ``batch``: from absent, a miss, a retry, or ``batch``'s own earlier entry."""
-    if current is not None and current.claim == batch:
-        attempts = current.attempts
+def claim(
+    visitor: str, current: LedgerEntry | None, delivery: str, batch: str, orphan: bool = False
+) -> Move:
+    """planned by ``batch``: from absent, a miss, a retry, or ``batch``'s own earlier entry;
+    ``orphan``: also from ``current``'s planned entry, whose batch is known to be dead."""
+    if current is not None and (current.claim == batch or orphan):
+        attempts = current.attempts  # a re-run of ours, or a dead batch's (never sent)
     else:
         attempts = (current.attempts if current is not None else 0) + 1
     planned = LedgerEntry(VisitorState.PLANNED, delivery, batch, attempts=max(1, attempts))
-    return Move(visitor, planned, CLAIMABLE, True, own=batch, own_states=REDOABLE)
+    takeover = current.claim if orphan and current is not None else ""
+    return Move(visitor, planned, CLAIMABLE, True, own=batch, own_states=REDOABLE,
+                takeover=takeover)  # fmt: skip
+
+
+def requeue(visitor: str, current: LedgerEntry, note: str) -> Move:
+    """An operator's ``feedsync retry``: a given-up (or rejected) visitor becomes ``retry``
+    again - a given-up one with its attempts counted afresh, as the cause was fixed. Only from
+    the very entry the operator saw (same state, same claim)."""
+    attempts = 0 if current.state is VisitorState.GIVEN_UP else current.attempts
+    entry = replace(current, state=VisitorState.RETRY, attempts=attempts, reason=clip(note))
+    return Move(visitor, entry, own=current.claim, own_states=frozenset({current.state}))
 
 
 def miss(visitor: str, state: VisitorState, delivery: str, batch: str, reason: str = "") -> Move:
     """not_found or rejected (a miss never displaces a planned, sent or accepted entry)."""
-    entry = LedgerEntry(state, delivery, batch, reason=reason)
+    entry = LedgerEntry(state, delivery, batch, reason=clip(reason))
     return Move(visitor, entry, CLAIMABLE, True, own=batch, own_states=REDOABLE)
 
 
 def refused_by_destination(visitor: str, delivery: str, batch: str, reason: str) -> Move:
-    entry = LedgerEntry(VisitorState.REJECTED, delivery, batch, reason=reason)
+    entry = LedgerEntry(VisitorState.REJECTED, delivery, batch, reason=clip(reason))
     return Move(visitor, entry, own=batch, own_states=frozenset({VisitorState.PLANNED}))
 
 
@@ -155,6 +178,6 @@ def verdict_moves(
             state = VisitorState.GIVEN_UP
         else:
             state = VisitorState.RETRY
-        entry = replace(current, state=state, file=file, reason="" if accepted else reason)
+        entry = replace(current, state=state, file=file, reason="" if accepted else clip(reason))
         moves.append(Move(visitor, entry, own=batch, own_states=IN_FLIGHT))
     return moves

@@ -28,8 +28,8 @@ class Ledger(Protocol):
 
 class RunState(Protocol):
     """Per run key (the delivery key, or ``dry-run/<id>/<key>`` for a dry run): the walk of
-    each content generation, each batch's plan per destination, the record of every file sent,
-    and the delivery's lock."""
+    each content generation, the batches in flight (of any generation), each batch's plan per
+    destination, the record of every file sent, and the delivery's lock."""
 
     def walk(self, key: str, generation: str) -> dict[str, Any] | None: ...
 
@@ -38,17 +38,30 @@ class RunState(Protocol):
         False when another invocation saved in between (nothing written)."""
         ...
 
-    def plan(
-        self, key: str, generation: str, batch: int, destination: str
-    ) -> dict[str, Any] | None: ...
+    def in_flight(self, key: str) -> list[dict[str, Any]]:
+        """Every batch started and not finished under ``key``, whatever its generation."""
+        ...
+
+    def in_flight_one(self, key: str, batch_id: str) -> dict[str, Any] | None: ...
+
+    def save_in_flight(self, key: str, batch_id: str, record: dict[str, Any]) -> None: ...
+
+    def drop_in_flight(self, key: str, batch_id: str) -> None: ...
+
+    def plan(self, key: str, walk: str, batch: int, destination: str) -> dict[str, Any] | None: ...
 
     def save_plan(
-        self, key: str, generation: str, batch: int, destination: str, record: dict[str, Any]
+        self, key: str, walk: str, batch: int, destination: str, record: dict[str, Any]
     ) -> None: ...
 
     def files(self, key: str) -> list[FileRecord]: ...
 
-    def save_file(self, key: str, record: FileRecord) -> None: ...
+    def file(self, key: str, file_id: str) -> FileRecord | None: ...
+
+    def save_file(self, key: str, record: FileRecord) -> bool:
+        """Store ``record`` if the stored one is ``record.version - 1`` (none for version 1);
+        False when another writer saved in between (nothing written)."""
+        ...
 
     def forget(self, key: str) -> int:
         """Remove everything stored under ``key`` (an operator's ``feedsync forget``)."""

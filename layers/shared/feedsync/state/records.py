@@ -31,6 +31,7 @@ class Status(StrEnum):
     QUOTA_EXHAUSTED = "quota_exhausted"
     NOT_CONFIGURED = "not_configured"
     WAITING_FOR_CRM = "waiting_for_crm"  # the CRM copy (mirror, export) is older than the day
+    GIVEN_UP = "given_up"  # done, but visitors Adobe failed every time wait for an operator
 
 
 @dataclass(frozen=True)
@@ -279,6 +280,33 @@ class DeliveryRecord:
 # --- daily run ----------------------------------------------------------------------------
 
 MAX_REJECT_SAMPLES = 50
+# Every text kept in a StateTable item is clipped, and the distinct reasons counted are
+# capped: no item grows with the data (DynamoDB's limit is 400 KB; tests/unit/test_bounds.py
+# builds the largest walk, plan and file record the code can write).
+MAX_TEXT = 300
+MAX_REASONS = 40
+OTHER_REASONS = "(other reasons)"
+# what the ledger already said of a batch's visitors with nothing left to do (the report's
+# "already enriched", told apart)
+EARLIER = ("accepted", "in_flight", "given_up", "not_found", "rejected")
+
+
+def clip(text: str, limit: int = MAX_TEXT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def count_reasons(into: dict[str, int], reasons: Counter[str]) -> dict[str, int]:
+    """``into`` plus ``reasons``, at most MAX_REASONS distinct (the rest under one line)."""
+    out = Counter(into)
+    for reason, n in reasons.items():
+        reason = clip(reason)
+        if reason in out or len(out) < MAX_REASONS - 1:
+            out[reason] += n
+        else:
+            out[OTHER_REASONS] += n
+    return dict(out)
+
+
 FIGURES = (
     "pending",
     "already_enriched",
@@ -338,14 +366,15 @@ class BatchFigures:
     crm_calls: int = 0
     rejected_samples: list[Rejected] = field(default_factory=list)
     rejected_reasons: dict[str, int] = field(default_factory=dict)
-    jobs: dict[str, list[JobRef]] = field(default_factory=dict)
+    # already_enriched told apart: what the ledger said of them (EARLIER)
+    earlier: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> Json:
         return {
             **{name: getattr(self, name) for name in (*FIGURES, "crm_calls")},
             "rejected_samples": [r.to_json() for r in self.rejected_samples],
             "rejected_reasons": dict(self.rejected_reasons),
-            "jobs": {d: [j.to_json() for j in refs] for d, refs in self.jobs.items()},
+            "earlier": dict(self.earlier),
         }
 
     @classmethod
@@ -354,33 +383,32 @@ class BatchFigures:
             **{name: int(data.get(name) or 0) for name in (*FIGURES, "crm_calls")},
             rejected_samples=[Rejected(**s) for s in data.get("rejected_samples", [])],
             rejected_reasons=dict(data.get("rejected_reasons", {})),
-            jobs={
-                d: [JobRef.from_json(j) for j in refs] for d, refs in data.get("jobs", {}).items()
-            },
+            earlier={k: int(v) for k, v in (data.get("earlier") or {}).items()},
         )
 
     def add_rejected(self, rejected: list[Rejected]) -> None:
         self.rejected += len(rejected)
         room = MAX_REJECT_SAMPLES - len(self.rejected_samples)
-        self.rejected_samples.extend(rejected[: max(0, room)])
-        self.rejected_reasons = dict(
-            Counter(self.rejected_reasons) + Counter(r.reason for r in rejected)
+        self.rejected_samples.extend(
+            Rejected(clip(r.visitor), clip(r.reason)) for r in rejected[: max(0, room)]
+        )
+        self.rejected_reasons = count_reasons(
+            self.rejected_reasons, Counter(r.reason for r in rejected)
         )
 
 
 def total(batches: list[BatchFigures]) -> BatchFigures:
     """The sum of several batches' figures (samples capped, jobs concatenated)."""
     out = BatchFigures()
-    reasons: Counter[str] = Counter()
+    earlier: Counter[str] = Counter()
     for batch in batches:
         for name in (*FIGURES, "crm_calls"):
             setattr(out, name, getattr(out, name) + getattr(batch, name))
         out.rejected_samples.extend(batch.rejected_samples)
-        reasons.update(batch.rejected_reasons)
-        for destination, refs in batch.jobs.items():
-            out.jobs.setdefault(destination, []).extend(refs)
+        out.rejected_reasons = count_reasons(out.rejected_reasons, Counter(batch.rejected_reasons))
+        earlier.update(batch.earlier)
     out.rejected_samples = out.rejected_samples[:MAX_REJECT_SAMPLES]
-    out.rejected_reasons = dict(reasons)
+    out.earlier = dict(earlier)
     return out
 
 
@@ -415,10 +443,11 @@ class FileRecord:
     adobe_status: str = ""  # Adobe's own word when last asked
     detail: str = ""
     verdict_at: str = ""
-    released: int = 0  # visitors sent again after a failure
-    given_up: int = 0
     skipped_rows: int = 0  # rows Adobe took the file with but did not ingest (BDIA invalid_rows)
-    resolved: bool = False  # a failed file whose released visitors were all re-planned
+    # a failed file none of whose visitors is left in ``retry`` (all re-planned, or given up);
+    # ``feedsync retry`` opens it again. What became of its visitors is the ledger's to say.
+    resolved: bool = False
+    version: int = 1  # every save names the version it replaces (two writers never both win)
 
     @property
     def id(self) -> str:
@@ -432,6 +461,7 @@ class FileRecord:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["job"] = self.job.to_json()
         out["state"] = str(self.state)
+        out["detail"] = clip(self.detail)
         return out
 
     @classmethod
@@ -443,38 +473,90 @@ class FileRecord:
         return cls(**values)
 
 
-@dataclass(frozen=True)
-class OpenBatch:
-    """A batch a run started and has not finished: its ids are stored before anything else, so
-    a resumed run repeats exactly these visitors whatever BATCH_SIZE is now."""
+class BatchKind(StrEnum):
+    WALK = "walk"  # the next ids of the current generation's pending stream
+    RETRY = "retry"  # visitors Adobe failed (or an operator's ``feedsync retry``)
+    CATCHUP = "catchup"  # ids behind the cursor, for a destination added in the middle of a walk
 
+
+@dataclass(frozen=True)
+class InFlight:
+    """A batch a run started and has not finished (StateTable ``inflight#<walk>#NNNNN``), of
+    any generation and any invocation: the next run of the delivery finishes it before
+    anything else, so nothing a batch claimed is ever stranded. Its ids are stored before the
+    record, so a resumed batch repeats exactly these visitors whatever BATCH_SIZE is now. The
+    record is removed once every destination's plan is sent (the files are then followed by
+    reconciliation)."""
+
+    walk: str  # the walk id (unique for ever: a forget or a re-parse starts a new one)
+    generation: str
     number: int
-    kind: str  # "walk" (the next ids of the pending stream) | "retry" (released visitors)
+    kind: BatchKind
     ids_key: str  # the state-bucket object listing the batch's visitor ids
-    last: str = ""  # walk: the last id of the batch (the cursor once it is done)
-    sources: tuple[str, ...] = ()  # retry: the failed files (destination#file) it re-sends
+    destinations: tuple[str, ...]  # the destinations this batch serves
+    last: str = ""  # walk/catchup: the last id of the batch (the cursor once it is done)
+    waiting: bool = False  # its plans ran; an upload answer is still to be found at Adobe
+
+    @property
+    def id(self) -> str:
+        return f"{self.walk}#{self.number:05d}"
 
     def to_json(self) -> Json:
-        return {"number": self.number, "kind": self.kind, "ids_key": self.ids_key,
-                "last": self.last, "sources": list(self.sources)}  # fmt: skip
+        return {"walk": self.walk, "generation": self.generation, "number": self.number,
+                "kind": str(self.kind), "ids_key": self.ids_key,
+                "destinations": list(self.destinations), "last": self.last,
+                "waiting": self.waiting}  # fmt: skip
 
     @classmethod
-    def from_json(cls, data: Json) -> OpenBatch:
-        return cls(int(data["number"]), str(data["kind"]), str(data["ids_key"]),
-                   str(data.get("last", "")), tuple(data.get("sources", ())))  # fmt: skip
+    def from_json(cls, data: Json) -> InFlight:
+        return cls(
+            walk=str(data["walk"]),
+            generation=str(data["generation"]),
+            number=int(data["number"]),
+            kind=BatchKind(data["kind"]),
+            ids_key=str(data["ids_key"]),
+            destinations=tuple(data.get("destinations", ())),
+            last=str(data.get("last", "")),
+            waiting=bool(data.get("waiting", False)),
+        )
+
+
+@dataclass
+class CatchUp:
+    """Destinations added while a walk was under way: the stream up to ``until`` (the walk's
+    cursor when they were added) is walked again for them alone."""
+
+    destinations: tuple[str, ...]
+    until: str
+    cursor: str | None = None
+
+    def to_json(self) -> Json:
+        return {"destinations": list(self.destinations), "until": self.until,
+                "cursor": self.cursor}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: Json) -> CatchUp:
+        return cls(tuple(data["destinations"]), str(data["until"]), data.get("cursor"))
 
 
 @dataclass
 class Walk:
     """A delivery generation's progress: a position in its sorted pending stream (the last id
-    finished), never a batch number whose meaning depends on a setting."""
+    finished), never a batch number whose meaning depends on a setting. Batches under way are
+    ``InFlight`` records beside it, never fields of the walk: a re-delivery (a new walk) cannot
+    hide them."""
 
     generation: str
+    walk_id: str = ""  # set when the walk is first saved; in every claim and file name
     cursor: str | None = None  # the last pending id finished; None before the first batch
-    next_batch: int = 0  # batch numbers name files; they never repeat within a generation
-    open: OpenBatch | None = None
-    waiting: list[int] = field(default_factory=list)  # batches with an upload answer to find
+    next_batch: int = 0  # batch numbers name files; they never repeat within a walk
     done: bool = False  # every pending id of the stream has been through a batch
+    destinations: tuple[str, ...] = ()  # the destinations the walk has served from the start
+    catchup: CatchUp | None = None
+    # batches counted in the figures whose in-flight record may still exist (a run killed
+    # between counting a batch and dropping its record counts it once): at most the batches
+    # in flight
+    counted: list[str] = field(default_factory=list)
     figures: BatchFigures = field(default_factory=BatchFigures)  # the walk, once per visitor
     retries: BatchFigures = field(default_factory=BatchFigures)  # re-sends after a failure
     version: int = 0  # bumped by every save; a save expecting another version is refused
@@ -482,11 +564,13 @@ class Walk:
     def to_json(self) -> Json:
         return {
             "generation": self.generation,
+            "walk_id": self.walk_id,
             "cursor": self.cursor,
             "next_batch": self.next_batch,
-            "open": self.open.to_json() if self.open else None,
-            "waiting": list(self.waiting),
             "done": self.done,
+            "destinations": list(self.destinations),
+            "catchup": self.catchup.to_json() if self.catchup else None,
+            "counted": list(self.counted),
             "figures": self.figures.to_json(),
             "retries": self.retries.to_json(),
             "version": self.version,
@@ -496,11 +580,13 @@ class Walk:
     def from_json(cls, data: Json) -> Walk:
         return cls(
             generation=str(data["generation"]),
+            walk_id=str(data.get("walk_id", "")),
             cursor=data.get("cursor"),
             next_batch=int(data.get("next_batch", 0)),
-            open=OpenBatch.from_json(data["open"]) if data.get("open") else None,
-            waiting=[int(n) for n in data.get("waiting", [])],
             done=bool(data.get("done", False)),
+            destinations=tuple(data.get("destinations", ())),
+            catchup=CatchUp.from_json(data["catchup"]) if data.get("catchup") else None,
+            counted=[str(c) for c in data.get("counted", [])],
             figures=BatchFigures.from_json(data.get("figures") or {}),
             retries=BatchFigures.from_json(data.get("retries") or {}),
             version=int(data.get("version", 0)),

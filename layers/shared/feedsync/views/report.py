@@ -25,11 +25,14 @@ from feedsync.state.layout import StateLayout
 from feedsync.state.ledger import LedgerEntry, VisitorState
 from feedsync.state.ports import Ledger, RunState
 from feedsync.state.records import (
+    EARLIER,
     FIGURES,
     BatchFigures,
+    BatchKind,
     DeliveryRecord,
     FileRecord,
     FileState,
+    InFlight,
     Json,
     Status,
     Walk,
@@ -79,6 +82,9 @@ def _visitors(state: ObjectStore, key: str) -> list[str]:
 class DestinationView:
     counts: Counter[str] = field(default_factory=Counter)
     given_up: list[Json] = field(default_factory=list)
+    # per failed file: its visitors the ledger now holds in retry / given up (derived, never
+    # stored: two writers cannot disagree about it)
+    per_file: dict[str, Counter[str]] = field(default_factory=dict)
 
 
 def _destination_view(
@@ -89,9 +95,13 @@ def _destination_view(
         view.counts["planned"] = sum(f.visitors for f in files)
         return view
     in_file: dict[str, FileRecord] = {}
+    failed: dict[str, list[str]] = {}
     for record in files:
-        for visitor in _visitors(state, record.visitors_key):
+        visitors = _visitors(state, record.visitors_key)
+        for visitor in visitors:
             in_file.setdefault(visitor, record)
+        if record.state is FileState.FAILED:
+            failed[record.file] = visitors
     entries = ledger.entries(rsid, name, list(in_file))
     stuck = {f.file for f in files if f.state is FileState.STUCK}
     for visitor in in_file:
@@ -102,6 +112,18 @@ def _destination_view(
         if given_up and len(view.given_up) < MAX_GIVEN_UP_SAMPLES:
             reason = entry.reason if entry is not None and entry.reason else "failed at Adobe"
             view.given_up.append({"visitor": visitor, "destination": name, "reason": reason})
+    claims = {f.file: f.claim for f in files}
+    for file, visitors in failed.items():
+        counts: Counter[str] = Counter()
+        for visitor in visitors:
+            entry = entries.get(visitor)
+            if entry is None:
+                continue
+            if entry.state is VisitorState.GIVEN_UP and entry.file == file:
+                counts["given_up"] += 1
+            elif entry.claim != claims[file] or entry.state is VisitorState.RETRY:
+                counts["released"] += 1  # re-sent since (another claim), or to be re-sent
+        view.per_file[file] = counts
     return view
 
 
@@ -167,28 +189,41 @@ def _jobs(files: list[FileRecord]) -> dict[str, list[Json]]:
     return jobs
 
 
-def _verdicts(files: list[FileRecord]) -> list[Json]:
+def _verdicts(files: list[FileRecord], views: dict[str, DestinationView]) -> list[Json]:
+    def moved(f: FileRecord) -> Counter[str]:
+        view = views.get(f.destination)
+        return (view.per_file.get(f.file) if view else None) or Counter()
+
     return [
         {"destination": f.destination, "file": f.file, "status": f.adobe_status,
          "outcome": str(f.state), "visitors": f.visitors, "detail": f.detail,
          "job": str(f.job.job_id or f.job.idempotency_key or f.job.batch_status or ""),
-         "at": f.verdict_at, "released": f.released, "given_up": f.given_up,
+         "at": f.verdict_at, "released": moved(f)["released"], "given_up": moved(f)["given_up"],
          "skipped_rows": f.skipped_rows}
         for f in files
         if f.verdict_at
     ]  # fmt: skip
 
 
-def derive_status(last: Status, walk: Walk | None, adobe: Json, dry: bool) -> Status:
+def derive_status(
+    last: Status, walk: Walk | None, adobe: Json, dry: bool, flying: list[InFlight]
+) -> Status:
     """The delivery's state now: a run that stopped says why; otherwise the state decides."""
-    if last not in (Status.COMPLETE, Status.WAITING, Status.AWAITING_RESEND, Status.IN_PROGRESS):
+    if last not in (Status.COMPLETE, Status.WAITING, Status.AWAITING_RESEND, Status.IN_PROGRESS,
+                    Status.GIVEN_UP):  # fmt: skip
         return last
-    if walk is None or walk.open is not None or not walk.done:
+    if walk is None or not walk.done or walk.catchup is not None:
         return Status.IN_PROGRESS
-    if walk.waiting or (adobe["visitors_sending"] and not dry):
+    if any(not b.waiting for b in flying) and last is Status.IN_PROGRESS:
+        return Status.IN_PROGRESS
+    if flying or (adobe["visitors_sending"] and not dry):
         return Status.WAITING
     if adobe["visitors_awaiting_resend"]:
         return Status.AWAITING_RESEND
+    if adobe["visitors_awaiting_verdict"]:
+        return Status.COMPLETE
+    if adobe["visitors_given_up"]:
+        return Status.GIVEN_UP  # nothing will reach Adobe without an operator (feedsync retry)
     return Status.COMPLETE
 
 
@@ -201,6 +236,7 @@ class ReportInputs:
     run: str  # run key
     generation: str
     dry: bool
+    abandoned: list[str] = field(default_factory=list)  # in-flight work nobody can finish now
 
 
 def build_report(
@@ -213,6 +249,7 @@ def build_report(
     record = inputs.record
     data = inputs.runs.walk(inputs.run, inputs.generation)
     walk = Walk.from_json(data) if data else None
+    flying = [InFlight.from_json(d) for d in inputs.runs.in_flight(inputs.run)]
     files = inputs.runs.files(inputs.run)
     views = {
         name: _destination_view(inputs.state, inputs.ledger, record.rsid, name, group)
@@ -226,8 +263,8 @@ def build_report(
         if not inputs.dry
         else sum(v.counts["planned"] for v in views.values())
     )
-    status = derive_status(last, walk, adobe, inputs.dry)
-    return {
+    status = derive_status(last, walk, adobe, inputs.dry, flying)
+    report: Json = {
         "delivery": record.delivery,
         "key": record.key,
         "rsid": record.rsid,
@@ -238,7 +275,7 @@ def build_report(
         "error": error if status is last else None,
         "outcome": outcome(adobe, inputs.dry),
         "updated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "batches_done": (walk.next_batch - (1 if walk.open else 0)) if walk else 0,
+        "batches_done": (walk.next_batch - sum(not b.waiting for b in flying)) if walk else 0,
         **totals,
         "delivery_totals": totals,
         "this_run": this_run,
@@ -248,15 +285,63 @@ def build_report(
         "given_up": [g for v in views.values() for g in v.given_up][:MAX_GIVEN_UP_SAMPLES],
         "rejected_reasons": figures.rejected_reasons,
         "rejected_samples": [r.to_json() for r in figures.rejected_samples],
+        "earlier": _earlier(figures),
         "jobs": _jobs(files),
-        "waiting_batches": list(walk.waiting) if walk else [],
-        "retry_batches": [walk.open.number]
-        if walk and walk.open and walk.open.kind == "retry"
-        else [],
-        "verdicts": _verdicts(files),
+        "in_flight": [b.to_json() for b in flying],
+        "waiting_batches": [b.id for b in flying if b.waiting],
+        "retry_batches": [b.id for b in flying if b.kind is BatchKind.RETRY and not b.waiting],
+        "abandoned": list(inputs.abandoned),
+        "verdicts": _verdicts(files, views),
         "feed": period_of(snapshot(inputs.state), record.rsid, record.day, record.hour),
         **(extra or {}),
     }
+    report["next_steps"] = next_steps(report)
+    return report
+
+
+EARLIER_WORDS = {
+    "accepted": "already accepted by Adobe",
+    "in_flight": "already on their way to Adobe (another day's files)",
+    "given_up": "given up earlier (feedsync retry KEY --given-up sends them again)",
+    "not_found": "not in the CRM earlier (looked up again once LedgerMissTtlDays pass)",
+    "rejected": "rejected earlier (looked up again once LedgerMissTtlDays pass)",
+}
+
+
+def _earlier(figures: BatchFigures) -> Json:
+    """``already_enriched`` told apart: what the ledger said of each visitor."""
+    return {name: figures.earlier.get(name, 0) for name in EARLIER}
+
+
+def next_steps(report: Json) -> list[str]:
+    """What a person should do about each thing wrong with the delivery."""
+    steps = []
+    status, adobe, key = str(report.get("status")), report.get("adobe") or {}, report.get("key")
+    if status == "not_configured":
+        steps.append(f"Configure what is missing: {report.get('error')}. The next run goes on.")
+    if status == "failed":
+        steps.append(
+            "The run of this delivery failed (the error above); the other deliveries went on. "
+            "The next daily run tries it again; if the error stays, fix its cause and run "
+            f"`feedsync run-daily --delivery {key}` (done batches are skipped)."
+        )
+    if status == "quota_exhausted":
+        steps.append("Nothing: the next daily run continues where this one stopped.")
+    if status == "waiting_for_crm":
+        steps.append(f"{report.get('crm_wait') or report.get('error')}.")
+    if adobe.get("visitors_given_up"):
+        steps.append(
+            "Read Adobe's reason under 'Given up'; fix its cause (data source settings, file "
+            f"rules), then `feedsync retry {key} --given-up`: the next run sends them again."
+        )
+    if adobe.get("stuck"):
+        steps.append("Ask Adobe Client Care about the stuck job ids below; runs keep asking.")
+    if adobe.get("rows_skipped_by_adobe"):
+        steps.append("Adobe skipped invalid rows of a BDIA file: its processing log says which.")
+    steps.extend(
+        f"{line}; or `feedsync forget {key}` to start over" for line in report.get("abandoned", [])
+    )
+    return steps
 
 
 def write_report(state: ObjectStore, run: str, report: Json) -> None:

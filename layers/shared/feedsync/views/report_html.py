@@ -7,6 +7,7 @@ from html import escape
 from typing import Any
 
 from feedsync.state.records import Json
+from feedsync.views.report import next_steps
 
 _STYLE = (
     "body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:70em}"
@@ -27,6 +28,7 @@ STATUS_WORDS = {
     "waiting_for_crm": ("waiting for the CRM copy to cover this day", "warn"),
     "failed": ("the run failed", "bad"),
     "busy": ("another invocation is running this delivery", "warn"),
+    "given_up": ("done, but Adobe failed some visitors every time: given up", "bad"),
 }
 
 FIGURE_LABELS = (
@@ -80,34 +82,6 @@ def _job_link(job: Json) -> str:
     return "dry run: not sent" if job.get("dry_run") else ""
 
 
-def next_steps(report: Json) -> list[str]:
-    """What a person should do about each thing wrong with the delivery."""
-    steps = []
-    status, adobe = str(report.get("status")), report.get("adobe") or {}
-    if status == "not_configured":
-        steps.append(f"Configure what is missing: {report.get('error')}. The next run goes on.")
-    if status == "failed":
-        steps.append(
-            "Read the error above; fix its cause and run `feedsync run-daily --delivery "
-            f"{report.get('key')}` (done batches are skipped)."
-        )
-    if status == "quota_exhausted":
-        steps.append("Nothing: the next daily run continues where this one stopped.")
-    if status == "waiting_for_crm":
-        steps.append(f"{report.get('crm_wait') or report.get('error')}.")
-    if adobe.get("visitors_given_up"):
-        steps.append(
-            "Read Adobe's reason under 'Given up'; fix it (data source settings, file rules) "
-            "and re-send with `feedsync run-daily --delivery` once their ledger entries expire, "
-            "or after `feedsync forget`."
-        )
-    if adobe.get("stuck"):
-        steps.append("Ask Adobe Client Care about the stuck job ids below; runs keep asking.")
-    if adobe.get("rows_skipped_by_adobe"):
-        steps.append("Adobe skipped invalid rows of a BDIA file: its processing log says which.")
-    return steps
-
-
 def _feed_line(feed: Json | None) -> str:
     """Adobe's data feed request for this day (feeds/), when the feed is followed."""
     if not feed or not feed.get("adobe"):
@@ -145,7 +119,7 @@ def render(report: Json) -> bytes:
         + _feed_line(report.get("feed"))
         + f"<br>Updated {escape(str(report.get('updated_at')))} (UTC).</p>",
     ]
-    steps = next_steps(report)
+    steps = report.get("next_steps") or next_steps(report)
     if steps:
         parts.append("<div class=next><h2>What to do next</h2><ul>"
                      + "".join(f"<li>{escape(s)}</li>" for s in steps) + "</ul></div>")  # fmt: skip

@@ -48,6 +48,7 @@ STATE_WORDS = {
     "in_progress": "partially enriched",
     "quota_exhausted": "waiting for quota",
     "busy": "partially enriched",
+    "given_up": "given up",
 }
 
 

@@ -117,3 +117,19 @@ def build(
         else:
             out.append(Destination(name, spec.builder(), spec.sender(config, session)))
     return out
+
+
+def follower(
+    config: EnrichFunctionConfig, session: AdobeSession | None, name: str
+) -> Destination | None:
+    """A destination taken out of DESTINATIONS, built only to read Adobe's verdicts on the
+    files it sent (reconciliation): None when its settings are gone too (the report says so)."""
+    from feedsync.errors import ConfigError
+
+    spec = REGISTRY.get(name)
+    if spec is None or session is None:
+        return None
+    try:
+        return Destination(name, spec.builder(), spec.sender(config, session))
+    except (ConfigError, ValueError, KeyError):
+        return None

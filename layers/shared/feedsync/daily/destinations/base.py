@@ -6,8 +6,9 @@ earlier attempt may have delivered, and asks Adobe for its verdict later (reconc
 run pairs the same builder with a sender that sends nothing.
 
 Every identity Adobe sees for a file (file name, idempotency key) carries the delivery's content
-generation and the batch number (a re-send after a failure is a new batch), so a re-delivered
-day or a re-send is never mistaken for the upload before it.
+generation, the walk id and the batch number (a re-send after a failure is a new batch; a walk
+started after a forget or a re-parse has a new id), so a re-delivered day, a re-send or a
+delivery started over is never mistaken for the upload before it.
 """
 
 from __future__ import annotations
@@ -28,17 +29,19 @@ class Batch:
     delivery: str  # delivery id, e.g. acmeprod_2015-07-13
     run: str  # the run key (the delivery key, with a dry-run prefix when dry)
     generation: str
-    index: int  # the batch number: unique within a generation (re-sends get new numbers)
+    index: int  # the batch number: unique within a walk (re-sends get new numbers)
     rows: list[MappedRow]
     mapping: Mapping
+    walk: str = ""  # the walk id: unique for ever (a forget or re-parse starts a new walk)
 
     @property
     def stem(self) -> str:
-        return f"feedsync_{self.delivery}_g{self.generation[:8]}_b{self.index:05d}"
+        walk = f"_w{self.walk}" if self.walk else ""
+        return f"feedsync_{self.delivery}_g{self.generation[:8]}{walk}_b{self.index:05d}"
 
     def key(self, part: int) -> str:
         """Deterministic idempotency key: the same batch part always gets the same key."""
-        text = f"{self.run}@{self.generation}|{self.index}|{part}"
+        text = f"{self.run}@{self.generation}/{self.walk}|{self.index}|{part}"
         return f"feedsync-{hashlib.sha256(text.encode()).hexdigest()[:32]}"
 
 
