@@ -144,12 +144,6 @@ class Scenario:
         ) or self.destination == "aep"  # a batch counts once Platform says success  # fmt: skip
 
     @property
-    def checked(self) -> tuple[str, ...]:
-        """The destinations that must hold every matched visitor exactly once."""
-        return (self.destination, "bdia") if self.variant == "destination-added" else (
-            self.destination,)  # fmt: skip
-
-    @property
     def name(self) -> str:
         redelivery = "+redelivery" if self.redelivered else ""
         return f"{self.destination}{redelivery}{'+' + self.variant if self.variant else ''}"
@@ -220,6 +214,8 @@ class Installation:
         self.matched: set[str] = set()
         self.forgotten = False
         self.retried = False
+        # the destinations that must hold every matched visitor exactly once
+        self.checked: tuple[str, ...] = (scenario.destination,)
         self.export: dict[str, dict[str, Any]] = {}
         self.generation_ids: list[str] = []
         rng = random.Random(7)
@@ -300,6 +296,9 @@ class Installation:
         if variant == "batch-size":
             self.world.env["BATCH_SIZE"] = "1000"  # the stack was updated
         elif variant == "destination-added":
+            # added in the middle of the walk: bdia gets everyone; after the day was done:
+            # the day is not walked again (later days and backfills have bdia)
+            self.checked = (*self.checked, "bdia") if not self.done() else self.checked
             self.world.env["DESTINATIONS"] = f"{self.scenario.destination},bdia"
         elif variant == "destination-removed":
             self.world.env["DESTINATIONS"] = self.scenario.destination
@@ -482,11 +481,11 @@ def check(install: Installation, scenario: str, point: str, invocations: int) ->
         harmless, duplicates = duplicates, 0
     given_up: set[str] = set()
     outcome = Outcome(scenario, point, invocations, duplicates, 0, harmless)
-    for other in install.scenario.checked[1:]:
+    for other in install.checked[1:]:
         got = install.received(other)
         outcome.duplicates += sum(n - 1 for n in got.values() if n > 1)
         outcome.lost += len(install.matched - set(got))
-    if install.scenario.variant == "destination-removed":
+    if install.scenario.variant.startswith("destination-"):  # nobody twice, wherever
         bdia = install.received("bdia")
         outcome.duplicates += sum(n - 1 for n in bdia.values() if n > 1)
     if install.scenario.variant == "give-up":

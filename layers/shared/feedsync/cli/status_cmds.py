@@ -171,20 +171,22 @@ def _backfills_text(backfills: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _walk_text(walk: dict[str, Any] | None) -> str:
+def _walk_text(walk: dict[str, Any] | None, flying: list[dict[str, Any]]) -> str:
     if not walk:
         return "  not started"
     figures = walk.get("figures") or {}
     where = "done" if walk.get("done") else f"after {walk.get('cursor') or 'the start'}"
     lines = [
-        f"  generation {walk['generation']}: {walk.get('next_batch', 0)} batches, {where}"
-        + (f"; open batch {walk['open']['number']} ({walk['open']['kind']})" if walk.get("open")
-           else "")
-        + (f"; waiting on batches {walk['waiting']}" if walk.get("waiting") else ""),
+        f"  generation {walk['generation']} (walk {walk.get('walk_id') or '-'}): "
+        f"{walk.get('next_batch', 0)} batches, {where}",
         "  " + ", ".join(f"{k} {figures.get(k, 0):,}" for k in
                          ("pending", "already_enriched", "looked_up", "matched", "not_found",
                           "rejected", "uploaded_rows")),
     ]  # fmt: skip
+    for batch in flying:  # of any generation: the next run finishes them first
+        state = "waits for Adobe's answer" if batch.get("waiting") else "cut short"
+        lines.append(f"  in flight: batch {batch['walk']}#{batch['number']:05d} "
+                     f"({batch['kind']}, generation {batch['generation']}): {state}")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -226,7 +228,7 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
             + (f" - {report['error']}" if report.get("error") else ""),
             "last run: " + ", ".join(f"{k} {v}" for k, v in this_run.items()),
             "outcome: " + str(report.get("outcome", "")),
-            "walk:\n" + _walk_text(found.get("walk")),
+            "walk:\n" + _walk_text(found.get("walk"), found.get("in_flight") or []),
             "files:\n" + _files_text(found.get("files", [])),
             "rejected rows by reason:\n" + (rejected or "  none"),
             "rejected samples:\n" + (samples or "  none"),

@@ -194,6 +194,7 @@ def delivery_runs(state: ObjectStore, runs: RunState, key: str) -> Json:
         "status": delivery_status(state, key).to_json(),
         "report": report,
         "walk": walk,
+        "in_flight": runs.in_flight(key) if record.complete else [],
         "files": [f.to_json() for f in runs.files(key)] if record.complete else [],
     }
 
