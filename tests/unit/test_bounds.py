@@ -80,7 +80,7 @@ def test_the_largest_plan_fits_an_item() -> None:
         files=[
             PlannedFile(f"{upload}_p{n}.txt".rsplit("/", 1)[-1], n, f"{upload}_p{n}.txt", MAX_BATCH)
             for n in range(parts)
-        ],  # fmt: skip
+        ],
         rejected=MAX_BATCH,
         refused_key=f"uploads/{KEY}/batches/abcdef/99999.datasources.refused.jsonl",
         jobs=[
@@ -97,7 +97,7 @@ def test_the_largest_plan_fits_an_item() -> None:
                 3,
             )
             for n in range(parts)
-        ],  # fmt: skip
+        ],
         sending={"file": upload, "at": 1.8e9},
     )
     size = _size(plan.to_json())
