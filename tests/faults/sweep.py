@@ -28,6 +28,7 @@ from tests.faults.harness import (
 )
 
 SCENARIOS = [Scenario(d, redelivered=r) for d in DESTINATIONS for r in (False, True)]
+TWO_PROCESS_POINTS = 10  # tests/faults/concurrent.py: the second process 0 .. 0.45 s later
 # what goes wrong between runs (tests/faults/harness.py VARIANTS), around every kill point
 SCENARIOS += [
     Scenario("datasources", redelivered=True, variant="fail-after-redelivery"),
@@ -230,8 +231,12 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
         outcomes += per_call_faults(Path(tmp) / "per-call")
+        if args.scenario is None:  # two invocations in two processes at once
+            from tests.faults.concurrent import points
+
+            outcomes += points(TWO_PROCESS_POINTS, Path(tmp) / "two-processes")
     restore()
-    print(report(outcomes, time.monotonic() - started, len(chosen) + 1))
+    print(report(outcomes, time.monotonic() - started, len(chosen) + 2))
     return 0 if all(o.ok for o in outcomes) else 1
 
 

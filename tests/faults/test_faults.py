@@ -76,3 +76,15 @@ def test_mirror_sync_killed_after_the_second_windows_create_loses_nobody(tmp_pat
         outcome = check(install, scenario.name, f"after call {creates[1]}", invocations)
     assert outcome.ok, outcome
     assert len(install.matched) > 100
+
+
+def test_two_invocations_in_two_processes_lose_nothing_and_send_nothing_twice(
+    tmp_path: Path,
+) -> None:
+    """Issue 25: two invocations at once, round after round, while Adobe fails every file of
+    the first walk: they reconcile, re-send and walk side by side."""
+    from tests.faults.concurrent import points
+
+    outcomes = points(2, tmp_path)
+    bad = [o for o in outcomes if not o.ok]
+    assert not bad, bad
