@@ -93,6 +93,17 @@ class DataFeedStandIn:
                 self.cached.add(request_id)
         return request
 
+    def fail_resent(self, code: int = 300, message: str = "Delivery Error") -> int:
+        """Adobe runs the resends it accepted and fails them, stamped to the second - often the
+        very second the run was asked for (runAttempt/completeDate carry no fraction)."""
+        with self.lock:
+            taken, self.resent = self.resent, []
+            for request_id in taken:
+                self.requests[request_id].update(
+                    requestState="error", errorCode=code, errorMsg=message, completeDate=_now()
+                )
+        return len(taken)
+
     def uncache(self, request_id: int) -> None:
         self.cached.discard(request_id)
 

@@ -6,10 +6,14 @@ Every Platform call needs ``Authorization`` (a token IMS issued), ``x-api-key``,
 ``x-gw-ims-org-id`` (the org) and ``x-sandbox-name`` (a known sandbox). Records are validated
 against the dataset's schema when the batch completes: a line that is not JSON, lacks the
 identity, names a field the schema does not have or holds a value of the wrong type is a failed
-record (``failedRecordCount``, ``errors``); a batch with no good record fails.
+record (``metrics.failedRecordCount``, ``errors``, and the record itself with its ``_errors``
+in the Data Access API's failed files); a batch with no good record fails, one with some is a
+partial ingestion (success).
 
 Scripting: ``fail_batches`` (externalId substrings whose batches end ``failed``), ``fail_next``,
-``hold_batches`` (batches stay ``processing``), ``datasets``/``schemas`` (what exists),
+``hold_batches`` (batches stay ``processing``), ``end_batches`` (aborted, abandoned, deleted,
+stalled), ``draw`` (every documented status word at random: active for success, staging,
+queued, loaded, retrying, inactive while processing), ``datasets``/``schemas`` (what exists),
 ``connections`` (CJA connections and their datasets). Lost answers, 429 and 5xx come from
 ``SandboxServer.inject``. Plain attributes for tests: ``batches``, ``files``, ``completes``.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 import re
 import secrets
 import threading
@@ -36,6 +41,23 @@ PROFILE = "https://ns.adobe.com/xdm/context/profile"
 RECORD = "https://ns.adobe.com/xdm/data/record"
 # catalog.yaml batchStatus: after COMPLETE a batch is processed, then success or failed
 PENDING = ("staged", "processing")
+
+
+# catalog.yaml batchStatus words a batch may say while it is processed (the guides: Staging
+# means "being processed"; a batch is "inactive" until it reaches its final state)
+IN_BETWEEN = ("staging", "queued", "loaded", "retrying", "inactive")
+
+
+def _failed_record(line: str, problem: str) -> bytes:
+    """A refused record as the Data Access failed files carry it: the record with ``_errors``."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        record = {"_corrupt_record": line}
+    if not isinstance(record, dict):
+        record = {"_corrupt_record": line}
+    record["_errors"] = [{"code": "INGEST-1212-400", "message": problem}]
+    return (json.dumps(record) + "\n").encode()
 
 
 def _ms() -> int:
@@ -85,6 +107,17 @@ class PlatformStandIn:
         self.fail_batches: set[str] = set()
         self.fail_next = 0  # the next N batches validated end failed
         self.hold_batches = False
+        # externalId or file name substring -> the terminal state such batches end in (aborted,
+        # abandoned, deleted: nothing ingested; stalled: stuck until changed)
+        self.end_batches: dict[str, str] = {}
+        # every documented word at random (catalog.yaml batchStatus; the guides: "Active and
+        # Success are used interchangeably", Staging is "being processed"): set a Random
+        self.draw: random.Random | None = None
+        self.failed: dict[str, list[bytes]] = {}  # batch id -> failed records (Data Access)
+        # ECID -> the error message Platform gives its record (e.g. an id Identity Service
+        # refuses): a batch with such records ingests the others (partial ingestion)
+        self.refuse_ids: dict[str, str] = {}
+        self.list_page = 20  # Schema Registry listings: items a page unless ``limit`` says
         self.connections: list[dict[str, Any]] = []
         route = adobe.server.route
         route("POST", IMPORT + r"/batches", self.create_batch)
@@ -100,6 +133,7 @@ class PlatformStandIn:
         route("POST", REGISTRY + r"/tenant/(schemas|fieldgroups|descriptors)", self.tenant_create)
         route("GET", REGISTRY + r"/tenant/(schemas|fieldgroups|descriptors)/(.+)", self.tenant_get)
         route("GET", r"/data/connections", self.cja_connections)
+        route("GET", r"/data/foundation/export/batches/([^/]+)/failed", self.failed_files)
 
     # -- scripting ----------------------------------------------------------------------
     def add_dataset(self, fields: dict[str, str], name: str = "feedsync CRM profile",
@@ -207,16 +241,27 @@ class PlatformStandIn:
 
     # -- Catalog (catalog.yaml) ----------------------------------------------------------
     def _advance(self, batch: dict[str, Any]) -> None:
-        """Each look moves a completed batch on: staged -> processing -> success | failed."""
-        if batch["status"] == "staged":
+        """Each look moves a completed batch on: staged -> processing -> success | failed; with
+        ``draw``, any documented in-between word (staging, queued, loaded, retrying, inactive)
+        may be said instead, and success may be said ``active``."""
+        status = batch["status"]
+        if status in IN_BETWEEN:
             batch["status"] = "processing"
-        elif batch["status"] == "processing" and not self.hold_batches:
+        elif status == "staged":
+            batch["status"] = self._word("processing", IN_BETWEEN)
+        elif status == "processing" and not self.hold_batches:
             self._validate(batch)
+
+    def _word(self, usual: str, others: tuple[str, ...]) -> str:
+        if self.draw is None or self.draw.random() < 0.5:
+            return usual
+        return self.draw.choice(others)
 
     def _validate(self, batch: dict[str, Any]) -> None:
         dataset = self.datasets[batch["relatedObjects"][0]["id"]]
         schema = self.schemas[dataset["schemaRef"]["id"]]
         good, errors = 0, []
+        rejects: list[bytes] = []
         row = 0
         for data in self.files[batch["id"]].values():
             for line in data.decode().splitlines():
@@ -225,14 +270,21 @@ class PlatformStandIn:
                 if problem:
                     errors.append({"code": "INGEST-1212-400", "rows": [str(row)],
                                    "description": problem})  # fmt: skip
+                    rejects.append(_failed_record(line, problem))
                 else:
                     good += 1
         failed = any(s in batch["externalId"] for s in self.fail_batches) or good == 0
         if self.fail_next > 0:
             self.fail_next -= 1
             failed = True
-        batch.update(status="failed" if failed else "success", completed=_ms(),
-                     recordCount=row, failedRecordCount=row - good, errors=errors[:100])  # fmt: skip
+        names = " ".join([batch["externalId"], *self.files[batch["id"]]])  # id and file names
+        ended = next((v for k, v in self.end_batches.items() if k in names), None)
+        status = ended or ("failed" if failed else self._word("success", ("active",)))
+        # the partial-ingestion guide: the counts under ``metrics``
+        batch.update(status=status, completed=_ms(), errors=errors[:100],
+                     metrics={"recordCount": row, "failedRecordCount": row - good})  # fmt: skip
+        if status in ("success", "active") and rejects:
+            self.failed[batch["id"]] = rejects
         if failed and not errors:
             batch["errors"] = [{"code": "INGEST-500", "description": "internal ingestion error"}]
 
@@ -248,6 +300,8 @@ class PlatformStandIn:
             ids = (record.get("identityMap") or {}).get("ECID") or []
             if not ids or not ids[0].get("id"):
                 return "no primary identity (identityMap.ECID)"
+            if str(ids[0]["id"]) in self.refuse_ids:
+                return self.refuse_ids[str(ids[0]["id"])]
         elif not flat.get(schema["identity"]):
             return f"no primary identity ({schema['identity']})"
         for path, value in flat.items():
@@ -270,6 +324,47 @@ class PlatformStandIn:
             batch = self._batch(m[1])
             self._advance(batch)
             return Response.json({m[1]: batch})
+
+    def ingested(self) -> list[dict[str, Any]]:
+        """The records Platform holds: those of batches that ended success (or active), less
+        the ones it refused (for tests: what CJA would read)."""
+        out = []
+        with self.lock:
+            for batch_id, batch in self.batches.items():
+                if batch["status"] not in ("success", "active"):
+                    continue
+                refused = {
+                    json.dumps(
+                        {k: v for k, v in json.loads(r).items() if k != "_errors"}, sort_keys=True
+                    )
+                    for r in self.failed.get(batch_id, [])
+                }
+                for data in self.files[batch_id].values():
+                    for line in data.decode().splitlines():
+                        record = json.loads(line)
+                        if json.dumps(record, sort_keys=True) not in refused:
+                            out.append(record)
+        return out
+
+    def failed_files(self, request: Request, m: re.Match[str]) -> Response:
+        """data-access.yaml ``retrieveFailedBatch``: the failed files (``data``: name, length,
+        ``_links.self.href``; ``_page`` limit/count, at most 100 a page); with ``path`` the
+        file itself - the refused records as JSON Lines, each with ``_errors`` (code, message)."""
+        self._platform(request)
+        with self.lock:
+            self._batch(m[1])
+            rejects = self.failed.get(m[1], [])
+        files = {f"failed-{n:03d}.json": b"".join(rejects[n * 50 : n * 50 + 50])
+                 for n in range(-(-len(rejects) // 50))}  # fmt: skip
+        wanted = request.param("path")
+        if wanted:
+            if wanted not in files:
+                raise _error(404, "404", f"no failed file {wanted!r} in batch {m[1]}")
+            return Response(200, files[wanted], {"Content-Type": "application/octet-stream"})
+        items = [{"name": name, "length": str(len(data)),
+                  "_links": {"self": {"href": f"{request.path}?path={name}"}}}
+                 for name, data in sorted(files.items())]  # fmt: skip
+        return self._page(request, items, key="data")
 
     def list_batches(self, request: Request, _: re.Match[str]) -> Response:
         # listBatches: filters externalId, dataSet (and others); an object keyed by id
@@ -318,22 +413,63 @@ class PlatformStandIn:
 
     def tenant_list(self, request: Request, m: re.Match[str]) -> Response:
         self._platform(request)
-        # the listing's Accept: application/vnd.adobe.xed-id+json (schemas, field groups),
-        # application/vnd.adobe.xdm+json (descriptors)
-        if not request.header("accept").startswith(("application/vnd.adobe.xed",
-                                                   "application/vnd.adobe.xdm")):  # fmt: skip
-            raise _error(406, "406", "Accept must be an application/vnd.adobe.xed/xdm type")
+        accept = request.header("accept")
+        if m[1] == "descriptors":
+            return self._descriptor_list(request, accept)
+        # schemas, field groups: application/vnd.adobe.xed-id+json (or xed+json); paged with
+        # limit (default here: LIST_PAGE) and start, next page in _links.next.href
+        if not accept.startswith("application/vnd.adobe.xed"):
+            raise _error(406, "406", "Accept must be an application/vnd.adobe.xed type")
         items = [{"$id": k, "title": v.get("title"), "meta:altId": k.rsplit("/", 1)[-1],
-                  **({"@type": v["@type"]} if "@type" in v else {}),
-                  **({"xdm:sourceSchema": v["xdm:sourceSchema"]} if "xdm:sourceSchema" in v else {})}
+                  "version": v.get("version", "1.0")}
                  for k, v in self._store(m[1]).items()]  # fmt: skip
-        return Response.json({"results": items, "_page": {"count": len(items)}})
+        return self._page(request, items)
+
+    def _page(
+        self, request: Request, items: list[dict[str, Any]], key: str = "results"
+    ) -> Response:
+        """schema-registry.yaml listResponse: ``results``, ``_page`` {orderby, next, count} and
+        ``_links.next`` (null on the last page); ``start`` continues after a page."""
+        limit = min(500, int(request.param("limit") or self.list_page))
+        start = int(request.param("start") or 0)
+        chunk = items[start : start + limit]
+        more = start + limit < len(items)
+        following = f"{request.path}?start={start + limit}&limit={limit}" if more else None
+        return Response.json(
+            {
+                key: chunk,
+                "_page": {"orderby": "updated", "next": following, "count": len(chunk)},
+                "_links": {"next": {"href": following} if following else None},
+            }
+        )
+
+    def _descriptor_list(self, request: Request, accept: str) -> Response:
+        """schema-registry.yaml, listing descriptors: ``application/vnd.adobe.xdm+json`` returns
+        the descriptor objects grouped by ``@type``, ``...xdm-id+json`` their ids grouped by
+        ``@type``; only the ``-v2`` forms answer a paged ``results`` array."""
+        items = [{"@id": k, **{f: v for f, v in d.items() if f not in ("fields", "identity")}}
+                 for k, d in self.descriptors.items()]  # fmt: skip
+        if accept.startswith("application/vnd.adobe.xdm-v2"):
+            if "-id+json" in accept:
+                items = [{"@id": i["@id"]} for i in items]
+            return self._page(request, items)
+        if accept.startswith("application/vnd.adobe.xdm"):
+            grouped: dict[str, list[Any]] = {}
+            for item in items:
+                value = item["@id"] if "-id+json" in accept else item
+                grouped.setdefault(str(item.get("@type")), []).append(value)
+            return Response.json(grouped)
+        raise _error(406, "406", "Accept must be an application/vnd.adobe.xdm type")
 
     def tenant_get(self, request: Request, m: re.Match[str]) -> Response:
-        # a lookup's Accept must carry a version (schema-registry.yaml parameters.accept)
+        # a lookup's Accept must carry a version (schema-registry.yaml parameters.accept); a
+        # descriptor is read with application/vnd.adobe.xdm+json, no version (getDescriptor)
         self._platform(request)
-        if m[1] != "descriptors" and "version=" not in request.header("accept"):
+        accept = request.header("accept")
+        if m[1] != "descriptors" and "version=" not in accept:
             raise _error(406, "406", "a lookup's Accept needs a version, e.g. version=1")
+        if m[1] == "descriptors" and not accept.startswith("application/vnd.adobe.xdm+json"):
+            raise _error(406, "406", "a descriptor is read with application/vnd.adobe.xdm+json")
         found = self._store(m[1]).get(unquote(m[2]))
         if found is None:
             raise _error(404, "404", f"{m[1]} {unquote(m[2])} not found")

@@ -413,13 +413,8 @@ class Installation:
                 rows = csv.DictReader(io.StringIO(gzip.decompress(data).decode()))
                 out.update(r["marketingCloudVisitorID"] for r in rows)
         elif destination == "aep":
-            platform = self.box.platform
-            for batch_id, batch in platform.batches.items():
-                if batch["status"] != "success":
-                    continue
-                for data in platform.files[batch_id].values():
-                    records = [json.loads(line) for line in data.decode().splitlines()]
-                    out.update(r["identityMap"]["ECID"][0]["id"] for r in records)
+            records = self.box.platform.ingested()
+            out.update(r["identityMap"]["ECID"][0]["id"] for r in records)
         else:
             out.update(self._target_rows())
         return out

@@ -228,3 +228,26 @@ def test_feeds_status_without_feed_ids_says_what_to_set(
     monkeypatch.delenv("DATA_FEED_IDS")
     code, _, err = _cli(capsys, "feeds", "status")
     assert code == 2 and "DATA_FEED_IDS is not set" in err
+
+
+def test_a_resend_adobe_fails_in_the_same_second_is_asked_again_up_to_the_cap(
+    installation: Any, sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 27 (9): Adobe stamps runAttempt/completeDate to the second; a resend whose new run
+    starts and fails in the very second it was asked used to look "not later than the ask"
+    and stayed pending for ever. runCount says Adobe ran it."""
+    world, _sqs, _queue = installation
+    world.env["FEED_RESEND_MAX"] = "2"
+    request = sandbox.feeds.add_request(FAILED, "error", error=(300, "Delivery Error"),
+                                        completed_at=LONG_AGO)  # fmt: skip
+    world.invoke({})
+    assert sandbox.feeds.asked == [("redo", request["requestId"])]
+    assert sandbox.feeds.fail_resent() == 1  # failed again, stamped in the same second
+    world.invoke({})
+    assert sandbox.feeds.asked == [("redo", request["requestId"])] * 2  # asked again
+    sandbox.feeds.fail_resent()
+    world.invoke({})
+    assert len(sandbox.feeds.asked) == 2  # the cap (FEED_RESEND_MAX=2)
+    code, out, _ = _cli(capsys, "feeds", "status")
+    line = next(line for line in out.splitlines() if line.startswith(FAILED))
+    assert code == 1 and "cap reached" in line and "waiting for the delivery" not in line

@@ -39,7 +39,9 @@ UPLOADS_FAILED = "UploadsFailedAtAdobe"
 UPLOADS_STUCK = "UploadsStuck"
 VISITORS_RELEASED = "VisitorsReleased"
 VISITORS_GIVEN_UP = "VisitorsGivenUp"
-ROWS_SKIPPED_BY_ADOBE = "RowsSkippedByAdobe"  # BDIA invalid_rows of a file Adobe took
+ROWS_SKIPPED_BY_ADOBE = "RowsSkippedByAdobe"  # rows of a file Adobe took but did not ingest
+# the same, alarmed (RowsNotIngestedAlarm): a partial ingestion is never "accepted" silently
+ROWS_NOT_INGESTED = "RowsNotIngested"
 VERDICT_ERRORS = "VerdictErrors"  # a verdict that could not be read, or a status not documented
 # feed health (Adobe's Data Feed API)
 FEED_REQUESTS_FAILED = "FeedRequestsFailedAtAdobe"  # Adobe's request ended in an error

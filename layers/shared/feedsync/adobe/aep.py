@@ -20,15 +20,23 @@ repeat (a batch already completed answers as such), uploading a file replaces th
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlsplit
 
-from feedsync.adobe.errors import json_body
+from feedsync.adobe.errors import AdobeApiError, json_body
 from feedsync.adobe.session import AdobeSession
 
 SERVICE = "Adobe Experience Platform"
-MAX_FILE_BYTES = 256 * 1024 * 1024  # uploadSmallFile: larger files are uploaded in parts
+# uploadSmallFile: "a size threshold of 256MB" (larger files go in parts): cut with a margin
+# under both 256 MB and 256 MiB, as the JSON Lines of a file never split a record
+MAX_FILE_BYTES = 240 * 1024 * 1024
 XED = "application/vnd.adobe.xed"
+# schema-registry.yaml, descriptors: application/vnd.adobe.xdm+json groups descriptors by @type;
+# only the -v2 form answers a paged ``results`` array
+DESCRIPTORS_V2 = "application/vnd.adobe.xdm-v2+json"
+MAX_PAGES = 1_000  # a listing that never ends is an error, not a hang
 
 
 class AepClient:
@@ -113,20 +121,58 @@ class AepClient:
         refs = answer if isinstance(answer, list) else []
         return str(refs[0]).rsplit("/", 1)[-1] if refs else ""
 
+    # -- Data Access --------------------------------------------------------------------
+    def failed_records(self, batch_id: str) -> Iterator[dict[str, Any]]:
+        """The records Platform refused in a partly ingested batch (data-access.yaml
+        ``retrieveFailedBatch``: the failed files listed 100 a page, each downloaded with
+        ``path``), as JSON objects, each with its ``_errors``."""
+        path = f"data/foundation/export/batches/{batch_id}/failed"
+        for item in self._paged(path, {"limit": 100}, "data"):
+            name = str(item.get("name") or "")
+            if not name:
+                continue
+            response = self.session.request(
+                SERVICE, "GET", f"{self.session.endpoints.platform}/{path}",
+                idempotent=True, params={"path": name},
+                headers={"x-gw-ims-org-id": self.session.credentials.org_id,
+                         "x-sandbox-name": self.sandbox},
+            )  # fmt: skip
+            yield from _json_records(response.content)
+
+    def _paged(
+        self, path: str, params: dict[str, Any], key: str, headers: dict[str, str] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every item of a listing, following ``_links.next.href`` (Platform's paging, in the
+        Data Access and Schema Registry specs) to the end."""
+        for _ in range(MAX_PAGES):
+            body = self._call("GET", path, params=params, headers=headers or {})
+            if not isinstance(body, dict):
+                return
+            yield from (i for i in body.get(key) or [] if isinstance(i, dict))
+            following = ((body.get("_links") or {}).get("next") or {}).get("href")
+            if not following:
+                return
+            parts = urlsplit(str(following))
+            path, params = parts.path.lstrip("/"), dict(parse_qsl(parts.query))
+        raise AdobeApiError(SERVICE, f"{path}: more than {MAX_PAGES} pages")
+
     # -- Schema Registry ----------------------------------------------------------------
     def tenant_list(self, kind: str) -> list[dict[str, Any]]:
         """``kind``: schemas, fieldgroups (Accept ...xed-id+json: ids and titles) or
-        descriptors (Accept application/vnd.adobe.xdm+json: the descriptors themselves)."""
-        accept = "application/vnd.adobe.xdm+json" if kind == "descriptors" else f"{XED}-id+json"
-        body = self._call("GET", f"data/foundation/schemaregistry/tenant/{kind}",
-                          headers={"Accept": accept})  # fmt: skip
-        return list(body.get("results", [])) if isinstance(body, dict) else []
+        descriptors (the -v2 form: the descriptors themselves as ``results``), every page."""
+        accept = DESCRIPTORS_V2 if kind == "descriptors" else f"{XED}-id+json"
+        path = f"data/foundation/schemaregistry/tenant/{kind}"
+        return list(self._paged(path, {}, "results", {"Accept": accept}))
 
     def tenant_get(self, kind: str, item_id: str) -> dict[str, Any]:
+        # a descriptor is read with the unversioned xdm type (schema-registry.yaml
+        # getDescriptor); schemas and field groups with a versioned xed one (allOf keeps $refs)
+        accept = "application/vnd.adobe.xdm+json" if kind == "descriptors" else (
+            f"{XED}+json; version=1")  # fmt: skip
         body: dict[str, Any] = self._call(
             "GET",
             f"data/foundation/schemaregistry/tenant/{kind}/{quote(item_id, safe='')}",
-            headers={"Accept": f"{XED}+json; version=1"},  # allOf keeps its $refs
+            headers={"Accept": accept},
         )
         return body
 
@@ -141,3 +187,20 @@ class AepClient:
         """The organisation's tenant namespace (``_acme``), from the Schema Registry stats."""
         body = self._call("GET", "data/foundation/schemaregistry/stats")
         return str(body.get("tenantId") or "") if isinstance(body, dict) else ""
+
+
+def _json_records(raw: bytes) -> Iterator[dict[str, Any]]:
+    """A failed-records file: JSON Lines (what the batch was sent as) or one JSON array."""
+    text = raw.decode("utf-8", "replace").strip()
+    if text.startswith("["):
+        items = json.loads(text)
+        yield from (i for i in items if isinstance(i, dict))
+        return
+    for line in text.splitlines():
+        if line.strip():
+            try:
+                item = json.loads(line)
+            except ValueError:
+                continue  # a line Platform could not parse either: nobody to name
+            if isinstance(item, dict):
+                yield item

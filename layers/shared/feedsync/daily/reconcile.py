@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 
 from feedsync import metrics
 from feedsync.daily.destinations import Destination
-from feedsync.daily.destinations.base import ACCEPTED, FAILED, PENDING, AdobeVerdict
+from feedsync.daily.destinations.base import ACCEPTED, FAILED, PENDING, STUCK, AdobeVerdict
 from feedsync.daily.lock import RunLock
 from feedsync.daily.send import read_visitors
 from feedsync.errors import ApiError
@@ -58,6 +58,8 @@ class ReconcileSummary:
     released: int = 0  # visitors to be sent again
     given_up: int = 0  # visitors Adobe failed max_attempts times
     skipped_rows: int = 0  # rows Adobe took a file with but did not ingest
+    not_ingested: int = 0  # of them, visitors Adobe named (moved to rejected with its reason)
+    unknown_which: int = 0  # of them, rows Adobe did not say which (reported, alarmed)
     errors: list[str] = field(default_factory=list)
     verdicts: list[dict[str, object]] = field(default_factory=list)
     touched: set[str] = field(default_factory=set)  # delivery keys whose state moved
@@ -130,6 +132,7 @@ class Reconciler:
             (metrics.VISITORS_RELEASED, summary.released),
             (metrics.VISITORS_GIVEN_UP, summary.given_up),
             (metrics.ROWS_SKIPPED_BY_ADOBE, summary.skipped_rows),
+            (metrics.ROWS_NOT_INGESTED, summary.skipped_rows),
             (metrics.VERDICT_ERRORS, len(summary.errors)),
         ):
             self.metric(name, value)
@@ -143,12 +146,13 @@ class Reconciler:
         if answer.outcome == ACCEPTED:
             summary.accepted += 1
             summary.skipped_rows += answer.skipped_rows
-            final = self._accept(seen, answer)
+            final = self._accept(seen, answer, summary)
         elif answer.outcome == FAILED:
             summary.failed += 1
             final = self._fail(seen, answer, summary)
-        elif answer.outcome == PENDING:
-            stuck = self.clock() - upload.sent_at > self.stuck_after
+        elif answer.outcome in (PENDING, STUCK):
+            # stuck: Adobe says so itself (Platform ``stalled``); else after AdobeStuckHours
+            stuck = answer.outcome == STUCK or self.clock() - upload.sent_at > self.stuck_after
             summary.stuck += stuck
             summary.pending += not stuck
             if not stuck or upload.state is FileState.STUCK:
@@ -176,12 +180,17 @@ class Reconciler:
             self.uploads.close(final)
         summary.touched.add(final.delivery)
 
-    def _move(self, upload: FileRecord, accepted: bool, reason: str) -> Counter[VisitorState]:
+    def _move(
+        self,
+        upload: FileRecord,
+        accepted: bool,
+        reason: str,
+        not_ingested: dict[str, str] | None = None,
+    ) -> Counter[VisitorState]:
         visitors = read_visitors(self.state, upload.visitors_key)
         entries = self.ledger.entries(upload.rsid, upload.destination, visitors)
-        planned = moves.verdict_moves(
-            entries, visitors, upload.claim, upload.file, accepted, self.max_attempts, reason
-        )
+        planned = moves.verdict_moves(entries, visitors, upload.claim, upload.file, accepted,
+                                      self.max_attempts, reason, not_ingested)  # fmt: skip
         moved = self.ledger.move(upload.rsid, upload.destination, planned)
         counts = Counter(m.entry.state for m in planned if m.visitor in moved)
         # a verdict settled before a crash moved some already: count them too (exact on re-run)
@@ -192,13 +201,26 @@ class Reconciler:
         )
         return counts
 
-    def _accept(self, upload: FileRecord, answer: AdobeVerdict) -> FileRecord:
-        self._move(upload, True, "")
+    def _accept(
+        self, upload: FileRecord, answer: AdobeVerdict, summary: ReconcileSummary
+    ) -> FileRecord:
+        named = {r.visitor: f"{upload.destination}: not ingested by Adobe: {r.reason}"
+                 for r in answer.not_ingested}  # fmt: skip
+        counts = self._move(upload, True, "", named)
+        summary.not_ingested += counts[VisitorState.REJECTED]
+        summary.unknown_which += answer.unknown_which
+        if answer.skipped_rows:
+            logger.error(
+                "Adobe took %s %s only in part: %d rows not ingested (%d named, %d unknown which)",
+                upload.destination, upload.file, answer.skipped_rows, len(named),
+                answer.unknown_which,
+            )  # fmt: skip
         return replace(
             upload,
             state=FileState.ACCEPTED,
             verdict_at=self._now(),
             skipped_rows=answer.skipped_rows,
+            not_ingested=len(named),
         )
 
     def _fail(

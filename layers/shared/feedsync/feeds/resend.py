@@ -79,19 +79,23 @@ def _confirmed(last: dict[str, Any], request: FeedRequest) -> bool:
 
 
 def _pending(last: dict[str, Any], row: FeedPeriod, now: dt.datetime) -> bool:
-    """A resend Adobe took and that has not played out yet."""
+    """A resend Adobe took and that has not played out yet. Whether Adobe ran it again is read
+    from ``runCount`` (it went up since the ask), not from times: Adobe stamps ``runAttempt``
+    and ``completeDate`` to the second, so a run started in the very second it was asked for
+    looks no later than the ask."""
     at = parse_time(last["at"])
     assert at is not None and row.request is not None
     request = row.request
     if _after(row.closed_at, at):
         return False  # the day arrived again (verified or not: the verdict says)
-    if request.state is AdobeState.ERROR and _after(
-        request.run_attempt or request.complete_date, at
+    ran = request.run_count > int(last.get("run_count_before", 0))
+    if request.state is AdobeState.ERROR and (
+        ran or _after(request.run_attempt or request.complete_date, at)
     ):
-        return False
+        return False  # Adobe ran it and failed it: the decision below may ask again
     done = parse_time(request.complete_date)
-    if request.state is AdobeState.DELIVERED and done is not None and done > at:
-        return now - done < GRACE
+    if request.state is AdobeState.DELIVERED and (ran or (done is not None and done > at)):
+        return now - max(done or at, at) < GRACE  # the files are on their way
     return True
 
 

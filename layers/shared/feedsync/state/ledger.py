@@ -164,14 +164,22 @@ def verdict_moves(
     accepted: bool,
     max_attempts: int,
     reason: str = "",
+    not_ingested: dict[str, str] | None = None,
 ) -> list[Move]:
     """Adobe's verdict on ``file``: its visitors (still owned by its batch) become accepted, or
-    retry / given_up by their attempts."""
+    retry / given_up by their attempts; in an accepted file, the ones Adobe named as not
+    ingested (``not_ingested``: visitor -> Adobe's reason) become ``rejected``."""
+    refused = not_ingested or {}
     moves = []
     for visitor in visitors:
         current = entries.get(visitor)
         if current is None or current.claim != batch or current.state not in IN_FLIGHT:
             continue  # moved on since (or never ours): the verdict does not apply to it
+        if accepted and visitor in refused:
+            entry = replace(current, state=VisitorState.REJECTED, file=file,
+                            reason=clip(refused[visitor]))  # fmt: skip
+            moves.append(Move(visitor, entry, own=batch, own_states=IN_FLIGHT))
+            continue
         if accepted:
             state = VisitorState.ACCEPTED
         elif current.attempts >= max_attempts:

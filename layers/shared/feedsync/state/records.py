@@ -443,7 +443,8 @@ class FileRecord:
     adobe_status: str = ""  # Adobe's own word when last asked
     detail: str = ""
     verdict_at: str = ""
-    skipped_rows: int = 0  # rows Adobe took the file with but did not ingest (BDIA invalid_rows)
+    skipped_rows: int = 0  # rows Adobe took the file with but did not ingest (partial)
+    not_ingested: int = 0  # of them, visitors Adobe named (now rejected, with its reason)
     # a failed file none of whose visitors is left in ``retry`` (all re-planned, or given up);
     # ``feedsync retry`` opens it again. What became of its visitors is the ledger's to say.
     resolved: bool = False

@@ -75,6 +75,24 @@ def _refused(state: ObjectStore, ledger: Ledger, key: str, rsid: str) -> set[str
     return ids
 
 
+def _not_ingested(runs: RunState, state: ObjectStore, ledger: Ledger, key: str,
+                  rsid: str) -> set[str]:  # fmt: skip
+    """Visitors Adobe named as not ingested in files it otherwise took (partial ingestion)."""
+    ids: set[str] = set()
+    for record in runs.files(key):
+        if record.state is not FileState.ACCEPTED or not record.not_ingested:
+            continue
+        visitors = read_visitors(state, record.visitors_key)
+        entries = ledger.entries(rsid, record.destination, visitors)
+        wanted = [
+            moves.requeue(v, e, "sent again on an operator's request (feedsync retry)")
+            for v, e in entries.items()
+            if e.state is VisitorState.REJECTED and e.file == record.file
+        ]
+        ids |= ledger.move(rsid, record.destination, wanted) if wanted else set()
+    return ids
+
+
 def _refusal(entry: LedgerEntry, key: str) -> bool:
     return entry.state is VisitorState.REJECTED and entry.delivery == key
 
@@ -100,7 +118,10 @@ def requeue(
                             "run feedsync retry again once it is done")  # fmt: skip
     try:
         ids = _given_up(runs, state, ledger, key, record.rsid) if given_up else set()
-        refused = _refused(state, ledger, key, record.rsid) if rejected else set()
+        refused = set()
+        if rejected:
+            refused = _refused(state, ledger, key, record.rsid)
+            refused |= _not_ingested(runs, state, ledger, key, record.rsid)
         stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%S%f")
         target = StateLayout.requeue(key, stamp)
         everyone = sorted(ids | refused)

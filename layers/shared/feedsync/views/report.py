@@ -82,6 +82,7 @@ def _visitors(state: ObjectStore, key: str) -> list[str]:
 class DestinationView:
     counts: Counter[str] = field(default_factory=Counter)
     given_up: list[Json] = field(default_factory=list)
+    not_ingested: list[Json] = field(default_factory=list)  # named by Adobe, with its reason
     # per failed file: its visitors the ledger now holds in retry / given up (derived, never
     # stored: two writers cannot disagree about it)
     per_file: dict[str, Counter[str]] = field(default_factory=dict)
@@ -94,37 +95,48 @@ def _destination_view(
     if ledger is None:  # a dry run: nothing was sent; count what would be
         view.counts["planned"] = sum(f.visitors for f in files)
         return view
-    in_file: dict[str, FileRecord] = {}
-    failed: dict[str, list[str]] = {}
-    for record in files:
-        visitors = _visitors(state, record.visitors_key)
-        for visitor in visitors:
-            in_file.setdefault(visitor, record)
-        if record.state is FileState.FAILED:
-            failed[record.file] = visitors
+    by_file = {record.file: _visitors(state, record.visitors_key) for record in files}
+    in_file = dict.fromkeys(v for visitors in by_file.values() for v in visitors)
+    failed = {f.file: by_file[f.file] for f in files if f.state is FileState.FAILED}
     entries = ledger.entries(rsid, name, list(in_file))
     stuck = {f.file for f in files if f.state is FileState.STUCK}
     for visitor in in_file:
         entry = entries.get(visitor)
         word = _word(entry, stuck)
         view.counts[word] += 1
-        given_up = entry is not None and entry.state is VisitorState.GIVEN_UP
-        if given_up and len(view.given_up) < MAX_GIVEN_UP_SAMPLES:
-            reason = entry.reason if entry is not None and entry.reason else "failed at Adobe"
-            view.given_up.append({"visitor": visitor, "destination": name, "reason": reason})
+        if entry is not None:
+            _sample(view, name, visitor, entry, word)
     claims = {f.file: f.claim for f in files}
     for file, visitors in failed.items():
-        counts: Counter[str] = Counter()
-        for visitor in visitors:
-            entry = entries.get(visitor)
-            if entry is None:
-                continue
-            if entry.state is VisitorState.GIVEN_UP and entry.file == file:
-                counts["given_up"] += 1
-            elif entry.claim != claims[file] or entry.state is VisitorState.RETRY:
-                counts["released"] += 1  # re-sent since (another claim), or to be re-sent
-        view.per_file[file] = counts
+        view.per_file[file] = _moved(entries, visitors, file, claims[file])
     return view
+
+
+def _sample(view: DestinationView, name: str, visitor: str, entry: LedgerEntry, word: str) -> None:
+    """Given-up and not-ingested visitors named in the report, with the reason, a few of each."""
+    if entry.state is VisitorState.GIVEN_UP and len(view.given_up) < MAX_GIVEN_UP_SAMPLES:
+        reason = entry.reason or "failed at Adobe"
+        view.given_up.append({"visitor": visitor, "destination": name, "reason": reason})
+    if word == "not_ingested" and len(view.not_ingested) < MAX_GIVEN_UP_SAMPLES:
+        view.not_ingested.append({"visitor": visitor, "destination": name,
+                                  "reason": entry.reason})  # fmt: skip
+
+
+def _moved(
+    entries: dict[str, LedgerEntry], visitors: list[str], file: str, claim: str
+) -> Counter[str]:
+    """What became of a failed file's visitors, from the ledger: given up, or released (sent
+    again since under another claim, or still to be)."""
+    counts: Counter[str] = Counter()
+    for visitor in visitors:
+        entry = entries.get(visitor)
+        if entry is None:
+            continue
+        if entry.state is VisitorState.GIVEN_UP and entry.file == file:
+            counts["given_up"] += 1
+        elif entry.claim != claim or entry.state is VisitorState.RETRY:
+            counts["released"] += 1
+    return counts
 
 
 def _word(entry: LedgerEntry | None, stuck: set[str]) -> str:
@@ -132,6 +144,8 @@ def _word(entry: LedgerEntry | None, stuck: set[str]) -> str:
         return "expired"  # the ledger forgot it (TTL): sent long ago
     if entry.state is VisitorState.SENT and entry.file in stuck:
         return "stuck"
+    if entry.state is VisitorState.REJECTED and entry.file:
+        return "not_ingested"  # Adobe took the file but named this row as not ingested
     if entry.state in (VisitorState.NOT_FOUND, VisitorState.REJECTED):
         return "rejected"  # a re-send found the record gone or refused
     return str(entry.state)
@@ -156,6 +170,12 @@ def _adobe(files: list[FileRecord], views: dict[str, DestinationView]) -> Json:
         "visitors_given_up": visitors["given_up"],
         "visitors_sending": visitors["planned"],
         "rows_skipped_by_adobe": sum(f.skipped_rows for f in files),
+        # partial ingestions: visitors Adobe named (rejected with its reason), and rows it did
+        # not say which
+        "visitors_not_ingested": visitors["not_ingested"],
+        "rows_not_ingested_unknown_which": sum(
+            max(0, f.skipped_rows - f.not_ingested) for f in files
+        ),
     }
 
 
@@ -166,7 +186,9 @@ def outcome(adobe: Json, dry: bool) -> str:
     if not adobe["files_sent"]:
         return "nothing to send"
     parts = []
+    unknown = adobe.get("rows_not_ingested_unknown_which") or 0
     for key, words in (
+        ("visitors_not_ingested", "not ingested by Adobe (named, with its reason)"),
         ("visitors_given_up", "given up"),
         ("visitors_awaiting_resend", "awaiting a re-send"),
         ("visitors_sending", "sending (answer to be found)"),
@@ -174,8 +196,12 @@ def outcome(adobe: Json, dry: bool) -> str:
     ):
         if adobe[key]:
             parts.append(f"{adobe[key]:,} {words}")
+    if unknown:
+        parts.append(f"partially ingested: {unknown:,} rows not ingested, unknown which")
     if not parts:
         return f"accepted by Adobe ({adobe['visitors_accepted']:,} visitors)"
+    if adobe["visitors_accepted"]:
+        parts.insert(0, f"{adobe['visitors_accepted']:,} accepted")
     return ", ".join(parts)
 
 
@@ -199,7 +225,7 @@ def _verdicts(files: list[FileRecord], views: dict[str, DestinationView]) -> lis
          "outcome": str(f.state), "visitors": f.visitors, "detail": f.detail,
          "job": str(f.job.job_id or f.job.idempotency_key or f.job.batch_status or ""),
          "at": f.verdict_at, "released": moved(f)["released"], "given_up": moved(f)["given_up"],
-         "skipped_rows": f.skipped_rows}
+         "skipped_rows": f.skipped_rows, "not_ingested": f.not_ingested}
         for f in files
         if f.verdict_at
     ]  # fmt: skip
@@ -283,6 +309,7 @@ def build_report(
         "adobe": adobe,
         "retries": _retry_figures(walk),
         "given_up": [g for v in views.values() for g in v.given_up][:MAX_GIVEN_UP_SAMPLES],
+        "not_ingested": [g for v in views.values() for g in v.not_ingested][:MAX_GIVEN_UP_SAMPLES],
         "rejected_reasons": figures.rejected_reasons,
         "rejected_samples": [r.to_json() for r in figures.rejected_samples],
         "earlier": _earlier(figures),
@@ -336,8 +363,16 @@ def next_steps(report: Json) -> list[str]:
         )
     if adobe.get("stuck"):
         steps.append("Ask Adobe Client Care about the stuck job ids below; runs keep asking.")
-    if adobe.get("rows_skipped_by_adobe"):
-        steps.append("Adobe skipped invalid rows of a BDIA file: its processing log says which.")
+    if adobe.get("visitors_not_ingested"):
+        steps.append(
+            "Adobe took files but did not ingest some visitors: 'Not ingested' names them with "
+            f"Adobe's reason; fix the cause, then `feedsync retry {key} --rejected`."
+        )
+    if adobe.get("rows_not_ingested_unknown_which"):
+        steps.append(
+            "Adobe took files but did not ingest some rows without saying which (the files' "
+            "verdicts below give Adobe's counts and log): read them at Adobe."
+        )
     steps.extend(
         f"{line}; or `feedsync forget {key}` to start over" for line in report.get("abandoned", [])
     )

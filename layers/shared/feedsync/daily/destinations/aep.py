@@ -9,10 +9,12 @@ and its completion; one already completed is taken as it is - a batch is never c
 nor completed twice. Files are cut under the 256 MB upload limit (one file per batch, well
 under the documented files-per-batch limit).
 
-Verdicts (catalog.yaml batchStatus): ``success`` -> accepted (``failedRecordCount`` records
-skipped by Adobe are counted); ``failed``/``failure`` -> failed, its visitors released for a
-re-send; ``processing``, ``loading``, ``staged``, ``retrying`` -> pending; any other status is
-an error that alarms (VerdictErrors), never a silent success.
+Verdicts: ``VERDICTS`` below, one row per ``batchStatus`` value catalog.yaml lists, each with
+its source. A batch that ends ``success``/``active`` with ``metrics.failedRecordCount`` > 0 was
+ingested in part: the failed records are read back through the Data Access API
+(``retrieveFailedBatch``) and each visitor Platform refused is named with Platform's error code
+and message (rejected, counted, alarmed - never accepted); what cannot be read back is reported
+"not ingested, unknown which". Ids that cannot be ECIDs (38 digits) are refused before sending.
 """
 
 from __future__ import annotations
@@ -20,24 +22,45 @@ from __future__ import annotations
 import json
 
 from feedsync.adobe.aep import MAX_FILE_BYTES, AepClient
+from feedsync.adobe.bdia import is_ecid
 from feedsync.adobe.session import AdobeSession
 from feedsync.daily.aep_mapping import AepMapping, TypeProblem
 from feedsync.daily.destinations.base import (
     ACCEPTED,
     FAILED,
     PENDING,
+    STUCK,
     UNKNOWN,
     AdobeVerdict,
     Batch,
     BuiltFiles,
     UploadFile,
 )
-from feedsync.errors import ConfigError
+from feedsync.errors import ApiError, ConfigError
 from feedsync.state.records import JobRef, Rejected
 
 NAME = "aep"
-PENDING_STATES = frozenset({"processing", "loading", "staged", "retrying"})
-FAILED_STATES = frozenset({"failed", "failure"})
+CATALOG = "experience-platform-apis static/swagger-specs/catalog.yaml, batchStatus enum"
+GUIDE = "experience-platform ingestion/batch/troubleshooting.md (batch states)"
+# Every batchStatus value catalog.yaml lists, read deliberately; anything else is UNKNOWN.
+VERDICTS: dict[str, tuple[str, str]] = {
+    "success": (ACCEPTED, CATALOG),
+    "active": (ACCEPTED, GUIDE + ': "Active and Success are used interchangeably"'),
+    "processing": (PENDING, CATALOG),
+    "staging": (PENDING, GUIDE + ': "Staging" - the batch is being processed'),
+    "staged": (PENDING, CATALOG),
+    "queued": (PENDING, CATALOG),
+    "loading": (PENDING, CATALOG + " (created, files arriving)"),
+    "loaded": (PENDING, CATALOG + " (files in, not yet completed/processed)"),
+    "retrying": (PENDING, CATALOG + " (Platform retries it itself)"),
+    "inactive": (PENDING, GUIDE + ': "not active until it transitions to its final state"'),
+    "stalled": (STUCK, CATALOG + " (Platform says it is stalled: reported stuck at once)"),
+    "failed": (FAILED, CATALOG),
+    "failure": (FAILED, CATALOG),
+    "aborted": (FAILED, GUIDE + " (terminal, nothing ingested: the visitors are sent again)"),
+    "abandoned": (FAILED, GUIDE + " (terminal, nothing ingested: the visitors are sent again)"),
+    "deleted": (FAILED, CATALOG + " (the batch's data was removed: the visitors are sent again)"),
+}
 
 
 def _aep(batch: Batch) -> AepMapping:
@@ -60,6 +83,11 @@ class AepFiles:
         visitors: list[str] = []
         size = 0
         for row in batch.rows:
+            if not is_ecid(row.visitor):  # the identity is the ECID: Platform would refuse it
+                out.rejected.append(
+                    Rejected(row.visitor, "not an Experience Cloud ID (38 digits) for aep")
+                )
+                continue
             try:
                 record = aep.record(row.visitor, row.attributes)
             except TypeProblem as exc:
@@ -122,17 +150,65 @@ class AepSender:
 
     def verdict(self, rsid: str, job: JobRef) -> AdobeVerdict:
         sandbox, _, batch_id = str(job.job_id).partition("/")
-        found = self.client(sandbox).batch(batch_id)
+        client = self.client(sandbox)
+        found = client.batch(batch_id)
         status = str(found.get("status", "unknown")).lower()
-        if status == "success":
-            skipped = int(found.get("failedRecordCount") or 0)
-            return AdobeVerdict(ACCEPTED, status, skipped_rows=skipped)
-        if status in FAILED_STATES:
-            errors = found.get("errors") or []
-            detail = "; ".join(
-                str(e.get("description") or e.get("code")) for e in errors if isinstance(e, dict)
+        outcome = VERDICTS.get(status, (UNKNOWN, ""))[0]
+        if outcome == ACCEPTED:
+            failed = _failed_count(found)
+            if not failed:
+                return AdobeVerdict(ACCEPTED, status)
+            named = _not_ingested(client, batch_id)
+            return AdobeVerdict(ACCEPTED, status, f"{failed} records not ingested",
+                                skipped_rows=max(failed, len(named)),
+                                not_ingested=tuple(named))  # fmt: skip
+        if outcome == FAILED:
+            return AdobeVerdict(FAILED, status, _errors(found) or f"the batch ended {status}")
+        return AdobeVerdict(outcome, status, _errors(found))
+
+
+def _failed_count(batch: dict[str, object]) -> int:
+    """The partial-ingestion guide documents ``metrics.failedRecordCount``; older answers carry
+    it at the root."""
+    metrics = batch.get("metrics")
+    value = metrics.get("failedRecordCount") if isinstance(metrics, dict) else None
+    if value is None:
+        value = batch.get("failedRecordCount")
+    try:
+        return int(str(value or 0))
+    except ValueError:
+        return 0
+
+
+def _errors(batch: dict[str, object]) -> str:
+    errors = batch.get("errors") or []
+    if not isinstance(errors, list):
+        return ""
+    return "; ".join(
+        " ".join(str(e[k]) for k in ("code", "description") if e.get(k))
+        for e in errors
+        if isinstance(e, dict)
+    )
+
+
+def _not_ingested(client: AepClient, batch_id: str) -> list[Rejected]:
+    """The visitors of a partly ingested batch Platform refused, with its error codes and
+    messages (Data Access ``retrieveFailedBatch``; each failed record keeps its ``identityMap``
+    and carries ``_errors``). An unreadable answer names nobody (reported "unknown which")."""
+    out: list[Rejected] = []
+    try:
+        for record in client.failed_records(batch_id):
+            ecids = ((record.get("identityMap") or {}).get("ECID")) or []
+            visitor = str(ecids[0].get("id")) if ecids and isinstance(ecids[0], dict) else ""
+            if not visitor:
+                continue
+            errors = record.get("_errors") or []
+            why = "; ".join(
+                f"{e.get('code', '')} {e.get('message', '')}".strip()
+                for e in errors
+                if isinstance(e, dict)
             )
-            return AdobeVerdict(FAILED, status, detail or "the batch failed")
-        if status in PENDING_STATES:
-            return AdobeVerdict(PENDING, status)
-        return AdobeVerdict(UNKNOWN, status)
+            out.append(Rejected(visitor, f"Platform: {why or 'failed record (no reason given)'}"))
+    except ApiError:
+        return []
+    return out

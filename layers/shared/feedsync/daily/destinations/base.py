@@ -61,15 +61,27 @@ class BuiltFiles:
 
 @dataclass(frozen=True)
 class AdobeVerdict:
-    """What Adobe says of a sent file now."""
+    """What Adobe says of a sent file now.
 
-    outcome: str  # "accepted" | "failed" | "pending" | "unknown" (undocumented: an error)
+    ``accepted`` with ``skipped_rows`` > 0 is a *partial* ingestion: ``not_ingested`` names
+    the visitors Adobe refused with its reason (they become ``rejected``, never accepted);
+    ``skipped_rows - len(not_ingested)`` more were refused without Adobe saying which (the file
+    is reported "partially ingested ... unknown which" and alarmed)."""
+
+    outcome: str  # accepted | failed | pending | stuck | unknown (undocumented: an error)
     status: str  # Adobe's own word (success, failure, processing, complete, stuck, UPLOADED...)
     detail: str = ""
-    skipped_rows: int = 0  # rows of an accepted file Adobe did not ingest (BDIA invalid_rows)
+    skipped_rows: int = 0  # rows of an accepted file Adobe did not ingest
+    not_ingested: tuple[Rejected, ...] = ()  # the ones Adobe named, with its reason
+
+    @property
+    def unknown_which(self) -> int:
+        return max(0, self.skipped_rows - len(self.not_ingested))
 
 
-ACCEPTED, FAILED, PENDING, UNKNOWN = "accepted", "failed", "pending", "unknown"
+# stuck: Adobe itself says the file is stuck without failing it (Platform ``stalled``): reported
+# and alarmed at once, asked again every run
+ACCEPTED, FAILED, PENDING, STUCK, UNKNOWN = "accepted", "failed", "pending", "stuck", "unknown"
 
 
 class FileBuilder(Protocol):

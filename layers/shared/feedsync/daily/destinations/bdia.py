@@ -33,6 +33,16 @@ NAME = "bdia"
 # status_code values (static/bulk-data-insertion.json, UploadedFileInfo.status_code)
 FAILED_CODES = frozenset({"REJECTED", "ERROR"})
 PENDING_CODES = frozenset({"UPLOADED", "PROCESSING"})
+SPEC = "analytics-2.0-apis static/bulk-data-insertion.json, UploadedFileInfo.status_code"
+# Every status_code BDIA documents: COMPLETE with invalid_rows > 0 is a partial ingestion
+# (the rows are not named: "not ingested, unknown which", alarmed), never all accepted.
+VERDICTS: dict[str, tuple[str, str]] = {
+    "UPLOADED": (PENDING, SPEC),
+    "PROCESSING": (PENDING, SPEC),
+    "COMPLETE": (ACCEPTED, SPEC + " (invalid_rows: not ingested, unknown which)"),
+    "REJECTED": (FAILED, SPEC + " (the whole file refused: its visitors are sent again)"),
+    "ERROR": (FAILED, SPEC + " (nothing ingested: its visitors are sent again)"),
+}
 BASE_COLUMNS = (
     "marketingCloudVisitorID",
     "timestamp",
@@ -147,10 +157,6 @@ class BdiaSender:
         skipped = int(known.get("invalid_rows") or 0)
         if not code:
             return AdobeVerdict(ACCEPTED, "received", "the key lookup reports no status")
-        if code in FAILED_CODES:
-            return AdobeVerdict(FAILED, code, detail)
-        if code == "COMPLETE":
-            return AdobeVerdict(ACCEPTED, code, detail, skipped_rows=skipped)
-        if code in PENDING_CODES:
-            return AdobeVerdict(PENDING, code, detail)
-        return AdobeVerdict(UNKNOWN, code, detail)
+        outcome = VERDICTS.get(code, (UNKNOWN, ""))[0]
+        return AdobeVerdict(outcome, code, detail,
+                            skipped_rows=skipped if outcome == ACCEPTED else 0)  # fmt: skip

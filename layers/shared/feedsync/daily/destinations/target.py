@@ -13,6 +13,7 @@ from feedsync.daily.destinations.base import (
     ACCEPTED,
     FAILED,
     PENDING,
+    UNKNOWN,
     AdobeVerdict,
     Batch,
     BuiltFiles,
@@ -21,6 +22,16 @@ from feedsync.daily.destinations.base import (
 from feedsync.state.records import JobRef, Rejected
 
 NAME = "target"
+BULK_API = "target-dev.en help/dev/administer/profile-api/profile-bulk-api.md, batch status"
+# The batch states Target documents; anything else is UNKNOWN (VerdictErrors, never a success).
+VERDICTS: dict[str, tuple[str, str]] = {
+    "complete": (
+        ACCEPTED,
+        BULK_API + " (failedUpdates/profilesNotFound: not ingested, unknown which)",
+    ),
+    "incomplete": (PENDING, BULK_API + " (still processing)"),
+    "stuck": (FAILED, BULK_API + " (the batch failed: its visitors are sent again)"),
+}
 
 
 class TargetFiles:
@@ -61,9 +72,13 @@ class TargetSender:
 
     def verdict(self, rsid: str, job: JobRef) -> AdobeVerdict:
         status = self.client.batch_status(str(job.batch_status), details=True)
-        detail = ", ".join(f"{k} {v}" for k, v in status.details.items())
-        if status.state == target.COMPLETE:
-            return AdobeVerdict(ACCEPTED, status.status, detail)
-        if status.state == target.STUCK:
+        details = status.details
+        detail = ", ".join(f"{k} {v}" for k, v in details.items())
+        outcome = VERDICTS.get(status.status.lower(), (UNKNOWN, ""))[0]
+        if outcome == ACCEPTED:
+            # showDetails counts rows Target could not apply, without saying which
+            refused = details.get("failedUpdates", 0) + details.get("profilesNotFound", 0)
+            return AdobeVerdict(ACCEPTED, status.status, detail, skipped_rows=refused)
+        if outcome == FAILED:
             return AdobeVerdict(FAILED, status.status, detail or "Target says the batch is stuck")
-        return AdobeVerdict(PENDING, status.status, detail)
+        return AdobeVerdict(outcome, status.status, detail)
