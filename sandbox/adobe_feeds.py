@@ -41,11 +41,13 @@ class DataFeedStandIn:
         self.requests: dict[int, dict[str, Any]] = {}
         self.cached: set[int] = set()
         self.resent: list[int] = []  # accepted resends/redos Adobe has not run yet
+        self.arn_needs_user_token = False  # getS3UserArn refuses a call without x-user-auth
         self.asked: list[tuple[str, int]] = []  # every resend/redo Adobe accepted
         self.on_delivery: Callable[[dict[str, Any]], None] | None = None
         route = adobe.server.route
         base = r"/api/([^/]+)/data_feeds/datafeed"
         route("GET", base + r"/requests", self.list_requests)
+        route("GET", base + r"/(\d+)", self.get_feed)
         route("PUT", base + r"/(\d+)/(\d+)/(resend|redo|reprocess)", self.rerun)
         route("GET", r"/api/([^/]+)/cloud_locations/exportlocations/account/cloudAccount/"
               r"s3_role_arn", self.user_arn)  # fmt: skip
@@ -149,9 +151,20 @@ class DataFeedStandIn:
                 and (not start or r["requestPeriodBegin"] >= start)
                 and (not end or r["requestPeriodBegin"] <= end)
             ]  # fmt: skip
+        if not rows and offset == 0:  # the spec's 404 "Datafeed requests not found." covers
+            raise _error(404, "404", "Datafeed requests not found.")  # an empty window too
         return Response.json(
             {"limit": limit, "offset": offset, "data": rows[offset : offset + limit]}
         )
+
+    def get_feed(self, request: Request, m: re.Match[str]) -> Response:
+        # get_1: the feed (DataFeedView), 404 when Adobe does not know it
+        self._auth(request, m[1])
+        with self.lock:
+            feed = self.feeds.get(int(m[2]))
+        if feed is None:
+            raise _error(404, "404", "Datafeed not found.")
+        return Response.json(feed)
 
     def rerun(self, request: Request, m: re.Match[str]) -> Response:
         # resendDatafeed_1 / redoDatafeed_1 / reprocessDatafeed_1: 404 "Datafeed not found",
@@ -181,6 +194,10 @@ class DataFeedStandIn:
             return Response.json(self.feeds[feed_id])
 
     def user_arn(self, request: Request, m: re.Match[str]) -> Response:
-        # cloud-locations.json getS3UserArn: UserArnResponse {"userARN": ...}
+        # cloud-locations.json getS3UserArn: UserArnResponse {"userARN": ...}; the operation's
+        # security is x-user-auth (an IMS user token): ``arn_needs_user_token`` refuses a call
+        # without one, as Adobe may for a server-to-server credential
         self._auth(request, m[1])
+        if self.arn_needs_user_token and not request.header("x-user-auth"):
+            raise _error(403, "403", "x-user-auth (an IMS user token) is required")
         return Response.json({"userARN": USER_ARN})

@@ -43,6 +43,25 @@ RECORD = "https://ns.adobe.com/xdm/data/record"
 PENDING = ("staged", "processing")
 
 
+# schema-registry.yaml: the standard behaviours a class builds on
+BEHAVIOURS = (
+    RECORD,
+    "https://ns.adobe.com/xdm/data/time-series",
+    "https://ns.adobe.com/xdm/data/adhoc",
+)
+
+
+def _json_add(document: dict[str, Any], pointer: str, value: Any) -> None:
+    """RFC 6902 ``add`` at a JSON Pointer (the parents must exist)."""
+    names = [p.replace("~1", "/").replace("~0", "~") for p in pointer.strip("/").split("/")]
+    node: Any = document
+    for name in names[:-1]:
+        if not isinstance(node, dict) or name not in node:
+            raise _error(400, "400", f"path {pointer}: {name} does not exist")
+        node = node[name]
+    node[names[-1]] = value
+
+
 # catalog.yaml batchStatus words a batch may say while it is processed (the guides: Staging
 # means "being processed"; a batch is "inactive" until it reaches its final state)
 IN_BETWEEN = ("staging", "queued", "loaded", "retrying", "inactive")
@@ -100,6 +119,7 @@ class PlatformStandIn:
         self.schemas: dict[str, dict[str, Any]] = {}  # $id -> definition (+ "fields", "identity")
         self.fieldgroups: dict[str, dict[str, Any]] = {}
         self.descriptors: dict[str, dict[str, Any]] = {}
+        self.classes: dict[str, dict[str, Any]] = {}  # the tenant's classes (a lookup's)
         self.datasets: dict[str, dict[str, Any]] = {}
         self.batches: dict[str, dict[str, Any]] = {}
         self.files: dict[str, dict[str, bytes]] = {}  # batch id -> file path -> bytes
@@ -118,6 +138,7 @@ class PlatformStandIn:
         # refuses): a batch with such records ingests the others (partial ingestion)
         self.refuse_ids: dict[str, str] = {}
         self.list_page = 20  # Schema Registry listings: items a page unless ``limit`` says
+        self.connections_page = 100  # CJA connections a page
         self.connections: list[dict[str, Any]] = []
         route = adobe.server.route
         route("POST", IMPORT + r"/batches", self.create_batch)
@@ -129,9 +150,11 @@ class PlatformStandIn:
         route("POST", CATALOG + r"/dataSets", self.create_dataset)
         route("GET", CATALOG + r"/dataSets/([^/]+)", self.retrieve_dataset)
         route("GET", REGISTRY + r"/stats", self.stats)
-        route("GET", REGISTRY + r"/tenant/(schemas|fieldgroups|descriptors)", self.tenant_list)
-        route("POST", REGISTRY + r"/tenant/(schemas|fieldgroups|descriptors)", self.tenant_create)
-        route("GET", REGISTRY + r"/tenant/(schemas|fieldgroups|descriptors)/(.+)", self.tenant_get)
+        kinds = r"(schemas|fieldgroups|descriptors|classes)"
+        route("GET", REGISTRY + rf"/tenant/{kinds}", self.tenant_list)
+        route("POST", REGISTRY + rf"/tenant/{kinds}", self.tenant_create)
+        route("GET", REGISTRY + rf"/tenant/{kinds}/(.+)", self.tenant_get)
+        route("PATCH", REGISTRY + r"/tenant/fieldgroups/(.+)", self.patch_fieldgroup)
         route("GET", r"/data/connections", self.cja_connections)
         route("GET", r"/data/foundation/export/batches/([^/]+)/failed", self.failed_files)
 
@@ -409,7 +432,7 @@ class PlatformStandIn:
 
     def _store(self, kind: str) -> dict[str, dict[str, Any]]:
         return {"schemas": self.schemas, "fieldgroups": self.fieldgroups,
-                "descriptors": self.descriptors}[kind]  # fmt: skip
+                "descriptors": self.descriptors, "classes": self.classes}[kind]  # fmt: skip
 
     def tenant_list(self, request: Request, m: re.Match[str]) -> Response:
         self._platform(request)
@@ -493,19 +516,62 @@ class PlatformStandIn:
             }
             if kind == "schemas":
                 item.update(self._schema_fields(body))
+            if kind == "classes" and not any(
+                p.get("$ref") in BEHAVIOURS for p in body.get("allOf", []) if isinstance(p, dict)
+            ):  # createClass: a class implements one of the standard behaviours
+                raise _error(400, "400", "a class must reference a behaviour in allOf")
             self._store(kind)[item_id] = item
         return Response.json({k: v for k, v in item.items() if k not in ("fields", "identity")},
                              status=201)  # fmt: skip
 
     def _schema_fields(self, schema: dict[str, Any]) -> dict[str, Any]:
+        """A schema is one class and field groups meant for it (meta:intendedToExtend): the
+        Schema Registry refuses a field group meant for another class (HTTP 400)."""
         refs = [part.get("$ref") for part in schema.get("allOf", []) if isinstance(part, dict)]
+        classes = [r for r in refs if r == PROFILE or r in self.classes]
+        if len(classes) != 1:
+            raise _error(400, "400", "a schema references exactly one class in allOf "
+                         f"({RECORD} is a behaviour, not a class)")  # fmt: skip
         fields: dict[str, str] = {}
         for ref in refs:
             group = self.fieldgroups.get(str(ref))
-            for definition in (group or {}).get("definitions", {}).values():
+            if group is None:
+                continue
+            meant = group.get("meta:intendedToExtend") or []
+            if meant and classes[0] not in meant:
+                raise _error(400, "400", f"field group {group.get('title')!r} is not meant "
+                             f"for the class {classes[0]}")  # fmt: skip
+            for definition in group.get("definitions", {}).values():
                 fields.update(_leaves(definition))
         identity = "identityMap" if PROFILE in refs else ""
         return {"fields": fields, "identity": identity}
+
+    def patch_fieldgroup(self, request: Request, m: re.Match[str]) -> Response:
+        """updateFieldGroup (PATCH, JSON Patch): only additive changes to a field group in use
+        (schema evolution: "only non-destructive changes"); its schemas gain the fields."""
+        self._platform(request)
+        if not request.header("content-type").startswith("application/json"):
+            raise _error(415, "415", "Content-Type must be application/json (a JSON Patch)")
+        try:
+            ops = json.loads(request.body or b"[]")
+        except ValueError:
+            raise _error(400, "400", "the body is not JSON") from None
+        with self.lock:
+            group = self.fieldgroups.get(unquote(m[1]))
+            if group is None:
+                raise _error(404, "404", f"field group {unquote(m[1])} not found")
+            for op in ops if isinstance(ops, list) else []:
+                if op.get("op") != "add":
+                    raise _error(400, "400", "only additive changes (op add) to a field group")
+                _json_add(group, str(op.get("path", "")), op.get("value"))
+            group["version"] = f"1.{int(str(group.get('version', '1.0')).split('.')[-1]) + 1}"
+            for schema in self.schemas.values():
+                if any(p.get("$ref") == group["$id"] for p in schema.get("allOf", [])
+                       if isinstance(p, dict)):  # fmt: skip
+                    identity = schema.get("identity", "")
+                    schema.update(self._schema_fields(schema))
+                    schema["identity"] = identity or schema["identity"]
+            return Response.json({k: v for k, v in group.items() if k != "fields"})
 
     def _descriptor(self, body: dict[str, Any]) -> Response:
         # xdm:descriptorIdentity: xdm:sourceSchema, xdm:sourceProperty, xdm:namespace
@@ -528,5 +594,11 @@ class PlatformStandIn:
             c for c in self.connections
             if not wanted or any(d["id"] in wanted for d in c.get("dataSets", []))
         ]  # fmt: skip
-        return Response.json({"content": content, "totalElements": len(content), "last": True,
-                              "totalPages": 1, "number": 0})  # fmt: skip
+        # the connections page (swagger.json): content, totalElements, totalPages, number,
+        # last - paged by page/limit (``connections_page`` items here unless limit is smaller)
+        size = min(int(request.param("limit") or 100), self.connections_page)
+        page = int(request.param("page") or 0)
+        pages = max(1, -(-len(content) // size))
+        return Response.json({"content": content[page * size : (page + 1) * size],
+                              "totalElements": len(content), "last": page + 1 >= pages,
+                              "totalPages": pages, "number": page})  # fmt: skip

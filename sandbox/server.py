@@ -142,7 +142,7 @@ class SandboxServer:
             def _serve(self) -> None:
                 sandbox._dispatch(self)
 
-            do_GET = do_POST = do_PUT = do_DELETE = _serve
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
         self.httpd = ThreadingHTTPServer((host, port), _Handler)
         self.httpd.daemon_threads = True

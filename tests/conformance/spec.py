@@ -37,7 +37,7 @@ PLATFORM = ("authorization", "x-api-key", "x-gw-ims-org-id", "x-sandbox-name")
 IMPORT = "/data/foundation/import/batches"
 CATALOG = "/data/foundation/catalog"
 SCHEMAS = "/data/foundation/schemaregistry"
-KINDS = "(schemas|fieldgroups|descriptors)"
+KINDS = "(schemas|fieldgroups|classes)"  # descriptors have rows of their own
 
 
 def _aep(name: str, method: str, path: str, source: str, **rules: Any) -> Operation:
@@ -116,6 +116,22 @@ OPERATIONS = (
          content_type="application/json"),
     _aep("createDescriptor", "POST", rf"{SCHEMAS}/tenant/descriptors", "schema-registry.yaml",
          content_type="application/json"),
+    _aep("createClass", "POST", rf"{SCHEMAS}/tenant/classes", "schema-registry.yaml",
+         content_type="application/json"),
+    # updateFieldGroup (PATCH, a JSON Patch array): additive changes, schema evolution
+    _aep("updateFieldGroup", "PATCH", rf"{SCHEMAS}/tenant/fieldgroups/.+",
+         "schema-registry.yaml", content_type="application/json"),
+    # schema-registry.yaml, the descriptors listing's Accept table: xdm+json groups by @type;
+    # only the -v2 forms return a paged results array (what feedsync reads)
+    _aep("list descriptors", "GET", rf"{SCHEMAS}/tenant/descriptors",
+         "schema-registry.yaml (descriptors listing, -v2 Accept)",
+         accept="application/vnd.adobe.xdm-v2+json"),
+    # getDescriptor: application/vnd.adobe.xdm+json, no version
+    _aep("getDescriptor", "GET", rf"{SCHEMAS}/tenant/descriptors/.+",
+         "schema-registry.yaml getDescriptor", accept="application/vnd.adobe.xdm+json"),
+    # data-access.yaml retrieveFailedBatch: the failed files of a batch, one with ?path=
+    _aep("retrieveFailedBatch", "GET", r"/data/foundation/export/batches/[^/]+/failed",
+         "data-access.yaml"),
     # AdobeDocs/cja-apis static/swagger.json getConnectionsForCompany_1
     Operation("getConnectionsForCompany_1", "GET", r"/data/connections",
               "cja-apis static/swagger.json",

@@ -86,9 +86,12 @@ def _exercise_aep(sandbox: Sandbox) -> None:
 
     client = AepClient(session_for(sandbox), "prod")
     fields = {"Tier": AepField("_acme.crm.tier")}
-    made = setup(client, fields, "lookup", lambda line: None)  # stats, lists, creates
+    setup(client, fields, "profile", lambda line: None)  # stats, lists, creates
+    made = setup(client, fields, "lookup", lambda line: None)  # the same sandbox: a class
     aep = AepMapping(made.dataset_id, "prod", fields, identity_path=made.identity)
-    check(client, aep, CjaClient(session_for(sandbox)).connections)  # lookups
+    check(client, aep, CjaClient(session_for(sandbox)).connections)  # lookups, descriptors
+    more = {**fields, "Region": AepField("_acme.crm.region")}
+    setup(client, more, "lookup", lambda line: None)  # the mapping gained a field: a PATCH
     created = client.create_batch(made.dataset_id, "conformance-1")
     client.upload_file(
         created["id"],
@@ -98,6 +101,7 @@ def _exercise_aep(sandbox: Sandbox) -> None:
     )
     client.complete_batch(created["id"])
     client.batch(created["id"])
+    list(client.failed_records(created["id"]))
     client.find_batch(made.dataset_id, "conformance-1")
 
 

@@ -198,3 +198,80 @@ def test_aep_check_names_a_field_the_schema_lacks(
     assert code == 1 and "_acme.crm.industry (string)" in out
     code, _, err = _cli(capsys, "aep", "setup", "--mapping", str(tmp_path / "none.json"))
     assert code == 2 and "none.json" in err
+
+
+def test_aep_setup_profile_then_lookup_in_one_sandbox_and_check_passes_on_both(
+    sandbox: Sandbox, capsys: pytest.CaptureFixture[str], tmp_path: Any, world: World
+) -> None:
+    """Issue 27 (5): one field group per class (a lookup setup used to reuse the profile's
+    group: HTTP 400, not meant for the class), the lookup schema of a class built on the
+    record behaviour, and a mapping that gains a field extends the group."""
+    fields = {"Account_Type__c": "_acme.crm.accountType"}
+    made = {}
+    for kind in ("profile", "lookup"):
+        mapping = tmp_path / f"{kind}.json"
+        mapping.write_text(json.dumps({**MAPPING, "aep": {"sandbox": "prod", "fields": fields}}))
+        code, out, err = _cli(capsys, "aep", "setup", "--class", kind, "--mapping",
+                              str(mapping), "--json")  # fmt: skip
+        assert code == 0, err
+        made[kind] = json.loads(out)
+        sandbox.platform.connections.append(
+            {
+                "id": f"dg_{kind}",
+                "name": f"CJA {kind}",
+                "dataSets": [{"id": made[kind]["dataset_id"]}],
+            }
+        )
+    assert made["profile"]["field_group_id"] != made["lookup"]["field_group_id"]
+    lookup_schema = sandbox.platform.schemas[made["lookup"]["schema_id"]]
+    classes = [p["$ref"] for p in lookup_schema["allOf"] if p["$ref"] in sandbox.platform.classes]
+    assert len(classes) == 1  # a class of the tenant's, on the record behaviour
+    for kind in ("profile", "lookup"):
+        mapping = tmp_path / f"{kind}.json"
+        aep = {"sandbox": "prod", "fields": fields, **made[kind]["mapping_aep"]}
+        mapping.write_text(json.dumps({**MAPPING, "aep": aep}))
+        code, out, _ = _cli(capsys, "aep", "check", "--mapping", str(mapping))
+        assert code == 0, out
+    # the mapping gains a field: setup extends the group, check passes again
+    more = {**fields, "Industry": "_acme.crm.industry"}
+    mapping = tmp_path / "lookup.json"
+    aep = {"sandbox": "prod", "fields": more, **made["lookup"]["mapping_aep"]}
+    mapping.write_text(json.dumps({**MAPPING, "aep": aep}))
+    code, out, _ = _cli(capsys, "aep", "check", "--mapping", str(mapping))
+    assert code == 1 and "_acme.crm.industry (string)" in out
+    code, out, _ = _cli(capsys, "aep", "setup", "--class", "lookup", "--mapping", str(mapping))
+    assert code == 0 and "_acme.crm.industry" in out and "nothing changed" not in out, out
+    code, out, _ = _cli(capsys, "aep", "check", "--mapping", str(mapping))
+    assert code == 0, out
+
+
+def test_listings_are_read_to_their_last_page(
+    world: World, sandbox: Sandbox, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    """Issue 27 (6): Schema Registry listings (``_links.next``) and CJA connections (``last``)
+    are read to their end: a large org's setup finds its own group, check finds the
+    connection on the third page."""
+    sandbox.platform.list_page = 2
+    sandbox.platform.connections_page = 1
+    for n in range(5):  # other teams' field groups before ours
+        sandbox.platform.fieldgroups[f"https://ns.adobe.com/acme/fieldgroups/other{n}"] = {
+            "$id": f"https://ns.adobe.com/acme/fieldgroups/other{n}",
+            "title": f"other {n}",
+        }
+    mapping = tmp_path / "mapping.json"
+    fields = {"Account_Type__c": "_acme.crm.accountType"}
+    mapping.write_text(json.dumps({**MAPPING, "aep": {"sandbox": "prod", "fields": fields}}))
+    for _ in range(2):
+        code, out, _ = _cli(capsys, "aep", "setup", "--mapping", str(mapping), "--json")
+        made = json.loads(out)
+    assert not made["changed"]  # found on a later page: nothing created twice
+    for n in range(2):  # two connections with the dataset first: ours is on page three
+        sandbox.platform.connections.append(
+            {"id": f"dg_{n}", "name": f"other {n}", "dataSets": [{"id": made["dataset_id"]}]}
+        )
+    sandbox.platform.connections.append({"id": "dg_9", "name": "Web + CRM",
+                                         "dataSets": [{"id": made["dataset_id"]}]})  # fmt: skip
+    aep = {"sandbox": "prod", "fields": fields, **made["mapping_aep"]}
+    mapping.write_text(json.dumps({**MAPPING, "aep": aep}))
+    code, out, _ = _cli(capsys, "aep", "check", "--mapping", str(mapping))
+    assert code == 0 and "in other 0, other 1, Web + CRM" in out, out

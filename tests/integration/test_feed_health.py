@@ -251,3 +251,28 @@ def test_a_resend_adobe_fails_in_the_same_second_is_asked_again_up_to_the_cap(
     code, out, _ = _cli(capsys, "feeds", "status")
     line = next(line for line in out.splitlines() if line.startswith(FAILED))
     assert code == 1 and "cap reached" in line and "waiting for the delivery" not in line
+
+
+def test_a_window_without_requests_is_not_an_unknown_feed(
+    installation: Any, sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 27 (10): data-feeds.json answers 404 "Datafeed requests not found." for an empty
+    window as for an unknown feed; the feed itself (get_1) tells them apart."""
+    world, sqs, queue = installation
+    _, out, err = _cli(capsys, "feeds", "status", "--json")
+    assert "knows no data feed" not in out + err
+    summary = world.invoke({})
+    assert not (summary.get("feeds") or {}).get("errors")
+    assert _alerts(sqs, queue) == []
+    sandbox.feeds.feeds.clear()  # now Adobe really does not know the feed
+    code, out, err = _cli(capsys, "feeds", "status")
+    assert code == 1 and "Adobe knows no data feed" in out + err
+
+
+def test_delivery_role_arn_refused_to_a_server_to_server_credential_says_what_to_do(
+    installation: Any, sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sandbox.feeds.arn_needs_user_token = True
+    code, _, err = _cli(capsys, "adobe", "delivery-role-arn")
+    assert code == 1 and "x-user-auth" in err and "AdobeUserArn" in err
+    assert len(err.strip().splitlines()) == 1

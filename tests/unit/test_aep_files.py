@@ -24,12 +24,13 @@ def _batch(rows: list[MappedRow]) -> Batch:
 
 
 def _row(n: int, revenue: str = "12.5") -> MappedRow:
-    return MappedRow(f"{n:038d}", f"L-{n}", {}, {"Tier": "gold", "Revenue": revenue})
+    values = {"Tier": "gold", "Revenue": revenue}
+    return MappedRow(f"{n:038d}", f"L-{n}", {}, values, values)
 
 
 def test_files_are_cut_under_the_limit_and_every_record_lands_once() -> None:
     rows = [_row(n) for n in range(100)]
-    record = AEP.record(rows[0].visitor, rows[0].attributes)
+    record = AEP.record(rows[0].visitor, rows[0].platform)
     one = len(json.dumps(record, separators=(",", ":"))) + 1  # bytes of one line
     built = AepFiles(max_bytes=one * 30).build(_batch(rows))
     assert [len(f.visitors) for f in built.files] == [30, 30, 30, 10]
@@ -68,3 +69,22 @@ def test_a_lookup_dataset_carries_the_ecid_in_its_identity_field() -> None:
                         identity_path="_acme.feedsync.ecid")  # fmt: skip
     record = lookup.record("123", {"Tier": "gold"})
     assert record == {"_acme": {"feedsync": {"ecid": "123"}, "crm": {"tier": "gold"}}}
+
+
+def test_platform_gets_strings_untouched_and_the_data_source_its_cleaned_copy() -> None:
+    """Issue 27 (6): the data source clean-up (no ';', 255 bytes) is Analytics', not Platform's."""
+    mapping = Mapping("Adobe_Visitor_ID", "Event 51", {"Tier": "Evar 23"}, aep=AEP)
+    long = "Gold; EMEA  " + "x" * 400
+    row = mapping.map(f"{7:038d}", {"Tier": long, "Revenue": 3, "id": 7})
+    assert isinstance(row, MappedRow)
+    assert row.values["Evar 23"] == ("Gold EMEA " + "x" * 400).encode()[:255].decode()
+    built = AepFiles().build(_batch([row]))
+    record = json.loads(built.files[0].data)
+    assert record["_acme"]["crm"] == {"tier": long, "revenue": 3.0}
+
+
+def test_ids_that_cannot_be_ecids_are_refused_before_platform() -> None:
+    odd = MappedRow("1234:5678", "L-1", {}, {"Tier": "gold"}, {"Tier": "gold"})
+    built = AepFiles().build(_batch([odd, _row(2)]))
+    assert [r.visitor for r in built.rejected] == ["1234:5678"]
+    assert "Experience Cloud ID" in built.rejected[0].reason

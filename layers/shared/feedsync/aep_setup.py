@@ -1,12 +1,18 @@
 """``feedsync aep setup`` and ``feedsync aep check``: the XDM schema, its field group and identity,
 and the dataset the ``aep`` destination writes to - created once, found after.
 
-Idempotent by title: a field group ``feedsync CRM fields``, a schema ``feedsync CRM
-(<class>)`` and a dataset ``feedsync CRM (<class>)`` are looked up before anything is created;
-a second run finds all three and changes nothing. ``--class profile`` uses the XDM Individual
-Profile class with the ``identityMap`` (ECID as primary identity: the Person ID CJA joins on);
-``--class lookup`` uses the record class with a ``<tenant>.feedsync.ecid`` field as primary
+Idempotent by title: a field group ``feedsync CRM fields (<class>)`` - one per class, as a field
+group is meant for one class (``meta:intendedToExtend``) -, a schema ``feedsync CRM (<class>)``
+and a dataset ``feedsync CRM (<class>)`` are looked up before anything is created; a second
+run finds them and changes nothing. ``--class profile`` uses the XDM Individual Profile class
+with the ``identityMap`` (ECID as primary identity: the Person ID CJA joins on); ``--class
+lookup`` uses a class of the tenant's own, ``feedsync CRM lookup``, built on the record
+*behaviour* (a behaviour is not a class), with a ``<tenant>.feedsync.ecid`` field as primary
 identity (an identity descriptor, namespace ECID), for a CJA lookup dataset keyed by ECID.
+
+When the mapping gains a field, setup extends the field group with it (an additive change:
+the Schema Registry's schema evolution allows it) and says so; a field whose type changed
+cannot be changed in place, and setup says what to do instead.
 """
 
 from __future__ import annotations
@@ -21,9 +27,14 @@ from feedsync.errors import FeedsyncError
 
 PROFILE = "https://ns.adobe.com/xdm/context/profile"
 IDENTITY_MAP = "https://ns.adobe.com/xdm/context/identitymap"
-RECORD = "https://ns.adobe.com/xdm/data/record"
-CLASSES = {"profile": PROFILE, "lookup": RECORD}
-FIELD_GROUP = "feedsync CRM fields"
+RECORD = "https://ns.adobe.com/xdm/data/record"  # the record *behaviour*
+CLASSES = ("profile", "lookup")
+LOOKUP_CLASS = "feedsync CRM lookup"
+LEGACY_FIELD_GROUP = "feedsync CRM fields"  # one group for any class (before per-class groups)
+
+
+def field_group_title(kind: str) -> str:
+    return f"feedsync CRM fields ({kind})"
 
 
 @dataclass
@@ -68,6 +79,94 @@ def _find(client: AepClient, kind: str, title: str) -> str:
     return ""
 
 
+def _class(client: AepClient, kind: str, result: SetupResult) -> str:
+    """The class the schema is of: XDM Individual Profile, or the tenant's lookup class (the
+    record behaviour), found or created."""
+    if kind == "profile":
+        return PROFILE
+    found = _find(client, "classes", LOOKUP_CLASS)
+    if found:
+        result.found.append(f"class {LOOKUP_CLASS!r}")
+        return found
+    definition = {"title": LOOKUP_CLASS, "type": "object",
+                  "description": "feedsync: CRM attributes keyed by the Experience Cloud ID",
+                  "allOf": [{"$ref": RECORD}]}  # fmt: skip
+    result.created.append(f"class {LOOKUP_CLASS!r}")
+    return str(client.tenant_create("classes", definition)["$id"])
+
+
+def _field_group(
+    client: AepClient, kind: str, cls: str, properties: dict[str, Any], result: SetupResult
+) -> str:
+    """The class's field group, found (the one-for-all legacy group too, when it is meant for
+    this class) and extended with fields the mapping gained, or created."""
+    title = field_group_title(kind)
+    found = _find(client, "fieldgroups", title)
+    if not found and kind == "profile":
+        legacy = _find(client, "fieldgroups", LEGACY_FIELD_GROUP)
+        meant = client.tenant_get("fieldgroups", legacy).get("meta:intendedToExtend") if (
+            legacy) else None  # fmt: skip
+        found, title = (legacy, LEGACY_FIELD_GROUP) if meant and cls in meant else ("", title)
+    if found:
+        _extend(client, found, title, properties, result)
+        return found
+    group = {
+        "title": title, "type": "object",
+        "description": "CRM attributes feedsync writes, keyed by the Experience Cloud ID",
+        "meta:intendedToExtend": [cls],
+        "definitions": {"crm": {"properties": properties}},
+        "allOf": [{"$ref": "#/definitions/crm"}],
+    }  # fmt: skip
+    result.created.append(f"field group {title!r}")
+    return str(client.tenant_create("fieldgroups", group)["$id"])
+
+
+def _extend(
+    client: AepClient, group_id: str, title: str, properties: dict[str, Any], result: SetupResult
+) -> None:
+    """Add the mapped fields the group lacks (JSON Patch ``add``, objects first); a field
+    whose type differs cannot change in place."""
+    group = client.tenant_get("fieldgroups", group_id)
+    have: dict[str, str] = {}
+    for definition in (group.get("definitions") or {}).values():
+        have.update(_leaves(definition))
+    wanted = _leaves({"properties": properties})
+    changed = [f"{p} ({have[p]} -> {t})" for p, t in wanted.items() if p in have and have[p] != t]
+    if changed:
+        raise FeedsyncError(
+            f"field group {title!r}: {', '.join(changed)} - a field's type cannot change in "
+            "place (schema evolution is additive): map the CRM field to a new path"
+        )
+    missing = [p for p in wanted if p not in have]
+    if not missing:
+        result.found.append(f"field group {title!r}")
+        return
+    ops = _add_ops(group, missing, properties)
+    client.tenant_patch("fieldgroups", group_id, ops)
+    result.created.append(f"fields {', '.join(missing)} in field group {title!r}")
+
+
+def _add_ops(group: dict[str, Any], missing: list[str], properties: dict[str, Any]) -> list[Any]:
+    """JSON Patch ``add`` operations for the missing leaves, creating the objects on the way."""
+    definitions = group.get("definitions") or {}
+    name = next(iter(definitions), "crm")
+    node = definitions.get(name, {}).get("properties") or {}
+    ops: list[dict[str, Any]] = []
+    for path in missing:
+        parts, pointer, have, spec = path.split("."), f"/definitions/{name}/properties", node, {
+            "properties": properties}  # fmt: skip
+        for depth, part in enumerate(parts):
+            spec = spec["properties"][part]
+            pointer += f"/{part}"
+            if part not in have:
+                ops.append({"op": "add", "path": pointer, "value": spec})
+                have[part] = spec  # later paths see it
+                break
+            have = have[part].setdefault("properties", {}) if depth < len(parts) - 1 else have
+            pointer += "/properties" if depth < len(parts) - 1 else ""
+    return ops
+
+
 def setup(
     client: AepClient, fields: dict[str, AepField], kind: str, say: Callable[[str], None]
 ) -> SetupResult:
@@ -80,25 +179,15 @@ def setup(
     result = SetupResult(
         identity="ECID (identityMap)" if not lookup else f"_{tenant}.feedsync.ecid"
     )
-    result.field_group_id = _find(client, "fieldgroups", FIELD_GROUP)
-    if result.field_group_id:
-        result.found.append(f"field group {FIELD_GROUP!r}")
-    else:
-        group = {
-            "title": FIELD_GROUP, "type": "object",
-            "description": "CRM attributes feedsync writes, keyed by the Experience Cloud ID",
-            "meta:intendedToExtend": [CLASSES[kind]],
-            "definitions": {"crm": {"properties": _properties(fields, tenant, lookup)}},
-            "allOf": [{"$ref": "#/definitions/crm"}],
-        }  # fmt: skip
-        result.field_group_id = str(client.tenant_create("fieldgroups", group)["$id"])
-        result.created.append(f"field group {FIELD_GROUP!r}")
+    cls = _class(client, kind, result)
+    properties = _properties(fields, tenant, lookup)
+    result.field_group_id = _field_group(client, kind, cls, properties, result)
     title = f"feedsync CRM ({kind})"
     result.schema_id = _find(client, "schemas", title)
     if result.schema_id:
         result.found.append(f"schema {title!r}")
     else:
-        parts = [{"$ref": CLASSES[kind]}, {"$ref": result.field_group_id}]
+        parts = [{"$ref": cls}, {"$ref": result.field_group_id}]
         if not lookup:
             parts.append({"$ref": IDENTITY_MAP})
         schema = {"title": title, "type": "object", "allOf": parts,

@@ -183,6 +183,14 @@ class AepClient:
         )  # fmt: skip
         return body
 
+    def tenant_patch(self, kind: str, item_id: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
+        """updateFieldGroup and kin: a JSON Patch (additive changes only: schema evolution)."""
+        body: dict[str, Any] = self._call(
+            "PATCH", f"data/foundation/schemaregistry/tenant/{kind}/{quote(item_id, safe='')}",
+            json=ops, idempotent=True,
+        )  # fmt: skip
+        return body
+
     def tenant_id(self) -> str:
         """The organisation's tenant namespace (``_acme``), from the Schema Registry stats."""
         body = self._call("GET", "data/foundation/schemaregistry/stats")

@@ -44,17 +44,22 @@ class CjaClient:
                 "data/dataviews",
                 params={"expansion": ",".join(expansion), "limit": limit, "page": page},
             )
-            last = bool(body.get("lastPage", True)) or page + 1 >= int(body.get("totalPages", 0))
-            return list(body.get("content", [])), last
+            return _page(body, page)
 
         return all_pages(fetch)
 
     def connections(self, dataset_id: str) -> list[dict[str, Any]]:
-        """Connections that include ``dataset_id`` (getConnectionsForCompany_1, dataSetIds)."""
-        body = self._call("GET", "data/connections", params={
-            "dataSetIds": dataset_id, "expansion": "name,dataSets,sandboxName", "limit": 100,
-        })  # fmt: skip
-        return list(body.get("content", [])) if isinstance(body, dict) else []
+        """Connections that include ``dataset_id`` (getConnectionsForCompany_1, dataSetIds),
+        every page."""
+
+        def fetch(page: int) -> tuple[list[Any], bool]:
+            body = self._call("GET", "data/connections", params={
+                "dataSetIds": dataset_id, "expansion": "name,dataSets,sandboxName",
+                "limit": 100, "page": page,
+            })  # fmt: skip
+            return _page(body, page)
+
+        return list(all_pages(fetch))
 
     def create_dataview(self, definition: dict[str, Any]) -> dict[str, Any]:
         """Not idempotent: after a lost answer, find the view by name before giving up."""
@@ -66,3 +71,13 @@ class CjaClient:
                 if view.get("name") == definition.get("name"):
                     return view
             raise
+
+
+def _page(body: Any, page: int) -> tuple[list[Any], bool]:
+    """A page of a CJA listing: cja-apis swagger.json pages say ``lastPage`` (data views) or
+    ``last`` (connections); either one, or the page count, ends the listing."""
+    if not isinstance(body, dict):
+        return [], True
+    said = body.get("lastPage", body.get("last"))
+    last = (said is None or bool(said)) or page + 1 >= int(body.get("totalPages") or 0)
+    return list(body.get("content", [])), last

@@ -49,13 +49,10 @@ class DataFeedClient:
             except AdobeApiError as exc:
                 if exc.status != 404:
                     raise
-                raise AdobeApiError(
-                    "Adobe Analytics",
-                    f"Adobe knows no data feed {feed_id} of report suite "
-                    f"{rsid} (404): check DATA_FEED_IDS (the DataFeedIds parameter; the id is in "
-                    "Analytics > Admin > Data feeds)",
-                    status=404,
-                ) from None
+                # data-feeds.json answers 404 "Datafeed requests not found." both for a feed it
+                # does not know and for a window with no request: the feed itself says which
+                self._known(rsid, feed_id)
+                return  # the feed exists: no request in this window
             data = list(body.get("data") or []) if isinstance(body, dict) else []
             yield from data
             if len(data) < self.page:
@@ -73,10 +70,39 @@ class DataFeedClient:
         )  # fmt: skip
         return body if isinstance(body, dict) else {}
 
+    def _known(self, rsid: str, feed_id: int) -> None:
+        """get_1 (GET data_feeds/datafeed/{feedId}): a 404 there is a feed Adobe does not know."""
+        try:
+            self.analytics.get(f"data_feeds/datafeed/{int(feed_id)}")
+        except AdobeApiError as exc:
+            if exc.status != 404:
+                raise
+            raise AdobeApiError(
+                "Adobe Analytics",
+                f"Adobe knows no data feed {feed_id} of report suite "
+                f"{rsid} (404): check DATA_FEED_IDS (the DataFeedIds parameter; the id is in "
+                "Analytics > Admin > Data feeds)",
+                status=404,
+            ) from None
+
     def delivery_user_arn(self) -> str:
-        body = self.analytics.get(
-            "cloud_locations/exportlocations/account/cloudAccount/s3_role_arn"
-        )
+        try:
+            body = self.analytics.get(
+                "cloud_locations/exportlocations/account/cloudAccount/s3_role_arn"
+            )
+        except AdobeApiError as exc:
+            if exc.status not in (401, 403):
+                raise
+            # cloud-locations.json secures this call with x-user-auth, an IMS *user* token
+            raise AdobeApiError(
+                "Adobe Analytics",
+                f"Cloud Locations refused this credential (HTTP {exc.status}): Adobe's spec "
+                "(static/cloud-locations.json) secures getS3UserArn with an IMS user token "
+                "(x-user-auth), which a server-to-server credential is not. Copy the Adobe user "
+                "ARN from Analytics > Admin > Locations > Add account (Amazon S3 Role ARN) and "
+                "give it to feedsync deploy --guided (AdobeUserArn)",
+                status=exc.status,
+            ) from None
         arn = body.get("userARN") if isinstance(body, dict) else None
         if not arn:
             raise AdobeApiError("Adobe Analytics", "Cloud Locations answered without a userARN")

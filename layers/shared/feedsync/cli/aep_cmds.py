@@ -60,7 +60,7 @@ def cmd_aep_setup(args: argparse.Namespace) -> int:
     if args.kind == "lookup":
         snippet["identity_path"] = result.identity
     out = {**result.to_json(), "mapping_aep": snippet}
-    verdict = "nothing changed" if not result.created else f"{len(result.created)} created"
+    verdict = "nothing changed" if not result.created else "; ".join(result.created)
     emit(out, args.json,
          f"{verdict}: schema {result.schema_id}, dataset {result.dataset_id}, identity "
          f"{result.identity}\nput in the mapping's aep section: {json.dumps(snippet)}")  # fmt: skip

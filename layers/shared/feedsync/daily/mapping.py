@@ -60,12 +60,22 @@ def normalise(value: Any, max_bytes: int) -> str:
     return text
 
 
+def plain(value: Any) -> str:
+    """A CRM value as text for Experience Platform: booleans and numbers spelled plainly,
+    strings untouched (Platform takes any string its schema type accepts: no data source
+    clean-up, no 255-byte cut)."""
+    if isinstance(value, str):
+        return value
+    return normalise(value, 1 << 30)
+
+
 @dataclass(frozen=True)
 class MappedRow:
     visitor: str
     crm_id: str
     values: dict[str, str]  # data source header -> value
     attributes: dict[str, str]  # CRM field -> value (Target profile attributes)
+    platform: dict[str, str] = field(default_factory=dict)  # aep field -> value, untouched
 
 
 @dataclass(frozen=True)
@@ -133,21 +143,21 @@ class Mapping:
                 continue
             values[header] = text
             attributes[crm_field] = text
+        platform: dict[str, str] = {}
         for crm_field in self.aep.fields if self.aep else ():
-            if crm_field not in attributes:
-                try:
-                    attributes[crm_field] = normalise(record.get(crm_field), 4096)
-                except ValueProblem as exc:
-                    notes.append(f"{crm_field}: {exc}")
+            try:
+                platform[crm_field] = plain(record.get(crm_field))
+            except ValueProblem as exc:
+                notes.append(f"{crm_field}: {exc}")
         if notes:
             return Rejected(visitor, "; ".join(notes))
-        if not any(attributes.values()):
+        if not any(attributes.values()) and not any(platform.values()):
             return Rejected(visitor, "no mapped field has a value")
         try:
             crm_id = normalise(record.get(self.crm_id_field), 255)
         except ValueProblem:
             crm_id = ""
-        return MappedRow(visitor, crm_id, values, attributes)
+        return MappedRow(visitor, crm_id, values, attributes, platform)
 
 
 _KEYS = frozenset(

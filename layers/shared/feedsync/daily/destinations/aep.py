@@ -89,7 +89,7 @@ class AepFiles:
                 )
                 continue
             try:
-                record = aep.record(row.visitor, row.attributes)
+                record = aep.record(row.visitor, row.platform)
             except TypeProblem as exc:
                 out.rejected.append(Rejected(row.visitor, str(exc)))
                 continue
