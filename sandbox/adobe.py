@@ -570,12 +570,15 @@ class AdobeStandIn:
         raise _error(404, "404", "not found")
 
     def target_admin_batch(self, request: Request, m: re.Match[str]) -> Response:
-        # admin-api.json processBatchOperations: request body application/json (not the
-        # versioned media type), 1..256 operations
+        # admin-api.json processBatchOperations: query authRequestData and requestHost
+        # (required), request body application/json (not the versioned media type), 1..256
+        # operations
         self._tenant(request, m[1], "v1")
         if request.header("content-type").split(";")[0].strip() != "application/json":
             raise HttpError(415, {"errors": [{"errorCode": "UnsupportedMediaType",
                                               "message": "batch takes application/json"}]})  # fmt: skip
+        if not request.param("requestHost") or not request.param("authRequestData"):
+            raise _error(400, "400", "authRequestData and requestHost are required")
         ops = request.json().get("operations", [])
         if not 1 <= len(ops) <= 256:
             raise _error(400, "400", "operations: 1 to 256 items")

@@ -161,12 +161,12 @@ OPERATIONS = (
     Operation("getAudiences", "GET", r"/[^/]+/target/audiences",
               "target-developers src/admin-api.json", headers=("authorization", "x-api-key"),
               accept="application/vnd.adobe.target.v3+json"),
-    # processBatchOperations lists authRequestData/requestHost as required query parameters;
-    # they are server-side binding artefacts the gateway fills in, the guide's examples send
-    # none - we follow the guide, and the body is plain application/json as the spec says.
+    # processBatchOperations lists authRequestData (an object) and requestHost as required
+    # query parameters; the guide's examples send none. We follow the spec (sending them is
+    # harmless where the gateway fills them in), and the body is plain application/json.
     Operation("processBatchOperations", "POST", r"/[^/]+/target/batch",
               "target-developers src/admin-api.json", headers=("authorization", "x-api-key"),
-              content_type="application/json"),
+              content_type="application/json", query=("authRequestData", "requestHost")),
     # AdobeDocs/target-dev.en help/dev/administer/profile-api/
     Operation("bulk profile update v2", "POST", r"/m2/[^/]+/v2/profile/batchUpdate",
               "target-dev.en profile-bulk-api.md", headers=("authorization",),

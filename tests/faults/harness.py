@@ -206,6 +206,9 @@ class Installation:
             from sandbox.world import MAPPING
 
             dataset = box.platform.add_dataset(AEP_FIELDS)
+            # Platform says every documented word at random: active for success, staging,
+            # queued, loaded, retrying, inactive while it processes (issue 27)
+            box.platform.draw = random.Random(11)
             fields = {"Account_Type__c": "_acme.crm.accountType", "Industry": "_acme.crm.industry"}
             self.world.put_mapping({**MAPPING, "aep": {"dataset_id": dataset, "sandbox": "prod",
                                                        "fields": fields}})  # fmt: skip

@@ -32,3 +32,15 @@ def test_composite_visitor_key():
 def test_bad_settings_are_named(env, message):
     with pytest.raises(ConfigError, match=message):
         ParseFunctionConfig.from_env(env)
+
+
+def test_a_target_client_code_that_cannot_be_a_host_label_is_named() -> None:
+    """Issue 27 (7): the client code forms <client>.tt.omtrdc.net."""
+    from feedsync.config import load_enrich_config
+
+    env = {"STATE_BUCKET": "b-state", "STATE_TABLE": "t", "DESTINATIONS": "target",
+           "ADOBE_TARGET_TENANT": "acme", "ADOBE_TARGET_CLIENT": "acme.evil/x",
+           "CRM_SOURCE": "file", "CRM_FILE": "s3://b-state/crm/x.csv"}  # fmt: skip
+    config, problem = load_enrich_config(env)
+    assert config is None and problem is not None
+    assert "ADOBE_TARGET_CLIENT='acme.evil/x' is not a Target client code" in problem

@@ -21,6 +21,7 @@ _COLUMN = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
 _RSID = re.compile(r"[A-Za-z0-9.\-]+")
 _NUMBER = re.compile(r"[0-9]+")
+_CLIENT_CODE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _TRUE = ("1", "true", "yes", "on")
 CRM_SOURCES = ("marketo", "marketo-mirror", "file")
 MAX_VISITOR_COLUMNS = 8  # the native scanner's limit, enforced here for both scanners
@@ -307,6 +308,13 @@ def _check_destinations(env: Mapping[str, str], names: tuple[str, ...], ids: dic
     ):
         raise ConfigError(
             "the target destination needs ADOBE_TARGET_TENANT and ADOBE_TARGET_CLIENT"
+        )
+    client = env.get("ADOBE_TARGET_CLIENT", "").strip()
+    if client and not _CLIENT_CODE.fullmatch(client):
+        # the client code forms the edge host <client>.tt.omtrdc.net: one DNS label
+        raise ConfigError(
+            f"ADOBE_TARGET_CLIENT={client!r} is not a Target client code (letters, digits and "
+            "hyphens, as in <client>.tt.omtrdc.net: Target > Administration > Implementation)"
         )
     return default
 

@@ -226,10 +226,13 @@ class TargetClient:
         return body
 
     def batch(self, operations: list[dict[str, Any]]) -> dict[str, Any]:
-        """The admin batch endpoint (several admin calls in one request)."""
+        """The admin batch endpoint (several admin calls in one request); admin-api.json
+        requires the query parameters authRequestData (an object) and requestHost."""
+        host = urlsplit(self.session.endpoints.target).netloc
         body: dict[str, Any] = self._admin(
-            "POST", "batch", ADMIN_VERSIONS["batch"], json={"operations": operations}
-        )
+            "POST", "batch", ADMIN_VERSIONS["batch"], json={"operations": operations},
+            params={"authRequestData": "{}", "requestHost": host},
+        )  # fmt: skip
         return body
 
     # profile APIs
