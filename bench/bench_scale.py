@@ -129,6 +129,7 @@ def _deliver(world: Any, ids: list[str], day: str) -> None:
     """The delivery as the parse step leaves it: two data files' sorted visitor streams and the
     verified record (the parse step's own cost is bench_reader's)."""
     from feedsync.parse.results import write_visitors
+    from feedsync.state import todo
     from feedsync.state.layout import StateLayout
     from feedsync.state.records import DeliveryRecord, FileCheck, Status
     from feedsync.storage import put_json
@@ -142,9 +143,11 @@ def _deliver(world: Any, ids: list[str], day: str) -> None:
     for part in (0, 1):
         name = f"0{part + 1}-acmeprod_{day}.tsv.gz"
         key = StateLayout.visitors(record.key, name, f"{part:02d}{day.replace('-', ''):0>30}")
-        write_visitors(world.state, key, ids[part::2], [])
-        record.files.append(FileCheck(name, "data", md5_ok=True, size_ok=True, visitors_key=key))
+        index = write_visitors(world.state, key, ids[part::2], [])
+        record.files.append(FileCheck(name, "data", md5_ok=True, size_ok=True, visitors_key=key,
+                                      visitors_index=tuple(index)))  # fmt: skip
     put_json(world.state, StateLayout.record(record.key), record.to_json())
+    todo.mark(world.state, record.key, record.closed_at, "delivered")
 
 
 def _crm(world: Any, matched: list[str], mode: str) -> None:
@@ -309,9 +312,11 @@ def print_model(results: list[dict[str, Any]]) -> None:
             seconds = first.seconds * scale
             lambda_cost = seconds * 1.0 * PRICE["lambda_gbs"]  # 1 GB function
             month = 30 * (dynamo + s3 + lambda_cost)
-            print(f"CRM_SOURCE={mode:<15} {daily:>12,}/day: ${month:>9,.0f}/month "
-                  f"(DynamoDB ${30 * dynamo:,.0f}, S3 ${30 * s3:,.0f}, Lambda "
-                  f"${30 * lambda_cost:,.0f}); one invocation chain {seconds / 3600:.1f} h")
+            print(
+                f"CRM_SOURCE={mode:<15} {daily:>12,}/day: ${month:>9,.0f}/month "
+                f"(DynamoDB ${30 * dynamo:,.0f}, S3 ${30 * s3:,.0f}, Lambda "
+                f"${30 * lambda_cost:,.0f}); one invocation chain {seconds / 3600:.1f} h"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,7 @@ moto in tests/integration. A fake follows the port's documented contract, not th
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections import Counter
@@ -259,6 +260,7 @@ def memory_delivery(
     stream holds ``pending``); ``content`` stands for the data file's digest (a re-delivery
     with other content gets another generation)."""
     from feedsync.parse.results import write_visitors
+    from feedsync.state import todo
     from feedsync.state.layout import StateLayout
     from feedsync.state.records import DeliveryRecord, FileCheck, HitCounts, Status
     from feedsync.storage import put_json
@@ -292,6 +294,8 @@ def memory_delivery(
         status=Status.COMPLETE,
         visitors_pending=len(set(pending)),
         visitors_known=0,
+        closed_at=dt.datetime.now(dt.UTC).isoformat(timespec="microseconds"),
     )
     put_json(state, StateLayout.record(key), record.to_json())
+    todo.mark(state, key, record.closed_at, "delivered")  # as the parse step indexes it
     return record

@@ -184,9 +184,9 @@ class CountingStore(MemoryStore):
         super().__init__()
         self.opened: list[str] = []
 
-    def open(self, key: str) -> Any:
+    def open(self, key: str, start: int = 0) -> Any:
         self.opened.append(key)
-        return super().open(key)
+        return super().open(key, start)
 
 
 def test_ascending_lookups_read_each_chunk_once() -> None:

@@ -172,10 +172,10 @@ def _written_prefixes(function: dict) -> set[str]:
 def test_each_function_writes_only_its_own_prefixes(template: dict) -> None:
     parse = template["Resources"]["ParseFeedFunction"]
     enrich = template["Resources"]["EnrichUploadFunction"]
-    assert _written_prefixes(parse) == {"results/*", "deliveries/*"}
+    assert _written_prefixes(parse) == {"results/*", "deliveries/*", "todo/*"}
     written = _written_prefixes(enrich)
     assert written == {"reports/*", "uploads/*", "enriched/*", "dry-run/*", "runs/*", "mirror/*",
-                       "feeds/*"}  # fmt: skip
+                       "feeds/*", "todo/*"}  # fmt: skip
     assert not any(p.startswith(("config/", "crm/")) for p in written)
     text = (ROOT / "template.yaml").read_text()
     assert "SQSSendMessagePolicy" not in text

@@ -13,8 +13,8 @@ from typing import Any, BinaryIO, Protocol
 
 
 class ObjectStore(Protocol):
-    def open(self, key: str) -> BinaryIO:
-        """A readable stream of the object; FileNotFoundError if absent."""
+    def open(self, key: str, start: int = 0) -> BinaryIO:
+        """A readable stream of the object from byte ``start``; FileNotFoundError if absent."""
         ...
 
     def get(self, key: str) -> bytes | None: ...
@@ -51,8 +51,11 @@ class LocalStore:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
 
-    def open(self, key: str) -> BinaryIO:
-        return (self.root / key).open("rb")
+    def open(self, key: str, start: int = 0) -> BinaryIO:
+        handle = (self.root / key).open("rb")
+        if start:
+            handle.seek(start)
+        return handle
 
     def get(self, key: str) -> bytes | None:
         path = self.root / key
@@ -89,10 +92,10 @@ class MemoryStore:
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
 
-    def open(self, key: str) -> BinaryIO:
+    def open(self, key: str, start: int = 0) -> BinaryIO:
         if key not in self.objects:
             raise FileNotFoundError(key)
-        return io.BytesIO(self.objects[key])
+        return io.BytesIO(self.objects[key][start:])
 
     def get(self, key: str) -> bytes | None:
         return self.objects.get(key)

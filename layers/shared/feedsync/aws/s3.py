@@ -20,9 +20,15 @@ class S3Store:
     def _key(self, key: str) -> str:
         return self.prefix + key
 
-    def open(self, key: str) -> BinaryIO:
+    def open(self, key: str, start: int = 0) -> BinaryIO:
         try:
-            body = self._s3.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+            if start:  # a ranged GET: from a gzip member boundary of a visitor stream
+                answer = self._s3.get_object(
+                    Bucket=self.bucket, Key=self._key(key), Range=f"bytes={start}-"
+                )
+            else:
+                answer = self._s3.get_object(Bucket=self.bucket, Key=self._key(key))
+            body = answer["Body"]
             return body  # type: ignore[return-value]  # StreamingBody reads like a binary file
         except self._s3.exceptions.NoSuchKey:
             raise FileNotFoundError(self.describe(key)) from None

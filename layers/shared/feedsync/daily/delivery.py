@@ -344,12 +344,11 @@ class DeliveryRun:
 
     # -- phase 2: the walk -----------------------------------------------------------------
     def _stream(self, after: str | None, until: str | None = None) -> Iterator[list[str]]:
-        """The pending stream in (after, until], in batches (bytes order, one char per byte)."""
-        stream = pending_visitors(self.ports.state, self.record, None)
+        """The pending stream in (after, until], in batches (bytes order, one char per byte):
+        read from where ``after`` falls in each file's stream, never from its start."""
+        stream = pending_visitors(self.ports.state, self.record, None, after=after)
         batch: list[str] = []
         for visitor in stream:
-            if after is not None and visitor <= after:
-                continue
             if until is not None and visitor > until:
                 break
             batch.append(visitor)

@@ -34,6 +34,7 @@ from feedsync.daily.lock import RunLock
 from feedsync.daily.send import read_visitors
 from feedsync.errors import ApiError
 from feedsync.state import ledger as moves
+from feedsync.state import todo
 from feedsync.state.layout import StateLayout
 from feedsync.state.ledger import VisitorState
 from feedsync.state.ports import Ledger, Metric, RunState, UploadLog
@@ -237,6 +238,7 @@ class Reconciler:
         )  # fmt: skip
         # the delivery has work again (its next run re-sends them), or must say who was given up
         self.state.delete(StateLayout.enriched(upload.delivery))
+        todo.mark(self.state, upload.delivery, None, f"Adobe failed {upload.file}")
         return replace(upload, state=FileState.FAILED, verdict_at=self._now())
 
 

@@ -33,6 +33,7 @@ from feedsync.feeds.snapshot import write_snapshot
 from feedsync.feeds.watch import FeedWatch
 from feedsync.parse.results import load_record
 from feedsync.settings import EnrichSettings, RunRequest
+from feedsync.state import todo
 from feedsync.state.layout import StateLayout
 from feedsync.state.ports import Ledger, Metric, RunState, UploadLog
 from feedsync.state.records import FIGURES, DeliveryRecord, Json, Status
@@ -83,6 +84,7 @@ def _skip(ports: EnrichPorts, key: str, record: DeliveryRecord | None) -> Json:
         reason = "the delivery failed verification: " + "; ".join(record.reasons)
         marker = {"skipped": reason, "closed_at": record.closed_at, "generation": None}
         put_json(ports.state, StateLayout.enriched(key), marker)
+        todo.done(ports.state, key, record.closed_at)  # said once; a re-delivery indexes it again
         ports.metric(metrics.DELIVERIES_SKIPPED, 1)
     return {"key": key, "status": str(Status.SKIPPED), "error": reason}
 
@@ -153,6 +155,7 @@ def _mark_enriched(ports: EnrichPorts, run: DeliveryRun, report: Json) -> None:
         "closed_at": run.record.closed_at,
     }
     put_json(ports.state, StateLayout.enriched(run.key), marker)
+    todo.done(ports.state, run.key, run.record.closed_at)
     ports.metric(metrics.DELIVERIES_ENRICHED, 1)
 
 

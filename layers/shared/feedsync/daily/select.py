@@ -7,6 +7,7 @@ import hashlib
 
 from feedsync.errors import FeedsyncError
 from feedsync.settings import RunRequest
+from feedsync.state import todo
 from feedsync.state.layout import DELIVERIES, ENRICHED, StateLayout
 from feedsync.state.records import DeliveryRecord, Json
 from feedsync.storage import ObjectStore, get_json
@@ -25,7 +26,7 @@ def _day_of(key: str) -> str:
     return key.rsplit("_", 1)[-1]
 
 
-def _changed(state: ObjectStore, key: str) -> bool:
+def changed(state: ObjectStore, key: str) -> bool:
     """The delivery changed since its marker: Adobe re-delivered it with other content, or a
     delivery skipped as failed was closed again."""
     marker = get_json(state, StateLayout.enriched(key)) or {}
@@ -42,18 +43,40 @@ def _changed(state: ObjectStore, key: str) -> bool:
 
 
 def delivery_keys(state: ObjectStore, request: RunRequest) -> list[str]:
-    """Delivery keys this request covers, oldest day first; by default those not yet enriched."""
-    keys = StateLayout.keys_of_records(state.list(DELIVERIES))
+    """Delivery keys this request covers, oldest day first; by default those with work (the
+    ``todo/`` index: constant work whatever the number of deliveries kept)."""
     if request.delivery:
         wanted = StateLayout.normalise_key(request.delivery)
-        if wanted not in keys:
+        if not state.exists(StateLayout.record(wanted)):
             raise FeedsyncError(
                 f"delivery {wanted!r}: no delivery record under deliveries/ in the state bucket"
             )
         return [wanted]
     if request.date:
         day = request.date.isoformat()
+        keys = StateLayout.keys_of_records(state.list(DELIVERIES))
         return [k for k in keys if _day_of(k).startswith(day)]
+    if not todo.indexed(state):
+        _build_index(state)
+    keys = [k for k in todo.keys(state) if _has_work(state, k)]
+    return sorted(keys, key=lambda k: (_day_of(k), k))
+
+
+def _has_work(state: ObjectStore, key: str) -> bool:
+    """An indexed delivery still has work unless its marker says this very content is done
+    (a duplicated manifest event re-closes the same content): such an entry is dropped."""
+    if not state.exists(StateLayout.enriched(key)) or changed(state, key):
+        return True
+    todo.done(state, key, None)
+    return False
+
+
+def _build_index(state: ObjectStore) -> None:
+    """Once, after an upgrade: the index from the markers (the way deliveries were found
+    before it existed)."""
     done = {k[len(ENRICHED) :] for k in state.list(ENRICHED)}
-    pending = [k for k in keys if k not in done or _changed(state, k)]
-    return sorted(pending, key=lambda k: (_day_of(k), k))
+    for key in StateLayout.keys_of_records(state.list(DELIVERIES)):
+        if key not in done or changed(state, key):
+            record = get_json(state, StateLayout.record(key)) or {}
+            todo.mark(state, key, record.get("closed_at") or None, "indexed")
+    todo.built(state)

@@ -8,6 +8,7 @@ escaped in the stream (backslash, ``\\t``, ``\\n``) so one line is always one id
 
 from __future__ import annotations
 
+import bisect
 import errno
 import gzip
 import heapq
@@ -51,11 +52,19 @@ def unescape_id(text: str) -> str:
     return "".join(out)
 
 
+# A stream is written as gzip members of MEMBER_IDS ids each, with an index of (first id, byte
+# offset) per member: a run resumes by reading from the member its cursor falls in (an S3
+# ranged GET), never from the start of the file. A reader that ignores the index reads the
+# members one after the other, as any gzip reader does.
+MEMBER_IDS = 65_536
+Index = list[tuple[str, int]]
+
+
 def write_visitors(
     store: ObjectStore, key: str, pending: Iterable[str], known: Iterable[str]
-) -> None:
+) -> Index:
     """Write one sorted stream; a visitor is either pending or known in one file, never both."""
-    write_visitor_keys(
+    return write_visitor_keys(
         store,
         key,
         {v.encode("iso-8859-1") for v in pending},
@@ -65,21 +74,34 @@ def write_visitors(
 
 def write_visitor_keys(
     store: ObjectStore, key: str, pending: Set[bytes], known: Set[bytes]
-) -> None:
+) -> Index:
     """The same, from the scanner's visitor keys: the feed's bytes, one byte per character in
-    ISO-8859-1, so bytes order is the order readers see and nothing is decoded twice."""
-    # a fast gzip level: the stream is read back once or twice and kept for days
-    deflate = _zlib.compressobj(1, _zlib.DEFLATED, 31)
-    parts = [deflate.compress(block) for block in _stream_blocks(pending, known)]
-    parts.append(deflate.flush())
+    ISO-8859-1, so bytes order is the order readers see and nothing is decoded twice. Returns
+    the member index (first id, offset)."""
+    parts: list[bytes] = []
+    index: Index = []
+    offset = 0
+    for first, block in _stream_blocks(pending, known):
+        # a fast gzip level: the stream is read back once or twice and kept for days
+        deflate = _zlib.compressobj(1, _zlib.DEFLATED, 31)
+        member = deflate.compress(block) + deflate.flush()
+        index.append((first.decode("iso-8859-1"), offset))
+        parts.append(member)
+        offset += len(member)
+    if not parts:  # an empty stream is one empty gzip member
+        deflate = _zlib.compressobj(1, _zlib.DEFLATED, 31)
+        parts.append(deflate.flush())
     store.put(key, b"".join(parts), "application/gzip")
+    return index
 
 
 _LINE_END = {True: b"\t" + KNOWN.encode() + b"\n", False: b"\t" + PENDING.encode() + b"\n"}
 
 
-def _stream_blocks(pending: Set[bytes], known: Set[bytes], size: int = 65_536) -> Iterator[bytes]:
-    """The stream's lines, in blocks. Ids needing an escape are rare, so a block's ids go
+def _stream_blocks(
+    pending: Set[bytes], known: Set[bytes], size: int = MEMBER_IDS
+) -> Iterator[tuple[bytes, bytes]]:
+    """(first id, lines) of each block. Ids needing an escape are rare, so a block's ids go
     through the escapes only when one of them holds a backslash, tab or newline."""
     ids = sorted(pending | known)
     for start in range(0, len(ids), size):
@@ -89,19 +111,34 @@ def _stream_blocks(pending: Set[bytes], known: Set[bytes], size: int = 65_536) -
             lines = [_escape_key(v) + _LINE_END[v in known] for v in block]
         else:
             lines = [v + _LINE_END[v in known] for v in block]
-        yield b"".join(lines)
+        yield block[0], b"".join(lines)
 
 
 def _escape_key(visitor: bytes) -> bytes:
     return escape_id(visitor.decode("iso-8859-1")).encode("iso-8859-1")
 
 
-def read_visitors(store: ObjectStore, key: str) -> Iterator[tuple[str, str]]:
-    """Stream (visitor, P|K) pairs in sorted order without loading the file."""
-    with gzip.open(store.open(key), "rt", encoding="iso-8859-1", newline="\n") as lines:
+def read_visitors(
+    store: ObjectStore, key: str, after: str | None = None, index: Index | None = None
+) -> Iterator[tuple[str, str]]:
+    """Stream (visitor, P|K) pairs in sorted order without loading the file; with ``after``,
+    only the ids after it, read from the member it falls in (``index``) when there is one."""
+    start = _member_for(index, after) if index and after is not None else 0
+    raw = store.open(key, start) if start else store.open(key)
+    with gzip.open(raw, "rt", encoding="iso-8859-1", newline="\n") as lines:
         for line in lines:
             visitor, _, state = line.rstrip("\n").rpartition("\t")
-            yield unescape_id(visitor), state
+            visitor = unescape_id(visitor)
+            if after is not None and visitor <= after:
+                continue
+            yield visitor, state
+
+
+def _member_for(index: Index, after: str) -> int:
+    """The offset of the last member whose first id is at or before ``after``."""
+    firsts = [first for first, _ in index]
+    at = bisect.bisect_right(firsts, after) - 1
+    return index[at][1] if at > 0 else 0
 
 
 def merge_visitors(streams: Iterable[Iterator[tuple[str, str]]]) -> Iterator[tuple[str, bool]]:
@@ -128,14 +165,21 @@ MAX_OPEN_STREAMS = 64
 
 
 def delivery_visitors(
-    state: ObjectStore, record: DeliveryRecord, width: int = MAX_OPEN_STREAMS
+    state: ObjectStore,
+    record: DeliveryRecord,
+    width: int = MAX_OPEN_STREAMS,
+    after: str | None = None,
 ) -> Iterator[tuple[str, bool]]:
     """(visitor, known) over every data file of a delivery, in order: a k-way merge of the
-    files' sorted streams, at most ``width`` of them open at once."""
-    keys = [f.visitors_key for f in record.data_files]
-    if len(keys) <= width:
-        return merge_visitors(read_visitors(state, k) for k in keys)
-    return _merge_in_groups([partial(read_visitors, state, k) for k in keys], width)
+    files' sorted streams, at most ``width`` of them open at once; with ``after``, from the
+    first id after it (each file read from its member holding it)."""
+    files = [(f.visitors_key, f.visitors_index) for f in record.data_files]
+    openers: list[Opener] = [
+        partial(read_visitors, state, k, after, list(i) or None) for k, i in files
+    ]
+    if len(openers) <= width:
+        return merge_visitors(opener() for opener in openers)
+    return _merge_in_groups(openers, width)
 
 
 Opener = Callable[[], Iterator[tuple[str, str]]]
@@ -185,14 +229,18 @@ def load_record(state: ObjectStore, key: str) -> DeliveryRecord | None:
 
 
 def pending_visitors(
-    state: ObjectStore, record: DeliveryRecord, encoding: str | None = "auto"
+    state: ObjectStore,
+    record: DeliveryRecord,
+    encoding: str | None = "auto",
+    after: str | None = None,
 ) -> Iterator[str]:
     """The pending visitor ids of a complete delivery, streamed in byte order: as text read
     with ``encoding`` (``datafeed.encoding``), or as the feed's bytes (one character per byte)
-    with ``encoding=None``."""
+    with ``encoding=None``; with ``after`` (bytes order), only the ids after it."""
     if not record.complete:
         raise ValueError(f"delivery {record.delivery} is not complete")
-    pending = (visitor for visitor, known in delivery_visitors(state, record) if not known)
+    merged = delivery_visitors(state, record, after=after)
+    pending = (visitor for visitor, known in merged if not known)
     if encoding is None:
         return pending
     return (visitor_text(v, encoding) for v in pending)

@@ -41,6 +41,7 @@ from feedsync.parse.results import (
     write_visitor_keys,
 )
 from feedsync.settings import ParseSettings
+from feedsync.state import todo
 from feedsync.state.layout import StateLayout
 from feedsync.state.records import (
     DeliveryRecord,
@@ -129,7 +130,7 @@ def _store_scan(
     tally = scan.tally
     pending, known = tally.pending_keys(), tally.known
     visitors_key = StateLayout.visitors(key, name, scan.md5)
-    write_visitor_keys(state, visitors_key, pending, known)
+    index = write_visitor_keys(state, visitors_key, pending, known)
     summary = FileResult(
         file=name,
         status=Status.PARSED,
@@ -146,6 +147,7 @@ def _store_scan(
         crm_id_column=settings.crm_id_column,
         filters=tuple(tally.layout.filters),
         header_md5=header_md5,
+        visitors_index=tuple(index),
     )
     save_summary(state, key, summary)  # last: the summary commits the result
     logger.info(
@@ -373,6 +375,7 @@ def _check_data_file(
         filters=summary.filters,
         counts=summary.counts,
         visitors_key=summary.visitors_key,
+        visitors_index=summary.visitors_index,
     )
 
 
@@ -427,6 +430,8 @@ def _finish(state: ObjectStore, record: DeliveryRecord) -> DeliveryRecord:
         record.visitors_pending, record.visitors_known = pending, known
     record.closed_at = _now()
     put_json(state, StateLayout.record(record.key), record.to_json())
+    # after the record: the daily run finds it in the index of deliveries with work
+    todo.mark(state, record.key, record.closed_at, "delivered")
     return record
 
 

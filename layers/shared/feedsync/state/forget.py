@@ -35,6 +35,7 @@ def what_to_forget(state: ObjectStore, key: str) -> list[str]:
     keys = [
         StateLayout.record(key),
         StateLayout.enriched(key),
+        StateLayout.todo(key),
         StateLayout.report(key),
         StateLayout.report(key, ".html"),
     ]

@@ -6,6 +6,8 @@ A delivery's *key* is its feed folder and id, e.g. ``adobe/acmeprod/acmeprod_202
     results/<key>/<file>.<md5>.visitors.gz    its sorted "id<TAB>P|K" visitor stream
     deliveries/<key>.json                     delivery record (the parse step's verdict)
     enriched/<key>                            the daily run finished this content generation
+    todo/<key>                                the delivery has work for the daily run (an index:
+                                              the run lists todo/, never every marker)
     reports/<run>.json, reports/<run>.html    the daily run's report (run = key, or dry-run/...)
     uploads/<run>/<destination>/<file>        every file sent to (or, dry, built for) Adobe
     uploads/<run>/<destination>/<file>.visitors   the visitors in it, one per line
@@ -24,6 +26,7 @@ from collections.abc import Iterable
 RESULTS = "results/"
 DELIVERIES = "deliveries/"
 ENRICHED = "enriched/"
+TODO = "todo/"
 REPORTS = "reports/"
 UPLOADS = "uploads/"
 DRY_RUNS = "dry-run/"
@@ -67,6 +70,11 @@ class StateLayout:
     @staticmethod
     def enriched(key: str) -> str:
         return f"{ENRICHED}{key}"
+
+    @staticmethod
+    def todo(key: str = "") -> str:
+        """The index of deliveries with work (the daily run lists it; ``todo/`` alone: all)."""
+        return f"{TODO}{key}"
 
     @staticmethod
     def run(key: str, dry_run_id: str | None) -> str:

@@ -75,6 +75,8 @@ class FileResult:
     crm_id_column: str = ""
     filters: tuple[str, ...] = ()
     header_md5: str = ""  # digest of the column_headers.tsv the file was read with
+    # the stream's gzip members: (first id, byte offset) - a run resumes from its member
+    visitors_index: tuple[tuple[str, int], ...] = ()
 
     @property
     def parsed(self) -> bool:
@@ -98,6 +100,7 @@ class FileResult:
             "crm_id_column": self.crm_id_column,
             "filters": list(self.filters),
             "header_md5": self.header_md5,
+            "visitors_index": [list(entry) for entry in self.visitors_index],
             "parsed_at": self.parsed_at,
         }
 
@@ -118,7 +121,12 @@ class FileResult:
             crm_id_column=str(data.get("crm_id_column", "")),
             filters=tuple(data.get("filters", ())),
             header_md5=str(data.get("header_md5", "")),
+            visitors_index=_index(data.get("visitors_index")),
         )
+
+
+def _index(data: Any) -> tuple[tuple[str, int], ...]:
+    return tuple((str(first), int(offset)) for first, offset in data or ())
 
 
 @dataclass(frozen=True)
@@ -154,6 +162,7 @@ class FileCheck:
     filters: tuple[str, ...] = ()
     counts: HitCounts = HitCounts()
     visitors_key: str = ""
+    visitors_index: tuple[tuple[str, int], ...] = ()  # the stream's members (FileResult's)
 
     @property
     def usable(self) -> bool:
@@ -167,7 +176,8 @@ class FileCheck:
                      "records_ok": self.records_ok}  # fmt: skip
         if self.kind == "data":
             out.update(parsed_now=self.parsed_now, filters=list(self.filters),
-                       visitors_key=self.visitors_key, **self.counts.to_json())  # fmt: skip
+                       visitors_key=self.visitors_key, **self.counts.to_json(),
+                       visitors_index=[list(entry) for entry in self.visitors_index])  # fmt: skip
         return out
 
     @classmethod
@@ -184,6 +194,7 @@ class FileCheck:
             filters=tuple(data.get("filters", ())),
             counts=HitCounts.from_json(data),
             visitors_key=str(data.get("visitors_key", "")),
+            visitors_index=_index(data.get("visitors_index")),
         )
 
 

@@ -19,6 +19,7 @@ from feedsync.daily.send import read_refused, read_visitors
 from feedsync.errors import BusyError, FeedsyncError
 from feedsync.parse.results import escape_id
 from feedsync.state import ledger as moves
+from feedsync.state import todo
 from feedsync.state.layout import StateLayout
 from feedsync.state.ledger import LedgerEntry, VisitorState
 from feedsync.state.ports import Ledger, RunState
@@ -128,7 +129,8 @@ def requeue(
         if everyone:
             body = "".join(escape_id(v) + "\n" for v in everyone).encode("utf-8")
             state.put(target, body, "text/plain")
-            state.delete(StateLayout.enriched(key))  # the next daily run picks it up
+            state.delete(StateLayout.enriched(key))
+            todo.mark(state, key, None, "feedsync retry")  # the next daily run picks it up
         return Requeued(len(ids), len(refused - ids), target if everyone else "")
     finally:
         runs.release(key, owner)
