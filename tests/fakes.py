@@ -190,7 +190,7 @@ class FakeCrm:
         self.calls += -(-len(ids) // 300)
         return {v: self.records[v] for v in ids if v in self.records}
 
-    def prepare(self, deadline: Any) -> dict[str, Any] | None:
+    def prepare(self, deadline: Any, needed: Any = None) -> dict[str, Any] | None:
         return None
 
     def staleness(self, as_of: Any) -> str | None:

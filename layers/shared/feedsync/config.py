@@ -239,6 +239,8 @@ class MarketoConfig:
     window: float
     mirror_initial_days: int = 365
     export_poll: float = 60.0
+    mirror_sync_hours: int = 24  # the mirror catches up at most this often, unless a delivery
+    # needs a newer copy
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> MarketoConfig:
@@ -255,6 +257,7 @@ class MarketoConfig:
             concurrency=_int(env, "MARKETO_CONCURRENCY", 5, 1, 10),
             window=_seconds(env, "MARKETO_WINDOW_SECONDS", 20.0, 0.01),
             mirror_initial_days=_int(env, "MIRROR_INITIAL_DAYS", 365, 1, 3650),
+            mirror_sync_hours=_int(env, "MIRROR_SYNC_HOURS", 24, 1, 168),
             export_poll=_export_poll(env),
         )
 

@@ -139,7 +139,9 @@ def _mirror(
     state = S3Store(clients.s3, config.state_bucket)
     mirror = Mirror(state, mapping.visitor_id_field, mapping.crm_fields)
     extract = BulkLeadExtract(client, poll=config.marketo.export_poll)
-    return MirrorSource(mirror, MirrorSync(extract, mirror, config.marketo.mirror_initial_days))
+    marketo = config.marketo
+    sync = MirrorSync(extract, mirror, marketo.mirror_initial_days)
+    return MirrorSource(mirror, sync, sync_every=dt.timedelta(hours=marketo.mirror_sync_hours))
 
 
 def _marketo_client(

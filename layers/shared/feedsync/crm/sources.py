@@ -8,7 +8,7 @@ import io
 import itertools
 import json
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, BinaryIO, Protocol
 
 from feedsync.crm.marketo import MarketoClient
@@ -33,8 +33,11 @@ class CrmSource(Protocol):
     # ledger for the miss TTL. A mirror or export join is free to repeat.
     lookups_cost_calls: bool
 
-    def prepare(self, deadline: Deadline) -> dict[str, Any] | None:
-        """Get ready for a run (the mirror syncs); a report, or None."""
+    def prepare(
+        self, deadline: Deadline, needed: dt.datetime | None = None
+    ) -> dict[str, Any] | None:
+        """Get ready for a run (the mirror syncs when it is older than ``needed``, the moment
+        the run's deliveries need it to cover, or than its sync interval); a report, or None."""
         ...
 
     @property
@@ -75,7 +78,9 @@ class MarketoSource:
     def lookup(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         return self.client.lookup(self.id_field, ids, self.fields, workers=self.workers)
 
-    def prepare(self, deadline: Deadline) -> dict[str, Any] | None:
+    def prepare(
+        self, deadline: Deadline, needed: dt.datetime | None = None
+    ) -> dict[str, Any] | None:
         return None
 
     def staleness(self, as_of: dt.datetime) -> str | None:
@@ -129,7 +134,9 @@ class FileSource:
     def lookup(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         return self.join.lookup(ids)
 
-    def prepare(self, deadline: Deadline) -> dict[str, Any] | None:
+    def prepare(
+        self, deadline: Deadline, needed: dt.datetime | None = None
+    ) -> dict[str, Any] | None:
         return None
 
     def staleness(self, as_of: dt.datetime) -> str | None:
@@ -149,17 +156,38 @@ class MirrorSource:
     calls = 0  # lookups make none; the sync's export calls are in its report
     lookups_cost_calls = False
 
-    def __init__(self, mirror: Mirror, sync: MirrorSync | None = None) -> None:
+    def __init__(
+        self,
+        mirror: Mirror,
+        sync: MirrorSync | None = None,
+        sync_every: dt.timedelta = dt.timedelta(hours=24),
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
         self.mirror = mirror
         self.sync = sync
+        self.sync_every = sync_every
+        self.clock = clock
         self.join = MirrorJoin(mirror)
 
-    def prepare(self, deadline: Deadline) -> dict[str, Any] | None:
-        if self.sync is None:
+    def prepare(
+        self, deadline: Deadline, needed: dt.datetime | None = None
+    ) -> dict[str, Any] | None:
+        """Sync when a delivery to run needs a newer copy, or once a sync interval: a merge
+        rewrites the mirror, so never on every invocation (a continuation, a second run)."""
+        if self.sync is None or not self._due(needed):
             return None
         report = self.sync.run(deadline).to_json()
         self.join = MirrorJoin(self.mirror)  # a new generation may have been written
         return report
+
+    def _due(self, needed: dt.datetime | None) -> bool:
+        index = self.mirror.index
+        if not index.watermark or index.pending:
+            return True  # never synced, or an export to resume
+        watermark = dt.datetime.fromisoformat(index.watermark.replace("Z", "+00:00"))
+        return (needed is not None and watermark < needed) or (
+            self.clock() - watermark >= self.sync_every
+        )
 
     def lookup(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         return self.join.lookup(ids)

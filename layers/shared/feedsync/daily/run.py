@@ -226,10 +226,11 @@ def run_daily(
         summary["reconciliation"] = reconcile(ports, settings).to_json()
     if ports.feeds is not None and not request.dry_run:
         summary["feeds"] = watch_feeds(ports)
-    crm = ports.crm.prepare(deadline)  # the mirror catches up with Marketo first, every day
+    keys, ignored = _allowed(delivery_keys(ports.state, request), settings.report_suites)
+    # the mirror catches up with Marketo first: once a day, or when a delivery needs more
+    crm = ports.crm.prepare(deadline, _needed(ports, keys))
     if crm is not None:
         summary["crm"] = crm
-    keys, ignored = _allowed(delivery_keys(ports.state, request), settings.report_suites)
     summary["deliveries"] = []
     summary["continued"] = False
     if ignored:
@@ -249,6 +250,14 @@ def run_daily(
         _log_run(ports, summary)
         _status_page(ports, summary)
     return summary
+
+
+def _needed(ports: EnrichPorts, keys: list[str]) -> dt.datetime | None:
+    """How current the CRM copy must be for the deliveries this run works on."""
+    from feedsync.daily.delivery import as_of
+
+    moments = [as_of(r) for k in keys if (r := load_record(ports.state, k)) and r.complete]
+    return max(moments, default=None)
 
 
 def watch_feeds(ports: EnrichPorts) -> Json:
