@@ -81,7 +81,9 @@ class FirstRunLedger:
     def __init__(self) -> None:
         self.recorded = 0
 
-    def entries(self, rsid: str, destination: str, ids: object) -> dict[str, object]:
+    def entries(
+        self, rsid: str, destination: str, ids: object, consistent: bool = True
+    ) -> dict[str, object]:
         return {}
 
     def move(self, rsid: str, destination: str, moves: Iterable[Any]) -> set[str]:

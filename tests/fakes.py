@@ -39,7 +39,9 @@ class MemoryLedger:
         self.items: dict[tuple[str, str, str], tuple[LedgerEntry, float]] = {}
         self.clock = clock
 
-    def entries(self, rsid: str, destination: str, ids: Sequence[str]) -> dict[str, LedgerEntry]:
+    def entries(
+        self, rsid: str, destination: str, ids: Sequence[str], consistent: bool = True
+    ) -> dict[str, LedgerEntry]:
         now = self.clock()
         out = {}
         for visitor in ids:
@@ -113,26 +115,46 @@ class MemoryRunState:
     ) -> None:
         self.items[(run, f"plan#{walk}#{batch:05d}#{destination}")] = json.dumps(record)
 
-    def files(self, run: str) -> list[FileRecord]:
+    def files(self, run: str, limit: int | None = None) -> list[FileRecord]:
         return [
             FileRecord.from_json(json.loads(v))
             for (r, sk), v in sorted(self.items.items())
             if r == run and sk.startswith("file#")
-        ]
+        ][:limit]
 
     def file(self, run: str, file_id: str) -> FileRecord | None:
         value = self.items.get((run, f"file#{file_id}"))
         return None if value is None else FileRecord.from_json(json.loads(value))
 
-    def save_file(self, run: str, record: FileRecord) -> bool:
+    def save_file(self, run: str, record: FileRecord, counters: Any = ()) -> bool:
         before = self.file(run, record.id)
         if record.version != (0 if before is None else before.version) + 1:
             return False
         self.items[(run, f"file#{record.id}")] = json.dumps(record.to_json())
+        self.add_counters(run, counters)
         return True
 
-    def forget(self, run: str) -> int:
-        mine = [k for k in self.items if k[0] == run]
+    def counters(self, run: str, prefix: str) -> dict[str, dict[str, int]]:
+        return {
+            sk[len("count#") :]: dict(json.loads(v))
+            for (r, sk), v in sorted(self.items.items())
+            if r == run and sk.startswith(f"count#{prefix}")
+        }
+
+    def counter(self, run: str, name: str) -> dict[str, int]:
+        return dict(json.loads(self.items.get((run, f"count#{name}"), "{}")))
+
+    def add_counters(self, run: str, counters: Any) -> None:
+        for name, amounts in counters:
+            current = Counter(self.counter(run, name))
+            current.update(amounts)
+            self.items[(run, f"count#{name}")] = json.dumps(dict(current))
+
+    def set_counter(self, run: str, name: str, values: dict[str, int]) -> None:
+        self.items[(run, f"count#{name}")] = json.dumps(dict(values))
+
+    def forget(self, run: str, keep: Sequence[str] = ()) -> int:
+        mine = [k for k in self.items if k[0] == run and not k[1].startswith(tuple(keep))]
         for k in mine:
             del self.items[k]
         return len(mine)

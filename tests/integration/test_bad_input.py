@@ -46,6 +46,7 @@ def _cases(tmp: Path) -> list[tuple[list[str], int, str]]:
         (["runs", "show", "adobe/x/x_2026-11-20"], 2, "STATE_BUCKET"),
         (["forget", "adobe/x/x_2026-11-20", "--yes"], 2, "STATE_BUCKET"),
         (["retry", "adobe/x/x_2026-11-20", "--rejected"], 2, "STATE_BUCKET"),
+        (["runs", "rebuild", "adobe/x/x_2026-11-20"], 2, "STATE_BUCKET"),
         (["backfill", "not-a-uri"], 2, "s3://"),
         (["deploy", "--config", str(tmp / "none.toml")], 2, "feedsync deploy --guided"),
         (["adobe", "delivery-role-arn"], 2, "Adobe credentials lack client_id"),

@@ -154,11 +154,13 @@ def test_run_killed_after_an_upload_is_repeated_without_duplicates(
     original = DynamoRunState.save_file
     sent = {"n": 0}
 
-    def crash_after_second_upload(self: DynamoRunState, run: str, rec: Any) -> None:
+    def crash_after_second_upload(
+        self: DynamoRunState, run: str, rec: Any, counters: Any = ()
+    ) -> bool:
         sent["n"] += 1
         if sent["n"] == 2:
             raise KeyboardInterrupt("the invocation was killed")  # after Adobe took the file
-        original(self, run, rec)
+        return bool(original(self, run, rec, counters))
 
     monkeypatch.setattr(DynamoRunState, "save_file", crash_after_second_upload)
     with pytest.raises(KeyboardInterrupt):

@@ -258,6 +258,7 @@ def test_finding_4_forget_says_what_it_keeps_and_starts_the_delivery_over(
     world.invoke({})
     report = world.report(KEY1)
     assert report["earlier"]["in_flight"] + report["earlier"]["accepted"] == len(matched)
+    assert report["uploaded_rows"] == len(matched)  # what was sent before is still counted
     rows = _received(world)
     assert set(rows) == matched and max(rows.values()) == 1  # nobody sent twice
 

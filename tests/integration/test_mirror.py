@@ -4,6 +4,7 @@ checksums, the export allocation, and lookups by merge join (no per-visitor call
 from __future__ import annotations
 
 import datetime as dt
+import json
 import tempfile
 from collections.abc import Iterator
 from typing import Any
@@ -240,6 +241,10 @@ def test_the_daily_run_joins_the_mirror_without_a_lookup_call(
     assert sorted(r[1] for r in world.uploaded_rows()) == sorted(leads)
     again = world.invoke({})
     assert "crm" not in again  # synced today: a merge rewrites the mirror, not every invocation
+    index = json.loads(world.state.get("mirror/index.json"))  # an hour passes
+    then = dt.datetime.fromisoformat(index["watermark"].replace("Z", "+00:00"))
+    index["watermark"] = (then - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    world.state.put("mirror/index.json", json.dumps(index).encode())
     today = dt.date.today().isoformat()  # a day whose visitors arrived after the watermark
     world.deliver([feedgen.random_hits(50, rng, 20)], today)
     third = world.invoke({})

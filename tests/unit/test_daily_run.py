@@ -159,9 +159,12 @@ def test_rows_refused_by_the_file_rules_are_counted_and_not_in_the_ledger(rig: R
     assert "tab or a line break" in reasons["tab\tid"]
     assert rig.counted[metrics.ROWS_REJECTED] == 2
     entries = rig.ledger.entries("acmeprod", "datasources", visitors)
-    assert entries["poison;id"].state is VisitorState.REJECTED
-    assert "';'" in entries["poison;id"].reason
-    assert {e.state for v, e in entries.items() if v.isdigit()} == {VisitorState.SENT}
+    # a refused row is never claimed: no ledger write; its reason is kept in S3 beside the batch
+    assert "poison;id" not in entries and "tab\tid" not in entries
+    refused = [k for k in rig.state.objects if k.endswith(".datasources.refused.jsonl")]
+    assert len(refused) == 1 and b"';'" in rig.state.objects[refused[0]]
+    # the sent ones keep their claim; the file record, not each entry, says they were sent
+    assert {e.state for v, e in entries.items() if v.isdigit()} == {VisitorState.PLANNED}
     assert "poison;id" not in rig.rows_at_adobe()
 
 

@@ -67,8 +67,8 @@ class DynamoLedger:
         self._sleep = sleep
 
     # -- reads --------------------------------------------------------------------------
-    def _get_many(self, keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        request: Any = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
+    def _get_many(self, keys: list[dict[str, Any]], consistent: bool) -> list[dict[str, Any]]:
+        request: Any = {self.table_name: {"Keys": keys, "ConsistentRead": consistent}}
         items: list[dict[str, Any]] = []
         attempt = 0
         while request:
@@ -80,13 +80,15 @@ class DynamoLedger:
                 self._sleep(min(5.0, 0.05 * 2**attempt))
         return items
 
-    def entries(self, rsid: str, destination: str, ids: Sequence[str]) -> dict[str, LedgerEntry]:
+    def entries(
+        self, rsid: str, destination: str, ids: Sequence[str], consistent: bool = True
+    ) -> dict[str, LedgerEntry]:
         now = self._clock()
         found: dict[str, LedgerEntry] = {}
         unique = list(dict.fromkeys(ids))
         for start in range(0, len(unique), _BATCH_GET):
             keys = [_key(rsid, v, destination) for v in unique[start : start + _BATCH_GET]]
-            for item in self._get_many(keys):
+            for item in self._get_many(keys, consistent):
                 if float(item.get("expires_at", 0)) > now:
                     found[_visitor(item)] = _entry(item)
         return found

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
+from feedsync.state.ports import Counters
 from feedsync.state.records import FileRecord, LockHolder
 
 if TYPE_CHECKING:
@@ -41,6 +42,22 @@ def _pk(run: str) -> str:
     return f"delivery#{run}"
 
 
+def _cancelled_by_condition(exc: ClientError) -> bool:
+    """A transaction cancelled because the file record's version check failed."""
+    if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        return False
+    reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+    return "ConditionalCheckFailed" in reasons
+
+
+def _numbers(item: dict[str, Any]) -> dict[str, int]:
+    return {
+        str(k): int(v)
+        for k, v in item.items()
+        if k not in ("pk", "sk", "expires_at") and isinstance(v, int | Decimal)
+    }
+
+
 class DynamoRunState:
     def __init__(self, table: Table, clock: Callable[[], float] = time.time) -> None:
         self.table = table
@@ -59,17 +76,19 @@ class DynamoRunState:
         item = self.table.get_item(Key={"pk": _pk(run), "sk": sk}, ConsistentRead=True).get("Item")
         return None if item is None else dict(json.loads(str(item["record"])))
 
-    def _query(self, run: str, prefix: str) -> list[dict[str, Any]]:
+    def _query(self, run: str, prefix: str, limit: int | None = None) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         condition: Any = Key("pk").eq(_pk(run))
         if prefix:
             condition = condition & Key("sk").begins_with(prefix)
         kwargs: dict[str, Any] = {"KeyConditionExpression": condition, "ConsistentRead": True}
+        if limit is not None:
+            kwargs["Limit"] = limit
         while True:
             page = self.table.query(**kwargs)
             items.extend(page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return items
+            if "LastEvaluatedKey" not in page or (limit is not None and len(items) >= limit):
+                return items[:limit] if limit is not None else items
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     # -- walk, plans, files -------------------------------------------------------------
@@ -117,37 +136,75 @@ class DynamoRunState:
         sk = f"plan#{walk}#{batch:05d}#{destination}"
         self.table.put_item(Item=self._item(run, sk, record))
 
-    def files(self, run: str) -> list[FileRecord]:
+    def files(self, run: str, limit: int | None = None) -> list[FileRecord]:
         return [
             FileRecord.from_json(json.loads(str(item["record"])))
-            for item in self._query(run, "file#")
+            for item in self._query(run, "file#", limit)
         ]
 
     def file(self, run: str, file_id: str) -> FileRecord | None:
         data = self._get(run, f"file#{file_id}")
         return None if data is None else FileRecord.from_json(data)
 
-    def save_file(self, run: str, record: FileRecord) -> bool:
+    def save_file(self, run: str, record: FileRecord, counters: Counters = ()) -> bool:
         item = {**self._item(run, f"file#{record.id}", record.to_json()),
                 "version": record.version}  # fmt: skip
+        put: dict[str, Any] = {"TableName": self.table.name, "Item": item}
+        if record.version <= 1:
+            put["ConditionExpression"] = "attribute_not_exists(pk)"
+        else:
+            put.update(ConditionExpression="#v = :before",
+                       ExpressionAttributeNames={"#v": "version"},
+                       ExpressionAttributeValues={":before": record.version - 1})  # fmt: skip
+        items = [{"Put": put}] + [{"Update": self._add(run, n, c)} for n, c in counters if c]
         try:
-            if record.version <= 1:
-                self.table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
-            else:
-                self.table.put_item(
-                    Item=item,
-                    ConditionExpression="#v = :before",
-                    ExpressionAttributeNames={"#v": "version"},
-                    ExpressionAttributeValues={":before": record.version - 1},
-                )
+            if len(items) == 1:
+                self._client.put_item(**put)
+            else:  # the file and its counters, all or nothing
+                self._client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
         except ClientError as exc:
-            if _condition_failed(exc):
+            if _condition_failed(exc) or _cancelled_by_condition(exc):
                 return False
             raise
         return True
 
-    def forget(self, run: str) -> int:
-        items = self._query(run, "")
+    # -- counters (tallies the views read instead of every ledger entry) ------------------
+    def _add(self, run: str, name: str, amounts: dict[str, int]) -> dict[str, Any]:
+        names = {f"#f{n}": field for n, field in enumerate(amounts)}
+        values: dict[str, Any] = {f":v{n}": int(v) for n, v in enumerate(amounts.values())}
+        values[":exp"] = int(self._clock()) + RETENTION
+        adds = ", ".join(f"#f{n} :v{n}" for n in range(len(amounts)))
+        return {
+            "TableName": self.table.name,
+            "Key": {"pk": _pk(run), "sk": f"count#{name}"},
+            "UpdateExpression": f"ADD {adds} SET expires_at = :exp",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+
+    def counters(self, run: str, prefix: str) -> dict[str, dict[str, int]]:
+        return {
+            str(item["sk"])[len("count#") :]: _numbers(item)
+            for item in self._query(run, f"count#{prefix}")
+        }
+
+    def counter(self, run: str, name: str) -> dict[str, int]:
+        item = self.table.get_item(Key={"pk": _pk(run), "sk": f"count#{name}"}).get("Item")
+        return _numbers(item or {})
+
+    def add_counters(self, run: str, counters: Counters) -> None:
+        for name, amounts in counters:
+            if amounts:
+                self._client.update_item(**self._add(run, name, amounts))
+
+    def set_counter(self, run: str, name: str, values: dict[str, int]) -> None:
+        item: dict[str, Any] = {"pk": _pk(run), "sk": f"count#{name}",
+                                **{k: int(v) for k, v in values.items()},
+                                "expires_at": int(self._clock()) + RETENTION}  # fmt: skip
+        self.table.put_item(Item=item)
+
+    def forget(self, run: str, keep: Sequence[str] = ()) -> int:
+        items = [i for i in self._query(run, "") if not str(i["sk"]).startswith(tuple(keep))]
         with self.table.batch_writer() as batch:
             for item in items:
                 batch.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})

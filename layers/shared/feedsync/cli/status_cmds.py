@@ -271,6 +271,31 @@ FORGET_KEEPS = (
 )
 
 
+def cmd_runs_rebuild(args: argparse.Namespace) -> int:
+    """Recount a delivery's tallies from its file records and the ledger (the report's counts
+    are kept as files are sent and decided; this is the slow, exact recount)."""
+    import os
+
+    from feedsync.aws.ledger import DynamoLedger
+    from feedsync.state.layout import StateLayout
+    from feedsync.storage import get_json
+    from feedsync.views.rebuild import rebuild
+
+    state, runs = _stores(need_table=True)
+    key = StateLayout.normalise_key(args.delivery)
+    record = get_json(state, StateLayout.record(key))
+    if record is None:
+        raise CliError(f"no delivery {key} in the state bucket (`feedsync status` lists the keys)")
+    ledger = DynamoLedger(runs.table, int(os.environ.get("LEDGER_TTL_DAYS") or 90),
+                          int(os.environ.get("LEDGER_MISS_TTL_DAYS") or 7))  # fmt: skip
+    changed = rebuild(state, runs, ledger, key, str(record["rsid"]))
+    text = f"{key}: tallies recounted; " + (
+        f"{len(changed)} figures differed:\n  " + "\n  ".join(changed) if changed else "all agreed"
+    )
+    emit({"key": key, "differed": changed}, args.json, text)
+    return 0
+
+
 def cmd_retry(args: argparse.Namespace) -> int:
     import os
 
@@ -350,6 +375,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show.add_argument("delivery", help="the delivery key, e.g. adobe/acmeprod/acmeprod_2026-11-20")
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_runs_show)
+    again = runs.add_parser(
+        "rebuild",
+        help="recount one delivery's tallies (the report's counts) from its files and the ledger",
+        description="Reads every file record of the delivery and, for the visitors Adobe's "
+        "verdicts moved, their ledger entries; writes the counts the report shows. The next run "
+        "or `feedsync status` shows them. Reads STATE_BUCKET and STATE_TABLE.",
+    )
+    again.add_argument("delivery", help="the delivery key, e.g. adobe/acmeprod/acmeprod_2026-11-20")
+    again.add_argument("--json", action="store_true")
+    again.set_defaults(func=cmd_runs_rebuild)
     check = sub.add_parser(
         "check",
         help="is the deployed stack ready? credentials, mapping, data sources, notifications, "

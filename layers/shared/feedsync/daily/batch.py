@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from feedsync.crm.sources import CrmSource
-from feedsync.daily.destinations import Destination
+from feedsync.daily.destinations import BuiltFiles, Destination
 from feedsync.daily.lookup import LookupResult, look_up
 from feedsync.daily.send import (
     BatchScope,
@@ -65,18 +65,24 @@ def _record_misses(
 def _new_plan(
     scope: BatchScope, destination: Destination, found: LookupResult, remember: bool
 ) -> Plan:
+    """Files built first (a pure function), then one conditional claim per visitor they hold:
+    a row the destination's rules refuse is never claimed, so it costs no ledger write."""
     _record_misses(scope, destination.name, found, remember)
     rows = found.rows_for(destination.name)
+    built = destination.builder.build(scope.batch(rows))
+    refused = {r.visitor for r in built.rejected}
     entries = found.entries[destination.name]
     orphans = found.orphans.get(destination.name, set())
     claims = [moves.claim(r.visitor, entries.get(r.visitor), scope.delivery_key, scope.claim,
                           orphan=r.visitor in orphans)
-              for r in rows]  # fmt: skip
+              for r in rows if r.visitor not in refused]  # fmt: skip
     claimed = scope.ledger.move(scope.rsid, destination.name, claims) if claims else set()
-    scope.claimed[destination.name] = {m.visitor: m.entry for m in claims if m.visitor in claimed}
-    refused = [r for r in found.rejected if destination.name in found.work.get(r.visitor, ())]
-    # a visitor another invocation moved in the meantime is theirs: left out of our files
-    return plan_files(scope, destination, [r for r in rows if r.visitor in claimed], refused)
+    if len(claimed) < len(claims):  # another invocation took some: our files leave them out
+        ours = destination.builder.build(scope.batch([r for r in rows if r.visitor in claimed]))
+        built = BuiltFiles(ours.files, built.rejected)
+    work = found.work
+    mapping_refused = [r for r in found.rejected if destination.name in work.get(r.visitor, ())]
+    return plan_files(scope, destination, built, mapping_refused)
 
 
 def run_batch(
@@ -85,10 +91,14 @@ def run_batch(
     destinations: list[Destination],
     ids: list[str],
     remember_misses: bool = True,
+    released: bool = False,
 ) -> BatchOutcome:
+    """``released``: a re-send batch (visitors in ``retry``): the ledger is read for all of
+    them, so one the CRM no longer knows leaves ``retry``."""
     names = [d.name for d in destinations]
+    first = crm.lookups_cost_calls or released
     found = look_up(scope.ledger, crm, scope.mapping, scope.rsid, names, ids, scope.claim,
-                    scope.dead)  # fmt: skip
+                    scope.claims, ledger_first=first)  # fmt: skip
     outcome = BatchOutcome(BatchFigures())
     plans: dict[str, Plan] = {}
     for destination in destinations:

@@ -29,16 +29,18 @@ from typing import TYPE_CHECKING
 
 from feedsync import metrics
 from feedsync.daily.batch import BatchOutcome, run_batch
+from feedsync.daily.claims import Claims
 from feedsync.daily.destinations import Destination
 from feedsync.daily.destinations.dryrun import DrySender
 from feedsync.daily.dryledger import DryLedger
 from feedsync.daily.lock import RunLock
 from feedsync.daily.select import generation
-from feedsync.daily.send import BatchScope, batch_of, finish, load_plan, read_visitors
+from feedsync.daily.send import BatchScope, finish, load_plan, read_visitors
 from feedsync.deadline import Deadline
 from feedsync.errors import FeedsyncError
 from feedsync.parse.results import escape_id, pending_visitors
 from feedsync.settings import EnrichSettings
+from feedsync.state import tally
 from feedsync.state.layout import StateLayout
 from feedsync.state.ledger import VisitorState
 from feedsync.state.ports import Ledger
@@ -125,7 +127,7 @@ class DeliveryRun:
         self.estimate = settings.first_batch_seconds
         self.walk_state = Walk(self.generation)
         self.abandoned: list[str] = []  # in-flight work of destinations no longer configured
-        self._dead: dict[str, bool] = {}
+        self.claims = Claims(ports.runs)
         self._flying: set[str] = set()  # ids of the batches in flight now
 
     # -- the walk record --------------------------------------------------------------------
@@ -177,18 +179,8 @@ class DeliveryRun:
             dry=self.dry,
             settle_seconds=self.settings.settle_seconds,
             clock=ports.clock,
-            dead=self.dead,
+            claims=self.claims,
         )
-
-    def dead(self, claim: str) -> bool:
-        """The batch ``claim`` names has no in-flight record: nothing will finish its planned
-        entries (the delivery was forgotten under it). Asked once per claim and invocation."""
-        if claim not in self._dead:
-            where = batch_of(claim)
-            self._dead[claim] = where is None or (
-                self.ports.runs.in_flight_one(where[0], where[1]) is None
-            )
-        return self._dead[claim]
 
     def _open(
         self, walk: Walk, kind: BatchKind, ids: list[str], names: tuple[str, ...]
@@ -219,6 +211,7 @@ class DeliveryRun:
         outcome = run_batch(
             self.scope(batch), self.crm, destinations, ids,
             remember_misses=self.crm.lookups_cost_calls,
+            released=batch.kind is BatchKind.RETRY,
         )  # fmt: skip
         outcome.figures.crm_calls = self.crm.calls - calls_before
         self.estimate = max(self.estimate * 0.5, 1.5 * (time.monotonic() - started), 5.0)
@@ -450,10 +443,13 @@ class DeliveryRun:
         return True
 
     def _resolve(self, record: FileRecord) -> None:
-        """Mark a failed file resolved; a concurrent writer's newer record is read again."""
+        """Mark a failed file resolved (its released visitors no longer await a re-send, in
+        the tally too); a concurrent writer's newer record is read again."""
         for _ in range(3):
             if record.resolved or self.ports.runs.save_file(
-                self.run, replace(record, resolved=True, version=record.version + 1)
+                self.run,
+                replace(record, resolved=True, version=record.version + 1),
+                tally.resolved(record),
             ):
                 return
             fresh = self.ports.runs.file(self.run, record.id)

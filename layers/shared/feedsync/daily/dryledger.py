@@ -15,8 +15,10 @@ class DryLedger:
         self.real = real
         self.moved: dict[tuple[str, str, str], LedgerEntry] = {}
 
-    def entries(self, rsid: str, destination: str, ids: Sequence[str]) -> dict[str, LedgerEntry]:
-        found = self.real.entries(rsid, destination, ids)
+    def entries(
+        self, rsid: str, destination: str, ids: Sequence[str], consistent: bool = True
+    ) -> dict[str, LedgerEntry]:
+        found = self.real.entries(rsid, destination, ids, consistent)
         for visitor in ids:
             mine = self.moved.get((rsid, destination, visitor))
             if mine is not None:

@@ -11,9 +11,9 @@ given up, or a recent miss - and is counted by what the ledger said of it (``ear
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from feedsync.crm.sources import CrmSource
 from feedsync.daily.mapping import MappedRow, Mapping
@@ -64,24 +64,44 @@ def map_records(
     return rows, rejected
 
 
-def _has_work(entry: LedgerEntry | None, claim: str, dead: Callable[[str], bool]) -> bool:
+class ClaimState(Protocol):
+    def dead(self, claim: str, destination: str) -> bool: ...
+
+    def accepted(self, claim: str, destination: str) -> bool: ...
+
+
+class _Alive:
+    """No run state to ask (a test's own lookup): every claim is alive, nothing accepted."""
+
+    def dead(self, claim: str, destination: str) -> bool:
+        return False
+
+    def accepted(self, claim: str, destination: str) -> bool:
+        return False
+
+
+def _has_work(entry: LedgerEntry | None, claim: str, destination: str, claims: ClaimState) -> bool:
     if entry is None or entry.claim == claim:
         return True
     if entry.state is VisitorState.PLANNED:
-        return dead(entry.claim)
+        return claims.dead(entry.claim, destination)
     return entry.state is VisitorState.RETRY
 
 
-def _earlier(states: set[VisitorState]) -> str:
+def _word(entry: LedgerEntry, destination: str, claims: ClaimState) -> str:
+    """What a settled entry means: a claim's batch says whether Adobe accepted its files."""
+    state = entry.state
+    if state in (VisitorState.PLANNED, VisitorState.SENT):
+        return "accepted" if claims.accepted(entry.claim, destination) else "in_flight"
+    return {VisitorState.GIVEN_UP: "given_up", VisitorState.NOT_FOUND: "not_found",
+            VisitorState.REJECTED: "rejected"}.get(state, "accepted")  # fmt: skip
+
+
+def _earlier(words: set[str]) -> str:
     """One word for a visitor with nothing left to do: the least finished destination's."""
-    if VisitorState.GIVEN_UP in states:
-        return "given_up"
-    if states & {VisitorState.PLANNED, VisitorState.SENT}:
-        return "in_flight"
-    if VisitorState.NOT_FOUND in states:
-        return "not_found"
-    if VisitorState.REJECTED in states:
-        return "rejected"
+    for word in ("given_up", "in_flight", "not_found", "rejected"):
+        if word in words:
+            return word
     return "accepted"
 
 
@@ -93,15 +113,55 @@ def look_up(
     destinations: Sequence[str],
     ids: Sequence[str],
     claim: str,
-    dead: Callable[[str], bool] = lambda claim: False,
+    claims: ClaimState | None = None,
+    ledger_first: bool | None = None,
 ) -> LookupResult:
-    """``dead(claim)``: the batch that claim names has no in-flight record any more."""
-    entries = {d: ledger.entries(rsid, d, ids) for d in destinations}
+    """``claims``: what another batch's claim stands for (dead, accepted), from the run state.
+
+    Where a lookup costs a CRM call (Marketo), the ledger is asked first and settled visitors
+    are not looked up. Where the CRM join is free (a mirror, an export), the CRM is asked first
+    and the ledger only for the visitors it knows: a miss costs no ledger read. Ledger reads
+    here are eventually consistent (half the read units): a stale "absent" only leads to a claim
+    the ledger's condition refuses."""
+    known = claims or _Alive()
+    first = crm.lookups_cost_calls if ledger_first is None else ledger_first
+    filterable = [v for v in ids if "," not in v]
+    found: dict[str, dict[str, Any]] = {}
+    if not first:
+        found = crm.lookup(filterable) if filterable else {}
+    checked = list(ids) if first else [v for v in ids if v in found or "," in v]
+    entries = {d: ledger.entries(rsid, d, checked, consistent=False) for d in destinations}
+    work, orphans, earlier = _work(ids, destinations, entries, claim, known)
+    result = LookupResult(len(ids), entries, work, orphans=orphans, earlier=earlier)
+    todo = [v for v in ids if v in work]
+    result.looked_up = [v for v in todo if "," not in v]
+    result.rejected = [Rejected(v, NOT_A_FILTER_VALUE) for v in todo if "," in v]
+    if first:
+        found = crm.lookup(result.looked_up) if result.looked_up else {}
+    found = {v: found[v] for v in result.looked_up if v in found}
+    result.found = len(found)
+    rows, bad = map_records(result.looked_up, found, mapping)
+    result.rows = rows
+    result.rejected.extend(bad)
+    result.not_found = [v for v in result.looked_up if v not in found]
+    return result
+
+
+def _work(
+    ids: Sequence[str],
+    destinations: Sequence[str],
+    entries: dict[str, dict[str, LedgerEntry]],
+    claim: str,
+    known: ClaimState,
+) -> tuple[dict[str, set[str]], dict[str, set[str]], Counter[str]]:
+    """Per visitor, the destinations with something left to do (and whose planned entries are
+    a dead batch's); the settled ones counted by what the ledger says of them."""
     work: dict[str, set[str]] = {}
     orphans: dict[str, set[str]] = {}
     earlier: Counter[str] = Counter()
     for visitor in ids:
-        wanted = {d for d in destinations if _has_work(entries[d].get(visitor), claim, dead)}
+        wanted = {d for d in destinations
+                  if _has_work(entries[d].get(visitor), claim, d, known)}  # fmt: skip
         for d in wanted:
             entry = entries[d].get(visitor)
             if entry and entry.state is VisitorState.PLANNED and entry.claim != claim:
@@ -109,15 +169,6 @@ def look_up(
         if wanted:
             work[visitor] = wanted
         else:
-            earlier[_earlier({entries[d][visitor].state for d in destinations})] += 1
-    result = LookupResult(len(ids), entries, work, orphans=orphans, earlier=earlier)
-    todo = [v for v in ids if v in work]
-    result.looked_up = [v for v in todo if "," not in v]
-    result.rejected = [Rejected(v, NOT_A_FILTER_VALUE) for v in todo if "," in v]
-    found = crm.lookup(result.looked_up) if result.looked_up else {}
-    result.found = len(found)
-    rows, bad = map_records(result.looked_up, found, mapping)
-    result.rows = rows
-    result.rejected.extend(bad)
-    result.not_found = [v for v in result.looked_up if v not in found]
-    return result
+            words = {_word(entries[d][visitor], d, known) for d in destinations}
+            earlier[_earlier(words)] += 1
+    return work, orphans, earlier

@@ -34,7 +34,7 @@ from feedsync.daily.lock import RunLock
 from feedsync.daily.send import read_visitors
 from feedsync.errors import ApiError
 from feedsync.state import ledger as moves
-from feedsync.state import todo
+from feedsync.state import tally, todo
 from feedsync.state.layout import StateLayout
 from feedsync.state.ledger import VisitorState
 from feedsync.state.ports import Ledger, Metric, RunState, UploadLog
@@ -168,11 +168,16 @@ class Reconciler:
         summary.verdicts.append({"file": final.file, "destination": final.destination,
                                  "status": answer.status, "outcome": str(final.state)})  # fmt: skip
         final = replace(final, version=upload.version + 1)
-        if not self.runs.save_file(final.delivery, final):
+        if not self.runs.save_file(final.delivery, final, tally.verdict(upload, final)):
             # another writer (a run marking it resolved) saved in between: apply the verdict to
             # what it wrote, never over it
             fresh = self.runs.file(final.delivery, final.id)
-            if fresh is None or not self.runs.save_file(final.delivery, _verdict_on(fresh, final)):
+            again = _verdict_on(fresh, final) if fresh is not None else None
+            if (
+                again is None
+                or fresh is None
+                or not self.runs.save_file(final.delivery, again, tally.verdict(fresh, again))
+            ):
                 summary.errors.append(f"{final.destination} {final.file}: the file record "
                                       "changed twice while its verdict was saved; asked again "
                                       "next run")  # fmt: skip
@@ -188,7 +193,15 @@ class Reconciler:
         reason: str,
         not_ingested: dict[str, str] | None = None,
     ) -> Counter[VisitorState]:
-        visitors = read_visitors(self.state, upload.visitors_key)
+        """Move the visitors a verdict concerns: all of a failed file's (retry / given up),
+        only those Adobe named in an accepted one (the others' entries stay as claimed: the
+        file record says they were accepted - no write per visitor)."""
+        visitors = (
+            sorted(not_ingested or ()) if accepted
+            else read_visitors(self.state, upload.visitors_key)
+        )  # fmt: skip
+        if not visitors:
+            return Counter()
         entries = self.ledger.entries(upload.rsid, upload.destination, visitors)
         planned = moves.verdict_moves(entries, visitors, upload.claim, upload.file, accepted,
                                       self.max_attempts, reason, not_ingested)  # fmt: skip
@@ -239,7 +252,8 @@ class Reconciler:
         # the delivery has work again (its next run re-sends them), or must say who was given up
         self.state.delete(StateLayout.enriched(upload.delivery))
         todo.mark(self.state, upload.delivery, None, f"Adobe failed {upload.file}")
-        return replace(upload, state=FileState.FAILED, verdict_at=self._now())
+        return replace(upload, state=FileState.FAILED, verdict_at=self._now(),
+                       released=released, given_up=given_up)  # fmt: skip
 
 
 def _verdict_on(fresh: FileRecord, verdict: FileRecord) -> FileRecord:
@@ -251,5 +265,8 @@ def _verdict_on(fresh: FileRecord, verdict: FileRecord) -> FileRecord:
         detail=verdict.detail,
         verdict_at=verdict.verdict_at,
         skipped_rows=verdict.skipped_rows,
+        not_ingested=verdict.not_ingested,
+        released=verdict.released,
+        given_up=verdict.given_up,
         version=fresh.version + 1,
     )

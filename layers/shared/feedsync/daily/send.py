@@ -21,11 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from feedsync.daily.destinations import Batch, Destination, UploadFile
+from feedsync.daily.destinations import Batch, BuiltFiles, Destination, UploadFile
 from feedsync.daily.mapping import MappedRow, Mapping
 from feedsync.errors import OutcomeUnknownError
 from feedsync.parse.results import escape_id, unescape_id
-from feedsync.state import ledger as moves
+from feedsync.state import tally
 from feedsync.state.layout import StateLayout
 from feedsync.state.ledger import LedgerEntry
 from feedsync.state.ports import Ledger, RunState, UploadLog
@@ -109,8 +109,8 @@ class BatchScope:
     dry: bool
     settle_seconds: float
     clock: Callable[[], float] = time.time
-    # the batch a claim names is dead (no in-flight record): its planned entries are free
-    dead: Callable[[str], bool] = lambda claim: False
+    # what another batch's claim stands for now (daily/claims.py): dead, accepted
+    claims: Any = None
     # destination -> visitor -> the entry this batch's claim wrote (saves a ledger read when
     # the files go out in the same invocation)
     claimed: dict[str, dict[str, LedgerEntry]] = field(default_factory=dict)
@@ -157,12 +157,11 @@ def _save(scope: BatchScope, destination: str, plan: Plan) -> None:
 
 
 def plan_files(
-    scope: BatchScope, destination: Destination, rows: list[MappedRow], refused: list[Rejected]
+    scope: BatchScope, destination: Destination, built: BuiltFiles, refused: list[Rejected]
 ) -> Plan:
-    """Build the files once, store them and their visitor lists, save the plan. ``refused``
-    (the mapping's refusals) and the rows the destination's rules refuse are written to S3 with
-    their reasons; the latter become ``rejected`` in the ledger."""
-    built = destination.builder.build(scope.batch(rows))
+    """Store the built files and their visitor lists once, save the plan. ``refused`` (the
+    mapping's refusals) and the rows the destination's rules refused are written to S3 with
+    their reasons - never to the ledger (a refusal is not claimed)."""
     own = [_tagged(r, destination.name) for r in built.rejected]
     plan = Plan(rejected=len(refused) + len(own))
     if plan.rejected:
@@ -175,12 +174,6 @@ def plan_files(
         scope.state.put(StateLayout.upload_visitors(key), _lines(upload.visitors), "text/plain")
         plan.files.append(PlannedFile(upload.name, upload.part, key, len(upload.visitors)))
     _save(scope, destination.name, plan)
-    if own:
-        moved = [
-            moves.refused_by_destination(r.visitor, scope.delivery_key, scope.claim, r.reason)
-            for r in own
-        ]
-        scope.ledger.move(scope.rsid, destination.name, moved)
     return plan
 
 
@@ -254,18 +247,9 @@ def _send_file(
 
 
 def _taken(scope: BatchScope, destination: str, planned: PlannedFile, job: JobRef) -> None:
-    """Adobe has the file (or, dry, it is built): ledger, file record, reconciliation queue."""
-    visitors = read_visitors(scope.state, planned.visitors_key)
-    known = scope.claimed.get(destination, {})
-    if all(v in known for v in visitors):
-        entries = known
-    else:  # a batch resumed in a later invocation: ask the ledger
-        entries = scope.ledger.entries(scope.rsid, destination, visitors)
-    scope.ledger.move(
-        scope.rsid,
-        destination,
-        [moves.sent(v, entries.get(v), scope.claim, planned.name) for v in visitors],
-    )
+    """Adobe has the file (or, dry, it is built): the file record - which, not each visitor's
+    ledger entry, says its visitors were sent (their entries name the batch that claimed them)
+    - counted in the delivery's tally, and queued for reconciliation."""
     record = FileRecord(
         destination=destination,
         file=planned.name,
@@ -283,7 +267,7 @@ def _taken(scope: BatchScope, destination: str, planned: PlannedFile, job: JobRe
     )
     # created once: a batch resumed after a crash finds the record it wrote (and a verdict
     # reconciliation may have added since) and leaves it alone
-    if scope.runs.save_file(scope.run, record):
+    if scope.runs.save_file(scope.run, record, tally.sent(record)):
         if not scope.dry:
             scope.uploads.add(record)
         return

@@ -3,12 +3,13 @@ wrote about it, so a typo'd parse is parsed again, or a delivery that will never
 being reported.
 
 Removed: the delivery record, the per-file parse results and visitor streams, the enriched
-marker, the reports, and the run state (walks, batches in flight, plans, file records). Kept:
-the ledger (each visitor's state is a fact about the visitor, not the delivery: nobody sent is
-sent again, and a visitor given up stays given up - ``feedsync retry`` is the remedy for those)
-and ``uploads/`` (copies of files Adobe holds). A delivery a run is working on is left alone
-(the lock), and so is one with a batch whose upload answer is still to be found at Adobe (its
-files may be there: forgetting it could send them twice) unless forced.
+and todo markers, the reports, and the walks. Kept: the ledger (each visitor's state is a fact
+about the visitor, not the delivery: nobody sent is sent again, and a visitor given up stays
+given up - ``feedsync retry`` is the remedy for those), what was sent (each batch's plan, each
+file's record and Adobe's verdict, the tallies: the proof that a claim's files reached Adobe,
+so the walk that starts over leaves those visitors alone and the report keeps counting them)
+and ``uploads/``. A delivery a run is working on is left alone (the lock), and so is one with a
+batch in flight (a run must finish it first: its claims may be half sent) unless forced.
 """
 
 from __future__ import annotations
@@ -58,15 +59,20 @@ def forget(
         raise BusyError(f"{key}: a daily run is working on this delivery{who}; "
                             "forget it once the run is done")  # fmt: skip
     try:
-        waiting = [b for b in runs.in_flight(key) if b.get("waiting")]
-        if waiting and not force:
+        flying = runs.in_flight(key)
+        if flying and not force:
+            waiting = sum(bool(b.get("waiting")) for b in flying)
             raise BusyError(
-                f"{key}: {len(waiting)} batch(es) wait for Adobe's answer on an upload (the "
-                "files may be at Adobe): let the daily run find them first, or add --force"
+                f"{key}: {len(flying)} batch(es) in flight ({waiting} waiting for Adobe's answer "
+                "on an upload): let the daily run finish them first, or add --force"
             )
         objects = what_to_forget(state, key)
         for name in objects:
             state.delete(name)
-        return Forgotten(objects, runs.forget(key))
+        return Forgotten(objects, runs.forget(key, keep=KEEP))
     finally:
         runs.release(key, owner)
+
+
+# run-state items a forget keeps: what was sent and what Adobe said of it
+KEEP = ("plan#", "file#", "count#")

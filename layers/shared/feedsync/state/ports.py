@@ -17,8 +17,11 @@ from feedsync.state.records import FileRecord, LockHolder
 class Ledger(Protocol):
     """Each visitor's state per report suite and destination (state/ledger.py)."""
 
-    def entries(self, rsid: str, destination: str, ids: Sequence[str]) -> dict[str, LedgerEntry]:
-        """Live (unexpired) entries of ``ids`` at ``destination``."""
+    def entries(
+        self, rsid: str, destination: str, ids: Sequence[str], consistent: bool = True
+    ) -> dict[str, LedgerEntry]:
+        """Live (unexpired) entries of ``ids`` at ``destination``; ``consistent=False``: an
+        eventually consistent read (half the cost; may miss a write of the last second)."""
         ...
 
     def move(self, rsid: str, destination: str, moves: Sequence[Move]) -> set[str]:
@@ -54,17 +57,33 @@ class RunState(Protocol):
         self, key: str, walk: str, batch: int, destination: str, record: dict[str, Any]
     ) -> None: ...
 
-    def files(self, key: str) -> list[FileRecord]: ...
+    def files(self, key: str, limit: int | None = None) -> list[FileRecord]:
+        """Every file record under ``key`` (the first ``limit`` of them, in key order)."""
+        ...
 
     def file(self, key: str, file_id: str) -> FileRecord | None: ...
 
-    def save_file(self, key: str, record: FileRecord) -> bool:
-        """Store ``record`` if the stored one is ``record.version - 1`` (none for version 1);
-        False when another writer saved in between (nothing written)."""
+    def save_file(self, key: str, record: FileRecord, counters: Counters = ()) -> bool:
+        """Store ``record`` if the stored one is ``record.version - 1`` (none for version 1),
+        and add ``counters`` in the same transaction; False when another writer saved in
+        between (nothing written, nothing counted)."""
         ...
 
-    def forget(self, key: str) -> int:
-        """Remove everything stored under ``key`` (an operator's ``feedsync forget``)."""
+    def counters(self, key: str, prefix: str) -> dict[str, dict[str, int]]:
+        """The counter items under ``key`` whose name starts with ``prefix`` (name -> counts)."""
+        ...
+
+    def counter(self, key: str, name: str) -> dict[str, int]: ...
+
+    def add_counters(self, key: str, counters: Counters) -> None:
+        """Add to counter items on their own (a rebuild writes them whole: ``set_counter``)."""
+        ...
+
+    def set_counter(self, key: str, name: str, values: dict[str, int]) -> None: ...
+
+    def forget(self, key: str, keep: Sequence[str] = ()) -> int:
+        """Remove what is stored under ``key`` but the items whose names start with one of
+        ``keep`` (an operator's ``feedsync forget``)."""
         ...
 
     def acquire(self, key: str, owner: str, seconds: float, force: bool = False) -> bool: ...
@@ -89,3 +108,5 @@ class UploadLog(Protocol):
 
 
 Metric = Callable[[str, float], None]
+# counter item name -> {field: amount to add}: tallies a view reads instead of every entry
+Counters = Sequence[tuple[str, dict[str, int]]]

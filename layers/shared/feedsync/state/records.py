@@ -456,6 +456,11 @@ class FileRecord:
     verdict_at: str = ""
     skipped_rows: int = 0  # rows Adobe took the file with but did not ingest (partial)
     not_ingested: int = 0  # of them, visitors Adobe named (now rejected, with its reason)
+    requeued: int = 0  # of those, sent again since by ``feedsync retry --rejected``
+    # a failed file's visitors the verdict released for a re-send / gave up (counted once, when
+    # the verdict moved them in the ledger; a later writer changes them only with the version)
+    released: int = 0
+    given_up: int = 0
     # a failed file none of whose visitors is left in ``retry`` (all re-planned, or given up);
     # ``feedsync retry`` opens it again. What became of its visitors is the ledger's to say.
     resolved: bool = False

@@ -13,17 +13,17 @@ progress is never raced.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from feedsync.daily.send import read_refused, read_visitors
 from feedsync.errors import BusyError, FeedsyncError
 from feedsync.parse.results import escape_id
 from feedsync.state import ledger as moves
-from feedsync.state import todo
+from feedsync.state import tally, todo
 from feedsync.state.layout import StateLayout
 from feedsync.state.ledger import LedgerEntry, VisitorState
 from feedsync.state.ports import Ledger, RunState
-from feedsync.state.records import DeliveryRecord, FileState
+from feedsync.state.records import DeliveryRecord, FileRecord, FileState
 from feedsync.storage import ObjectStore, get_json
 
 REFUSED_SUFFIX = ".refused.jsonl"
@@ -51,8 +51,25 @@ def _given_up(runs: RunState, state: ObjectStore, ledger: Ledger, key: str, rsid
             for v, e in entries.items()
             if e.state is VisitorState.GIVEN_UP and e.claim == record.claim
         ]
-        ids |= ledger.move(rsid, record.destination, wanted) if wanted else set()
+        moved = ledger.move(rsid, record.destination, wanted) if wanted else set()
+        if moved:  # the file's count follows the ledger: its given-up await a re-send again
+            _count_requeued(runs, key, record, len(moved))
+        ids |= moved
     return ids
+
+
+def _count_requeued(runs: RunState, key: str, record: FileRecord, moved: int) -> None:
+    for _ in range(3):
+        # the file is open again: its next run re-sends these (and, resolving it, takes them
+        # off the tally's awaiting_resend: released is what awaits now)
+        again = replace(record, given_up=max(0, record.given_up - moved), released=moved,
+                        resolved=False, version=record.version + 1)  # fmt: skip
+        if runs.save_file(key, again, tally.requeued(record, moved)):
+            return
+        fresh = runs.file(key, record.id)
+        if fresh is None:
+            return
+        record = fresh
 
 
 def _refused(state: ObjectStore, ledger: Ledger, key: str, rsid: str) -> set[str]:
@@ -90,8 +107,26 @@ def _not_ingested(runs: RunState, state: ObjectStore, ledger: Ledger, key: str,
             for v, e in entries.items()
             if e.state is VisitorState.REJECTED and e.file == record.file
         ]
-        ids |= ledger.move(rsid, record.destination, wanted) if wanted else set()
+        moved = ledger.move(rsid, record.destination, wanted) if wanted else set()
+        if moved:
+            _count_reingested(runs, key, record, len(moved))
+        ids |= moved
     return ids
+
+
+def _count_reingested(runs: RunState, key: str, record: FileRecord, moved: int) -> None:
+    """Not-ingested visitors sent again: no longer counted as not ingested."""
+    for _ in range(3):
+        again = replace(record, not_ingested=max(0, record.not_ingested - moved),
+                        requeued=record.requeued + moved, version=record.version + 1)  # fmt: skip
+        # their new file counts them as sent: this one no longer does
+        change = {"not_ingested": -moved, "visitors_sent": -moved}
+        if runs.save_file(key, again, [(tally.tally(record.destination), change)]):
+            return
+        fresh = runs.file(key, record.id)
+        if fresh is None:
+            return
+        record = fresh
 
 
 def _refusal(entry: LedgerEntry, key: str) -> bool:

@@ -22,7 +22,7 @@ from typing import Any
 
 from feedsync.feeds.snapshot import period_of, snapshot
 from feedsync.state.layout import StateLayout
-from feedsync.state.ledger import LedgerEntry, VisitorState
+from feedsync.state.ledger import VisitorState
 from feedsync.state.ports import Ledger, RunState
 from feedsync.state.records import (
     EARLIER,
@@ -31,7 +31,6 @@ from feedsync.state.records import (
     BatchKind,
     DeliveryRecord,
     FileRecord,
-    FileState,
     InFlight,
     Json,
     Status,
@@ -78,105 +77,58 @@ def _visitors(state: ObjectStore, key: str) -> list[str]:
     return read_visitors(state, key)
 
 
-@dataclass
-class DestinationView:
-    counts: Counter[str] = field(default_factory=Counter)
-    given_up: list[Json] = field(default_factory=list)
-    not_ingested: list[Json] = field(default_factory=list)  # named by Adobe, with its reason
-    # per failed file: its visitors the ledger now holds in retry / given up (derived, never
-    # stored: two writers cannot disagree about it)
-    per_file: dict[str, Counter[str]] = field(default_factory=dict)
+def _per_destination(tallies: dict[str, dict[str, int]]) -> dict[str, Json]:
+    """Visitors by state per destination, from the tallies the runs keep."""
+    out: dict[str, Json] = {}
+    for name, t in tallies.items():
+        destination = name.removeprefix("tally#")
+        sent = t.get("visitors_sent", 0)
+        decided = t.get("visitors_accepted", 0) + t.get("visitors_failed", 0) + t.get(
+            "not_ingested", 0)  # fmt: skip
+        stuck = t.get("visitors_stuck", 0)
+        out[destination] = {
+            "accepted": t.get("visitors_accepted", 0),
+            "sent": max(0, sent - decided - stuck),
+            "stuck": stuck,
+            "retry": t.get("awaiting_resend", 0),
+            "given_up": t.get("given_up", 0),
+            "not_ingested": t.get("not_ingested", 0),
+        }
+    return out
 
 
-def _destination_view(
-    state: ObjectStore, ledger: Ledger | None, rsid: str, name: str, files: list[FileRecord]
-) -> DestinationView:
-    view = DestinationView()
-    if ledger is None:  # a dry run: nothing was sent; count what would be
-        view.counts["planned"] = sum(f.visitors for f in files)
-        return view
-    by_file = {record.file: _visitors(state, record.visitors_key) for record in files}
-    in_file = dict.fromkeys(v for visitors in by_file.values() for v in visitors)
-    failed = {f.file: by_file[f.file] for f in files if f.state is FileState.FAILED}
-    entries = ledger.entries(rsid, name, list(in_file))
-    stuck = {f.file for f in files if f.state is FileState.STUCK}
-    for visitor in in_file:
-        entry = entries.get(visitor)
-        word = _word(entry, stuck)
-        view.counts[word] += 1
-        if entry is not None:
-            _sample(view, name, visitor, entry, word)
-    claims = {f.file: f.claim for f in files}
-    for file, visitors in failed.items():
-        view.per_file[file] = _moved(entries, visitors, file, claims[file])
-    return view
-
-
-def _sample(view: DestinationView, name: str, visitor: str, entry: LedgerEntry, word: str) -> None:
-    """Given-up and not-ingested visitors named in the report, with the reason, a few of each."""
-    if entry.state is VisitorState.GIVEN_UP and len(view.given_up) < MAX_GIVEN_UP_SAMPLES:
-        reason = entry.reason or "failed at Adobe"
-        view.given_up.append({"visitor": visitor, "destination": name, "reason": reason})
-    if word == "not_ingested" and len(view.not_ingested) < MAX_GIVEN_UP_SAMPLES:
-        view.not_ingested.append({"visitor": visitor, "destination": name,
-                                  "reason": entry.reason})  # fmt: skip
-
-
-def _moved(
-    entries: dict[str, LedgerEntry], visitors: list[str], file: str, claim: str
-) -> Counter[str]:
-    """What became of a failed file's visitors, from the ledger: given up, or released (sent
-    again since under another claim, or still to be)."""
-    counts: Counter[str] = Counter()
-    for visitor in visitors:
-        entry = entries.get(visitor)
-        if entry is None:
-            continue
-        if entry.state is VisitorState.GIVEN_UP and entry.file == file:
-            counts["given_up"] += 1
-        elif entry.claim != claim or entry.state is VisitorState.RETRY:
-            counts["released"] += 1
-    return counts
-
-
-def _word(entry: LedgerEntry | None, stuck: set[str]) -> str:
-    if entry is None:
-        return "expired"  # the ledger forgot it (TTL): sent long ago
-    if entry.state is VisitorState.SENT and entry.file in stuck:
-        return "stuck"
-    if entry.state is VisitorState.REJECTED and entry.file:
-        return "not_ingested"  # Adobe took the file but named this row as not ingested
-    if entry.state in (VisitorState.NOT_FOUND, VisitorState.REJECTED):
-        return "rejected"  # a re-send found the record gone or refused
-    return str(entry.state)
-
-
-def _adobe(files: list[FileRecord], views: dict[str, DestinationView]) -> Json:
-    states = Counter(str(f.state) for f in files)
+def _adobe(tallies: dict[str, dict[str, int]], sending: int) -> Json:
+    total: Counter[str] = Counter()
+    for t in tallies.values():
+        total.update(t)
     visitors: Counter[str] = Counter()
-    for view in views.values():
-        visitors.update(view.counts)
-    sent = [f for f in files if f.state is not FileState.BUILT]
+    for counts in _per_destination(tallies).values():
+        visitors.update(counts)
+    files = total["files_sent"]
+    decided = total["files_accepted"] + total["files_failed"]
     return {
-        "files_sent": len(sent),
-        "accepted": states["accepted"],
-        "failed": states["failed"],
-        "stuck": states["stuck"],
-        "awaiting_verdict": states["sent"] + states["stuck"],
+        "files_sent": files,
+        "accepted": total["files_accepted"],
+        "failed": total["files_failed"],
+        "stuck": total["files_stuck"],
+        "awaiting_verdict": max(0, files - decided),
         "visitors_accepted": visitors["accepted"],
         "visitors_failed": visitors["retry"] + visitors["given_up"],
         "visitors_awaiting_verdict": visitors["sent"] + visitors["stuck"],
         "visitors_awaiting_resend": visitors["retry"],
         "visitors_given_up": visitors["given_up"],
-        "visitors_sending": visitors["planned"],
-        "rows_skipped_by_adobe": sum(f.skipped_rows for f in files),
+        "visitors_sending": sending,
+        "rows_skipped_by_adobe": total["rows_skipped"],
         # partial ingestions: visitors Adobe named (rejected with its reason), and rows it did
         # not say which
         "visitors_not_ingested": visitors["not_ingested"],
-        "rows_not_ingested_unknown_which": sum(
-            max(0, f.skipped_rows - f.not_ingested) for f in files
-        ),
+        "rows_not_ingested_unknown_which": total["unknown_which"],
     }
+
+
+def _dry_adobe(files: list[FileRecord]) -> Json:
+    """A dry run's figures: what it built (nothing was sent)."""
+    return {**_adobe({}, sum(f.visitors for f in files)), "files_sent": 0}
 
 
 def outcome(adobe: Json, dry: bool) -> str:
@@ -215,16 +167,12 @@ def _jobs(files: list[FileRecord]) -> dict[str, list[Json]]:
     return jobs
 
 
-def _verdicts(files: list[FileRecord], views: dict[str, DestinationView]) -> list[Json]:
-    def moved(f: FileRecord) -> Counter[str]:
-        view = views.get(f.destination)
-        return (view.per_file.get(f.file) if view else None) or Counter()
-
+def _verdicts(files: list[FileRecord]) -> list[Json]:
     return [
         {"destination": f.destination, "file": f.file, "status": f.adobe_status,
          "outcome": str(f.state), "visitors": f.visitors, "detail": f.detail,
          "job": str(f.job.job_id or f.job.idempotency_key or f.job.batch_status or ""),
-         "at": f.verdict_at, "released": moved(f)["released"], "given_up": moved(f)["given_up"],
+         "at": f.verdict_at, "released": f.released, "given_up": f.given_up,
          "skipped_rows": f.skipped_rows, "not_ingested": f.not_ingested}
         for f in files
         if f.verdict_at
@@ -276,18 +224,22 @@ def build_report(
     data = inputs.runs.walk(inputs.run, inputs.generation)
     walk = Walk.from_json(data) if data else None
     flying = [InFlight.from_json(d) for d in inputs.runs.in_flight(inputs.run)]
-    files = inputs.runs.files(inputs.run)
-    views = {
-        name: _destination_view(inputs.state, inputs.ledger, record.rsid, name, group)
-        for name, group in _by_destination(files).items()
-    }
-    adobe = _adobe(files, views)
+    tallies = inputs.runs.counters(inputs.run, "tally#")
+    files = inputs.runs.files(inputs.run, LISTED_FILES)  # a bounded listing: the tallies count
+    if inputs.dry:  # nothing was sent: what would be
+        built = sum(t.get("visitors_sent", 0) for t in tallies.values())
+        adobe = {**_adobe({}, built), "files_sent": 0}
+        per_destination = {n.removeprefix("tally#"): {"planned": t.get("visitors_sent", 0)}
+                           for n, t in tallies.items()}  # fmt: skip
+    else:
+        adobe = _adobe(tallies, _sending(inputs, flying))
+        per_destination = _per_destination(tallies)
     figures = walk.figures if walk else BatchFigures()
     totals: dict[str, Any] = {name: getattr(figures, name) for name in (*FIGURES, "crm_calls")}
     totals["uploaded_rows"] = (
         adobe["visitors_accepted"] + adobe["visitors_awaiting_verdict"]
         if not inputs.dry
-        else sum(v.counts["planned"] for v in views.values())
+        else adobe["visitors_sending"]
     )
     status = derive_status(last, walk, adobe, inputs.dry, flying)
     report: Json = {
@@ -305,11 +257,11 @@ def build_report(
         **totals,
         "delivery_totals": totals,
         "this_run": this_run,
-        "visitors": {name: dict(v.counts) for name, v in views.items()},
+        "visitors": per_destination,
         "adobe": adobe,
         "retries": _retry_figures(walk),
-        "given_up": [g for v in views.values() for g in v.given_up][:MAX_GIVEN_UP_SAMPLES],
-        "not_ingested": [g for v in views.values() for g in v.not_ingested][:MAX_GIVEN_UP_SAMPLES],
+        "given_up": _samples(inputs, files, "given_up"),
+        "not_ingested": _samples(inputs, files, "not_ingested"),
         "rejected_reasons": figures.rejected_reasons,
         "rejected_samples": [r.to_json() for r in figures.rejected_samples],
         "earlier": _earlier(figures),
@@ -318,12 +270,55 @@ def build_report(
         "waiting_batches": [b.id for b in flying if b.waiting],
         "retry_batches": [b.id for b in flying if b.kind is BatchKind.RETRY and not b.waiting],
         "abandoned": list(inputs.abandoned),
-        "verdicts": _verdicts(files, views),
+        "verdicts": _verdicts(files),
+        "files_listed": f"{len(files)} of {adobe['files_sent']} (feedsync runs show lists all)"
+        if len(files) >= LISTED_FILES
+        else "all",
         "feed": period_of(snapshot(inputs.state), record.rsid, record.day, record.hour),
         **(extra or {}),
     }
     report["next_steps"] = next_steps(report)
     return report
+
+
+LISTED_FILES = 200  # files a report lists with their jobs and verdicts (the tallies count all)
+
+
+def _sending(inputs: ReportInputs, flying: list[InFlight]) -> int:
+    """Visitors claimed whose file Adobe has not confirmed taking (a waiting batch's files)."""
+    from feedsync.daily.send import Plan
+
+    count = 0
+    for batch in flying:
+        if not batch.waiting:
+            continue
+        for destination in batch.destinations:
+            data = inputs.runs.plan(inputs.run, batch.walk, batch.number, destination)
+            if data is not None:
+                plan = Plan.from_json(data)
+                taken = {j.file for j in plan.jobs}
+                count += sum(f.visitors for f in plan.files if f.name not in taken)
+    return count
+
+
+def _samples(inputs: ReportInputs, files: list[FileRecord], kind: str) -> list[Json]:
+    """A few given-up (or not ingested) visitors with Adobe's reason: read from the ledger for
+    the files that have some (the rare path), at most MAX_GIVEN_UP_SAMPLES."""
+    if inputs.ledger is None:
+        return []
+    out: list[Json] = []
+    wanted = VisitorState.GIVEN_UP if kind == "given_up" else VisitorState.REJECTED
+    for record in files:
+        if len(out) >= MAX_GIVEN_UP_SAMPLES or not getattr(record, kind):
+            continue
+        visitors = _visitors(inputs.state, record.visitors_key)
+        entries = inputs.ledger.entries(inputs.record.rsid, record.destination, visitors)
+        for visitor, entry in entries.items():
+            if entry.state is wanted and entry.claim == record.claim and entry.file == record.file:
+                reason = entry.reason or "failed at Adobe"
+                out.append({"visitor": visitor, "destination": record.destination,
+                            "reason": reason})  # fmt: skip
+    return out[:MAX_GIVEN_UP_SAMPLES]
 
 
 EARLIER_WORDS = {
@@ -394,10 +389,3 @@ def _retry_figures(walk: Walk | None) -> Json:
     f = walk.retries
     return {"looked_up": f.looked_up, "matched": f.matched, "resent": f.uploaded_rows,
             "not_found": f.not_found, "rejected": f.rejected}  # fmt: skip
-
-
-def _by_destination(files: list[FileRecord]) -> dict[str, list[FileRecord]]:
-    out: dict[str, list[FileRecord]] = {}
-    for f in files:
-        out.setdefault(f.destination, []).append(f)
-    return out
