@@ -209,7 +209,11 @@ def run_size(
             _deliver(world, ids, DAY2)  # the same visitors the next day: nothing changed
             second = _invocations(world, None, size)
             report = world.report(f"adobe/acmeprod/acmeprod_{DAY1}")
-            assert report["matched"] == len(matched), report["matched"]
+            if report["matched"] != len(matched):
+                raise AssertionError(
+                    f"{mode} {size:,}: matched {report['matched']} of "
+                    f"{len(matched)}: {report['status']} {report.get('error')}"
+                )
             return {"size": size, "mode": mode, "first": first, "second": second}
     finally:
         box.stop()

@@ -36,6 +36,7 @@ class EnrichSettings:
     reconcile: bool = True  # read Adobe's verdicts at the start of every run
     feed_encoding: str = "auto"  # how visitor ids' bytes read as text (datafeed.encoding)
     report_suites: tuple[str, ...] = ()  # only these are enriched; empty: every suite
+    miss_ttl_days: int = 7  # a CRM miss is not looked up again this long (LedgerMissTtlDays)
 
 
 def event_day(raw: Any, what: str = "date") -> dt.date | None:

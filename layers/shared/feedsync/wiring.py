@@ -258,4 +258,5 @@ def settings(config: EnrichFunctionConfig) -> EnrichSettings:
         stuck_after=tuning.stuck_hours * 3600,
         feed_encoding=tuning.feed_encoding,
         report_suites=config.report_suites,
+        miss_ttl_days=config.ledger_miss_ttl_days,
     )

@@ -8,9 +8,11 @@ claims (planned) -> files built and stored -> plan saved. Then every plan is sen
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 from feedsync.crm.sources import CrmSource
+from feedsync.daily import seen
 from feedsync.daily.destinations import BuiltFiles, Destination
 from feedsync.daily.lookup import LookupResult, look_up
 from feedsync.daily.send import (
@@ -37,8 +39,9 @@ class BatchOutcome:
 def _record_misses(
     scope: BatchScope, destination: str, found: LookupResult, remember: bool
 ) -> None:
-    """not_found and mapping rejections, remembered for the miss TTL (a per-visitor CRM call
-    saved) - only where lookups cost calls; a mirror or file join is free to repeat."""
+    """A released visitor (``retry``) the CRM no longer knows, or whose record the mapping
+    refuses, leaves ``retry`` in the ledger; other misses are not written there (``remember``:
+    the layout before S3 miss chunks)."""
     entries = found.entries[destination]
 
     def wanted(visitor: str) -> bool:
@@ -96,15 +99,19 @@ def run_batch(
     """``released``: a re-send batch (visitors in ``retry``): the ledger is read for all of
     them, so one the CRM no longer knows leaves ``retry``."""
     names = [d.name for d in destinations]
-    first = crm.lookups_cost_calls or released
     found = look_up(scope.ledger, crm, scope.mapping, scope.rsid, names, ids, scope.claim,
-                    scope.claims, ledger_first=first)  # fmt: skip
+                    scope.claims, ledger_first=released, seen=scope.seen)  # fmt: skip
+    if remember_misses and not released and not scope.dry:
+        # a lookup costs a CRM call: its misses are remembered in S3, not in the ledger
+        misses = [*found.not_found, *(r.visitor for r in found.rejected)]
+        now = dt.datetime.fromtimestamp(scope.clock(), dt.UTC)
+        seen.record_misses(scope.state, scope.rsid, scope.walk, scope.number, misses, now)
     outcome = BatchOutcome(BatchFigures())
     plans: dict[str, Plan] = {}
     for destination in destinations:
         plan = load_plan(scope, destination.name)
         if plan is None:
-            plan = _new_plan(scope, destination, found, remember_misses)
+            plan = _new_plan(scope, destination, found, False)
         sent_before = len(plan.jobs)
         if not finish(scope, destination, plan):
             outcome.waiting.append(destination.name)

@@ -16,6 +16,7 @@ class Claims:
         self.runs = runs
         self._plans: dict[tuple[str, str], dict[str, object] | None] = {}
         self._flying: dict[str, bool] = {}
+        self._counts: dict[tuple[str, str], int] = {}
 
     def _where(self, claim: str) -> tuple[str, str, int] | None:
         found = batch_of(claim)
@@ -56,5 +57,7 @@ class Claims:
         if where is None or plan is None or plan.get("state") != "sent":
             return False
         files = plan.get("files") or []
-        counts = self.runs.counter(where[0], tally.batch(claim, destination))
-        return isinstance(files, list) and counts.get("accepted", 0) >= len(files)
+        name = tally.batch(claim, destination)
+        if (where[0], name) not in self._counts:
+            self._counts[(where[0], name)] = self.runs.counter(where[0], name).get("accepted", 0)
+        return isinstance(files, list) and self._counts[(where[0], name)] >= len(files)

@@ -34,6 +34,7 @@ from feedsync.daily.destinations import Destination
 from feedsync.daily.destinations.dryrun import DrySender
 from feedsync.daily.dryledger import DryLedger
 from feedsync.daily.lock import RunLock
+from feedsync.daily.seen import Seen
 from feedsync.daily.select import generation
 from feedsync.daily.send import BatchScope, finish, load_plan, read_visitors
 from feedsync.deadline import Deadline
@@ -128,6 +129,8 @@ class DeliveryRun:
         self.walk_state = Walk(self.generation)
         self.abandoned: list[str] = []  # in-flight work of destinations no longer configured
         self.claims = Claims(ports.runs)
+        now = dt.datetime.fromtimestamp(ports.clock(), dt.UTC)
+        self.seen = Seen(ports.state, record.rsid, now, settings.miss_ttl_days)
         self._flying: set[str] = set()  # ids of the batches in flight now
 
     # -- the walk record --------------------------------------------------------------------
@@ -180,6 +183,7 @@ class DeliveryRun:
             settle_seconds=self.settings.settle_seconds,
             clock=ports.clock,
             claims=self.claims,
+            seen=self.seen,
         )
 
     def _open(

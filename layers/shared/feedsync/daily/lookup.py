@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from feedsync.crm.sources import CrmSource
 from feedsync.daily.mapping import MappedRow, Mapping
+from feedsync.daily.seen import Seen
 from feedsync.state.ledger import LedgerEntry, VisitorState
 from feedsync.state.ports import Ledger
 from feedsync.state.records import Rejected
@@ -115,16 +116,24 @@ def look_up(
     claim: str,
     claims: ClaimState | None = None,
     ledger_first: bool | None = None,
+    seen: Seen | None = None,
 ) -> LookupResult:
     """``claims``: what another batch's claim stands for (dead, accepted), from the run state.
 
-    Where a lookup costs a CRM call (Marketo), the ledger is asked first and settled visitors
-    are not looked up. Where the CRM join is free (a mirror, an export), the CRM is asked first
-    and the ledger only for the visitors it knows: a miss costs no ledger read. Ledger reads
-    here are eventually consistent (half the read units): a stale "absent" only leads to a claim
-    the ledger's condition refuses."""
+    First the visitors settled recently are set aside without any DynamoDB read (``seen``:
+    accepted at every destination, and - where a lookup costs a CRM call - recent misses, from
+    sorted objects in S3). Then the CRM is asked, and the ledger only for the visitors it knows:
+    a miss costs no ledger read or write. ``ledger_first`` (a re-send of released visitors)
+    reads the ledger for all of them first. Ledger reads here are eventually consistent (half
+    the read units): a stale "absent" only leads to a claim the ledger's condition refuses."""
     known = claims or _Alive()
     first = crm.lookups_cost_calls if ledger_first is None else ledger_first
+    skipped: Counter[str] = Counter()
+    if seen is not None and not first:  # settled recently: no CRM call, no ledger read
+        accepted = seen.accepted(ids, destinations)
+        missed = seen.misses(ids) - accepted if crm.lookups_cost_calls else set()
+        skipped.update(accepted=len(accepted), not_found=len(missed))
+        ids = [v for v in ids if v not in accepted and v not in missed]
     filterable = [v for v in ids if "," not in v]
     found: dict[str, dict[str, Any]] = {}
     if not first:
@@ -132,7 +141,9 @@ def look_up(
     checked = list(ids) if first else [v for v in ids if v in found or "," in v]
     entries = {d: ledger.entries(rsid, d, checked, consistent=False) for d in destinations}
     work, orphans, earlier = _work(ids, destinations, entries, claim, known)
-    result = LookupResult(len(ids), entries, work, orphans=orphans, earlier=earlier)
+    earlier.update(skipped)
+    total = len(ids) + sum(skipped.values())
+    result = LookupResult(total, entries, work, orphans=orphans, earlier=earlier)
     todo = [v for v in ids if v in work]
     result.looked_up = [v for v in todo if "," not in v]
     result.rejected = [Rejected(v, NOT_A_FILTER_VALUE) for v in todo if "," in v]

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from feedsync import metrics
+from feedsync.daily import seen as recent
 from feedsync.daily.destinations import Destination
 from feedsync.daily.destinations.base import ACCEPTED, FAILED, PENDING, STUCK, AdobeVerdict
 from feedsync.daily.lock import RunLock
@@ -182,6 +183,10 @@ class Reconciler:
                                       "changed twice while its verdict was saved; asked again "
                                       "next run")  # fmt: skip
                 return
+        if final.state is FileState.ACCEPTED:  # its visitors are settled: later days skip them
+            now = dt.datetime.fromtimestamp(self.clock(), dt.UTC)
+            recent.record_accepted(self.state, final.rsid, final.destination, final.visitors_key,
+                                 now)  # fmt: skip
         if final.final:
             self.uploads.close(final)
         summary.touched.add(final.delivery)

@@ -111,6 +111,7 @@ class BatchScope:
     clock: Callable[[], float] = time.time
     # what another batch's claim stands for now (daily/claims.py): dead, accepted
     claims: Any = None
+    seen: Any = None  # recently settled visitors in S3 (daily/seen.py)
     # destination -> visitor -> the entry this batch's claim wrote (saves a ledger read when
     # the files go out in the same invocation)
     claimed: dict[str, dict[str, LedgerEntry]] = field(default_factory=dict)
