@@ -25,7 +25,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: help install native lint format typecheck complexity cfn-lint validate checkov audit build artifacts-test pytest test faults demo local sam-local bench bench-cold-start clean
+.PHONY: help install native lint format typecheck complexity cfn-lint validate checkov audit build artifacts-test pytest test faults demo local sam-local bench bench-cold-start bench-scale clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -106,6 +106,9 @@ bench: $(STAMP) $(NATIVE_LIB) bench-cold-start  ## reader, whole-parse, daily-ru
 	$(BIN)/python -m bench.bench_reader
 	$(BIN)/python -m bench.bench_enrich
 	$(BIN)/python -m bench.bench_mirror
+
+bench-scale: $(STAMP) $(NATIVE_LIB)  ## the daily run at 10 k, 100 k and 1 M pending visitors through the handler: calls per 1,000 by operation, DynamoDB units, continuations, a cost model
+	$(BIN)/python -m bench.bench_scale $(if $(SIZES),--sizes $(SIZES))
 
 bench-cold-start: build  ## each handler's import from .aws-sam/build vs `import boto3; boto3.client("s3")` (python3.12)
 	$(BIN)/python -m bench.bench_cold_start --compile-layer

@@ -173,7 +173,11 @@ def refresh_report(ports: EnrichPorts, key: str) -> Json | None:
     return report
 
 
-def reconcile(ports: EnrichPorts, settings: EnrichSettings) -> ReconcileSummary:
+def reconcile(
+    ports: EnrichPorts, settings: EnrichSettings, running: Callable[[], set[str]] | None = None
+) -> ReconcileSummary:
+    """Adobe's verdicts; then the reports of the deliveries they touched are rebuilt - but
+    those this invocation runs next (``running``), whose run rebuilds them anyway."""
     summary = Reconciler(
         ports.state,
         ports.ledger,
@@ -190,7 +194,8 @@ def reconcile(ports: EnrichPorts, settings: EnrichSettings) -> ReconcileSummary:
     ).run()
     if summary.skipped:
         logger.info("reconciliation skipped: %s", summary.skipped)
-    for key in sorted(summary.touched):
+    later = running() if running is not None and summary.touched else set()
+    for key in sorted(summary.touched - later):
         try:
             refresh_report(ports, key)
         except (FeedsyncError, OSError, ValueError, KeyError) as exc:
@@ -223,7 +228,11 @@ def run_daily(
     summary: Json = {"request": request.event() | {"continuation": request.continuation}}
     summary["dry_run"] = request.dry_run
     if settings.reconcile and not request.dry_run:
-        summary["reconciliation"] = reconcile(ports, settings).to_json()
+
+        def running() -> set[str]:
+            return set(_allowed(delivery_keys(ports.state, request), settings.report_suites)[0])
+
+        summary["reconciliation"] = reconcile(ports, settings, running).to_json()
     if ports.feeds is not None and not request.dry_run:
         summary["feeds"] = watch_feeds(ports)
     keys, ignored = _allowed(delivery_keys(ports.state, request), settings.report_suites)
