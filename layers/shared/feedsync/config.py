@@ -273,10 +273,16 @@ class RunTuning:
     max_attempts: int = 3
     stuck_hours: float = 24.0
     feed_encoding: str = "auto"
+    shard_visitors: int = 2_000_000  # pending visitors a shard (0: never shard)
+    max_shards: int = 100
+    shard_state_machine_arn: str = ""  # the DailyShards state machine (empty: no sharding)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RunTuning:
         return cls(
+            shard_visitors=_int(env, "SHARD_VISITORS", 2_000_000, 0, 1_000_000_000),
+            max_shards=_int(env, "MAX_SHARDS", 100, 1, 10_000),
+            shard_state_machine_arn=env.get("SHARD_STATE_MACHINE_ARN", "").strip(),
             batch_size=_int(env, "BATCH_SIZE", 15_000, 300, 1_000_000),
             max_continuations=_int(env, "MAX_CONTINUATIONS", 50, 0, 1000),
             lock_lease=_seconds(env, "LOCK_LEASE_SECONDS", 60.0, 15.0),

@@ -37,6 +37,9 @@ class EnrichSettings:
     feed_encoding: str = "auto"  # how visitor ids' bytes read as text (datafeed.encoding)
     report_suites: tuple[str, ...] = ()  # only these are enriched; empty: every suite
     miss_ttl_days: int = 7  # a CRM miss is not looked up again this long (LedgerMissTtlDays)
+    shard_visitors: int = 0  # a delivery gets one shard per this many pending (0: none)
+    max_shards: int = 100  # at most this many shards a delivery
+    shards: int = 0  # force this many shards on every new walk (``run-daily --shards N``)
 
 
 def event_day(raw: Any, what: str = "date") -> dt.date | None:
@@ -64,6 +67,7 @@ class RunRequest:
     continuation: int = 0
     run_id: str = ""  # dry runs: one id across continuations, so a new dry run starts afresh
     break_lock: bool = False  # take over a lock whose holder stopped renewing it
+    shard: int | None = None  # one shard of a sharded delivery (daily/shards.py)
 
     @classmethod
     def from_event(cls, event: dict[str, Any], dry_run_default: bool = False) -> RunRequest:
@@ -78,7 +82,11 @@ class RunRequest:
         continuation = event.get("continuation", 0)
         if not isinstance(continuation, int) or continuation < 0:
             raise FeedsyncError(f"continuation {continuation!r}: expected a count")
+        shard = event.get("shard")
+        if shard is not None and (not isinstance(shard, int) or shard < 0 or not delivery):
+            raise FeedsyncError(f"shard {shard!r}: expected a shard number with a delivery")
         return cls(
+            shard=shard,
             delivery=str(delivery) if delivery else None,
             date=event_day(event.get("date")),
             dry_run=_flag(event, "dry_run", dry_run_default) or dry_run_default,
@@ -96,4 +104,6 @@ class RunRequest:
             out["delivery"] = self.delivery
         if self.date:
             out["date"] = self.date.isoformat()
+        if self.shard is not None:
+            out["shard"] = self.shard
         return out

@@ -192,6 +192,12 @@ def build_ports(
         ports.metric = metric
     if session is not None:
         ports.follower = lambda name: destinations.follower(config, session, name)
+    if config.tuning.shard_state_machine_arn and not dry_run:
+        from feedsync.aws.clients import LazyClient
+        from feedsync.daily.shards import StepFunctionsShards
+
+        arn = config.tuning.shard_state_machine_arn
+        ports.shards = StepFunctionsShards(LazyClient("stepfunctions"), arn)
     if session is not None and config.feeds.feed_ids:
         ports.feeds = feed_watch(config, session, clients, ports.metric)
     return ports
@@ -259,4 +265,6 @@ def settings(config: EnrichFunctionConfig) -> EnrichSettings:
         feed_encoding=tuning.feed_encoding,
         report_suites=config.report_suites,
         miss_ttl_days=config.ledger_miss_ttl_days,
+        shard_visitors=tuning.shard_visitors,
+        max_shards=tuning.max_shards,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -55,6 +56,17 @@ def _delivery_line(d: dict[str, Any], dry: bool) -> str:
     return line
 
 
+def local_shards(ports: Any, run_settings: Any, deadline: Any) -> Any:
+    """A delivery's shards run in this process (daily/shards.py LocalShards)."""
+    from feedsync.daily.run import enrich_delivery
+    from feedsync.daily.shards import LocalShards
+
+    def run_shard(key: str, shard: int) -> str:
+        return str(enrich_delivery(ports, run_settings, key, deadline, shard=shard)["status"])
+
+    return LocalShards(run_shard)
+
+
 def cmd_run_daily(args: argparse.Namespace) -> int:
     from feedsync.daily.run import run_daily
     from feedsync.deadline import Deadline
@@ -69,6 +81,9 @@ def cmd_run_daily(args: argparse.Namespace) -> int:
     ports, run_settings, config = _ports(args, args.dry_run)
     ports.progress = progress.show
     request = RunRequest.from_event(event, dry_run_default=config.dry_run)
+    if args.shards:  # the shards of a new walk, here in this process
+        run_settings = dataclasses.replace(run_settings, shards=args.shards)
+        ports.shards = local_shards(ports, run_settings, Deadline())
     summary = run_daily(ports, run_settings, request, Deadline())
     progress.done()
     if args.date and not summary["deliveries"] and not summary.get("ignored"):
@@ -208,6 +223,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--break-lock",
         action="store_true",
         help="take over a delivery's lock whose holder stopped renewing it (a killed run)",
+    )
+    run.add_argument(
+        "--shards",
+        type=int,
+        default=0,
+        metavar="N",
+        help="cut each delivery walked from the start into N key ranges and run them here, one "
+        "after the other (as the stack's DailyShards state machine runs them side by side)",
     )
     run.add_argument("--json", action="store_true")
     run.set_defaults(func=cmd_run_daily)

@@ -37,6 +37,7 @@ from feedsync.daily.lock import RunLock
 from feedsync.daily.seen import Seen
 from feedsync.daily.select import generation
 from feedsync.daily.send import BatchScope, finish, load_plan, read_visitors
+from feedsync.daily.shards import ranges, shard_count
 from feedsync.deadline import Deadline
 from feedsync.errors import FeedsyncError
 from feedsync.parse.results import escape_id, pending_visitors
@@ -56,6 +57,7 @@ from feedsync.state.records import (
     Status,
     Walk,
     total,
+    walk_key,
 )
 from feedsync.views.report import ReportInputs, ThisRun
 
@@ -105,8 +107,10 @@ class DeliveryRun:
         record: DeliveryRecord,
         deadline: Deadline,
         dry_run_id: str | None,
+        shard: int | None = None,
     ) -> None:
         self.ports = ports
+        self.shard = shard  # one shard of a sharded delivery (daily/shards.py), or None
         self.settings = settings
         self.record = record
         self.deadline = deadline
@@ -126,7 +130,7 @@ class DeliveryRun:
         self.names = tuple(d.name for d in self.destinations)
         self.this_run = ThisRun()
         self.estimate = settings.first_batch_seconds
-        self.walk_state = Walk(self.generation)
+        self.walk_state = Walk(self.generation, shard=shard)
         self.abandoned: list[str] = []  # in-flight work of destinations no longer configured
         self.claims = Claims(ports.runs)
         now = dt.datetime.fromtimestamp(ports.clock(), dt.UTC)
@@ -134,17 +138,17 @@ class DeliveryRun:
         self._flying: set[str] = set()  # ids of the batches in flight now
 
     # -- the walk record --------------------------------------------------------------------
-    def _load(self, generation: str) -> Walk:
-        data = self.ports.runs.walk(self.run, generation)
-        return Walk.from_json(data) if data else Walk(generation)
+    def _load(self, generation: str, shard: int | None = None) -> Walk:
+        data = self.ports.runs.walk(self.run, walk_key(generation, shard))
+        return Walk.from_json(data) if data else Walk(generation, shard=shard)
 
     def _save(self, walk: Walk) -> None:
         if not walk.walk_id:  # a walk's id is drawn once, with its first save
             walk.walk_id = new_walk_id()
         walk.version += 1
-        if not self.ports.runs.save_walk(self.run, walk.generation, walk.to_json()):
+        if not self.ports.runs.save_walk(self.run, walk.key, walk.to_json()):
             raise LostWalkError(f"{self.key}: another invocation moved this delivery's walk")
-        if walk.generation == self.generation:
+        if walk.generation == self.generation and walk.shard == self.shard:
             self.walk_state = walk
 
     def inputs(self) -> ReportInputs:
@@ -199,7 +203,8 @@ class DeliveryRun:
         walk.next_batch += 1
         self._save(walk)
         last = ids[-1] if kind is not BatchKind.RETRY else ""
-        batch = InFlight(walk.walk_id, walk.generation, number, kind, key, names, last)
+        batch = InFlight(walk.walk_id, walk.generation, number, kind, key, names, last,
+                         shard=walk.shard)  # fmt: skip
         self.ports.runs.save_in_flight(self.run, batch.id, batch.to_json())
         self._flying.add(batch.id)
         return batch
@@ -233,8 +238,8 @@ class DeliveryRun:
 
     def _counted(self, batch: InFlight, figures: BatchFigures) -> None:
         """The batch's figures and cursor, once, in its own walk (whatever generation)."""
-        mine = batch.generation == self.generation
-        walk = self.walk_state if mine else self._load(batch.generation)
+        mine = batch.generation == self.generation and batch.shard == self.shard
+        walk = self.walk_state if mine else self._load(batch.generation, batch.shard)
         if walk.walk_id != batch.walk:
             return  # a walk forgotten since: nothing of it is reported any more
         again = batch.id in walk.counted
@@ -279,15 +284,19 @@ class DeliveryRun:
             )
 
     # -- phase 1: what is in flight ------------------------------------------------------------
-    def _in_flight(self) -> list[InFlight]:
+    def _in_flight(self, shards: set[int | None] | None = None) -> list[InFlight]:
+        """The batches in flight of this walk's shard (or of ``shards``), oldest first."""
+        wanted = {self.shard} if shards is None else shards
         return sorted(
-            (InFlight.from_json(d) for d in self.ports.runs.in_flight(self.run)),
+            (b for d in self.ports.runs.in_flight(self.run)
+             if (b := InFlight.from_json(d)).shard in wanted),
             key=lambda b: (b.walk, b.number),
-        )
+        )  # fmt: skip
 
-    def _finish_in_flight(self, lock: RunLock) -> bool:
-        """Every batch in flight, oldest first; False when time ran short."""
-        batches = self._in_flight()
+    def _finish_in_flight(self, lock: RunLock, shards: set[int | None] | None = None) -> bool:
+        """Every batch in flight (of this shard, or of ``shards``), oldest first; False when
+        time ran short."""
+        batches = self._in_flight(shards)
         self._flying = {b.id for b in batches}
         for found in batches:
             if not self._allows():
@@ -375,7 +384,8 @@ class DeliveryRun:
         if catchup is None:
             return True
         names = tuple(n for n in catchup.destinations if n in self.names)
-        for ids in self._stream(catchup.cursor, catchup.until) if names else iter(()):
+        after = catchup.cursor if catchup.cursor is not None else walk.start
+        for ids in self._stream(after, catchup.until) if names else iter(()):
             if not self._allows():
                 return False
             self._run(self._open(walk, BatchKind.CATCHUP, ids, names), lock)
@@ -391,7 +401,8 @@ class DeliveryRun:
         if walk.done:
             return True
         names = tuple(n for n in self.names if n in walk.destinations)
-        for ids in self._stream(walk.cursor):
+        after = walk.cursor if walk.cursor is not None else walk.start
+        for ids in self._stream(after, walk.until):
             if not self._allows():
                 return False
             self._run(self._open(walk, BatchKind.WALK, ids, names), lock)
@@ -463,16 +474,80 @@ class DeliveryRun:
 
     # -- the whole run -----------------------------------------------------------------------
     def work(self, lock: RunLock) -> Status:
-        self.walk_state = self._load(self.generation)
+        self.walk_state = self._load(self.generation, self.shard)
+        if self.shard is not None:
+            return self._work_shard(lock)
         if not self.walk_state.destinations:  # a new walk (or one saved before they were kept)
             self.walk_state.destinations = self.names
         if not self._finish_in_flight(lock):
             return Status.IN_PROGRESS
-        if not self._walk(self.walk_state, lock):
+        walk = self.walk_state
+        if walk.shards or self._shard(walk):
+            if not self._shards_done(walk, lock):
+                return Status.SHARDED
+        elif not self._walk(walk, lock):
             return Status.IN_PROGRESS
         if not self.dry and not self._resend(self.walk_state, lock):
             return Status.IN_PROGRESS
         # what is left in flight waits for Adobe's answer (or for a destination to come back)
+        return Status.WAITING if self._flying else Status.COMPLETE
+
+    # -- shards ------------------------------------------------------------------------------
+    def _shard(self, walk: Walk) -> bool:
+        """A new walk of a delivery too large for one chain of invocations: cut into shards
+        (their ranges saved in the walk), which the shard runner starts."""
+        runner = self.ports.shards
+        if runner is None or walk.cursor is not None or walk.done or self.dry:
+            return False
+        settings = self.settings
+        count = shard_count(self.record.visitors_pending, settings.shard_visitors,
+                            settings.shards, settings.max_shards)  # fmt: skip
+        if count <= 1:
+            return False
+        walk.shards = ranges(self.ports.state, self.record, count)
+        self._save(walk)
+        said = runner.start(self.key, len(walk.shards), walk.walk_id)
+        logger.info("%s cut into %d shards: %s", self.key, len(walk.shards), said)
+        return True
+
+    def _shards_done(self, walk: Walk, lock: RunLock) -> bool:
+        """Every shard walked its range; then their batches still waiting for Adobe's answer
+        are finished here (each under its shard's lock), and the delivery's walk is done."""
+        walks = [self._load(self.generation, n) for n in range(len(walk.shards))]
+        if not all(w.done for w in walks):
+            return False
+        for n in range(len(walks)):
+            shard_lock = RunLock(self.ports.runs, f"{self.run}#s{n}", self.ports.owner,
+                                 self.settings.lock_lease, self.settings.heartbeat,
+                                 self.ports.clock)  # fmt: skip
+            if not shard_lock.acquire():
+                return False  # a shard's run is still finishing
+            try:
+                flying = self._flying
+                finished = self._finish_in_flight(lock, {n})
+                self._flying = flying | self._flying
+            finally:
+                shard_lock.release()
+            if not finished:
+                return False
+        if not walk.done:
+            walk.done = True
+            self._save(walk)
+        return True
+
+    def _work_shard(self, lock: RunLock) -> Status:
+        """One shard: its own batches in flight, then its range of the stream."""
+        parent = self._load(self.generation)
+        if self.shard is None or self.shard >= len(parent.shards):
+            raise FeedsyncError(f"{self.key}: no shard {self.shard} in the current walk")
+        walk = self.walk_state
+        if not walk.version:
+            walk.start, walk.until = parent.shards[self.shard]
+            walk.destinations = parent.destinations or self.names
+        if not self._finish_in_flight(lock):
+            return Status.IN_PROGRESS
+        if not self._walk(walk, lock):
+            return Status.IN_PROGRESS
         return Status.WAITING if self._flying else Status.COMPLETE
 
     def figures(self) -> BatchFigures:

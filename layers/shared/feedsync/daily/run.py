@@ -27,6 +27,7 @@ from feedsync.daily.lock import RunLock
 from feedsync.daily.mapping import Mapping
 from feedsync.daily.reconcile import Reconciler, ReconcileSummary
 from feedsync.daily.select import delivery_keys, generation
+from feedsync.daily.shards import ShardRunner
 from feedsync.deadline import Deadline
 from feedsync.errors import FeedsyncError, NotConfiguredError, QuotaExhaustedError
 from feedsync.feeds.snapshot import write_snapshot
@@ -63,6 +64,7 @@ class EnrichPorts:
     progress: Callable[[str], None] | None = None  # one line per batch (the CLI's terminal)
     owner: str = field(default_factory=lambda: f"local-{time.time_ns()}")
     feeds: FeedWatch | None = None  # Adobe's side of each data feed (DATA_FEED_IDS)
+    shards: ShardRunner | None = None  # who runs a large delivery's shards (daily/shards.py)
     clock: Callable[[], float] = time.time  # wall clock (leases, settle and stuck ages)
     # a destination no longer configured, built to read Adobe's verdicts on its files
     follower: Callable[[str], Destination | None] = lambda name: None
@@ -105,13 +107,15 @@ def enrich_delivery(
     deadline: Deadline,
     dry_run_id: str | None = None,
     break_lock: bool = False,
+    shard: int | None = None,
 ) -> Json:
     record = load_record(ports.state, key)
     if record is None or not record.complete:
         return _skip(ports, key, record)
-    run = DeliveryRun(ports, settings, record, deadline, dry_run_id)
+    run = DeliveryRun(ports, settings, record, deadline, dry_run_id, shard)
+    held = run.run if shard is None else f"{run.run}#s{shard}"  # a shard has a lock of its own
     lock = RunLock(
-        ports.runs, run.run, ports.owner, settings.lock_lease, settings.heartbeat, ports.clock
+        ports.runs, held, ports.owner, settings.lock_lease, settings.heartbeat, ports.clock
     )
     if not lock.acquire(break_lock):
         return {"key": key, "status": str(Status.BUSY), "error": lock.busy_message(break_lock)}
@@ -137,10 +141,13 @@ def enrich_delivery(
         raise
     finally:
         try:
-            report = _publish(ports, run, status, error)
+            # a shard's run leaves the delivery's report to the delivery's own run
+            report = (_publish(ports, run, status, error) if shard is None else
+                      {"key": key, "shard": shard, "status": str(status), "error": error,
+                       "waiting_batches": []})  # fmt: skip
         finally:
             lock.release()
-    if report["status"] in (Status.COMPLETE, Status.GIVEN_UP) and not run.dry:
+    if shard is None and report["status"] in (Status.COMPLETE, Status.GIVEN_UP) and not run.dry:
         _mark_enriched(ports, run, report)
     if report["waiting_batches"]:
         ports.metric(metrics.UPLOADS_WAITING, len(report["waiting_batches"]))
@@ -209,7 +216,8 @@ def _one_delivery(
     """One delivery; an error is recorded (report, metric, summary) and the run goes on."""
     dry_id = request.run_id if request.dry_run else None
     try:
-        return enrich_delivery(ports, settings, key, deadline, dry_id, request.break_lock)
+        return enrich_delivery(ports, settings, key, deadline, dry_id, request.break_lock,
+                               request.shard)  # fmt: skip
     except Exception as exc:  # any error of one delivery (an AWS error too) stays in it
         logger.exception(
             "the run of %s failed (%s: %s); going on with the next delivery",
@@ -227,14 +235,11 @@ def run_daily(
         request = dataclasses.replace(request, run_id=stamp)
     summary: Json = {"request": request.event() | {"continuation": request.continuation}}
     summary["dry_run"] = request.dry_run
-    if settings.reconcile and not request.dry_run:
-
-        def running() -> set[str]:
-            return set(_allowed(delivery_keys(ports.state, request), settings.report_suites)[0])
-
-        summary["reconciliation"] = reconcile(ports, settings, running).to_json()
-    if ports.feeds is not None and not request.dry_run:
-        summary["feeds"] = watch_feeds(ports)
+    if request.shard is not None and request.delivery:  # a shard's run: its range alone
+        result = _one_delivery(ports, settings, request, request.delivery, deadline)
+        return {**summary, "deliveries": [_brief(result)], "shard": request.shard,
+                "shard_status": result["status"], "continued": False}  # fmt: skip
+    _before_deliveries(ports, settings, request, summary)
     keys, ignored = _allowed(delivery_keys(ports.state, request), settings.report_suites)
     # the mirror catches up with Marketo first: once a day, or when a delivery needs more
     crm = ports.crm.prepare(deadline, _needed(ports, keys))
@@ -259,6 +264,22 @@ def run_daily(
         _log_run(ports, summary)
         _status_page(ports, summary)
     return summary
+
+
+def _before_deliveries(
+    ports: EnrichPorts, settings: EnrichSettings, request: RunRequest, summary: Json
+) -> None:
+    """Adobe's verdicts, then Adobe's side of the feeds (a real run's, not a dry run's)."""
+    if request.dry_run:
+        return
+    if settings.reconcile:
+
+        def running() -> set[str]:
+            return set(_allowed(delivery_keys(ports.state, request), settings.report_suites)[0])
+
+        summary["reconciliation"] = reconcile(ports, settings, running).to_json()
+    if ports.feeds is not None:
+        summary["feeds"] = watch_feeds(ports)
 
 
 def _needed(ports: EnrichPorts, keys: list[str]) -> dt.datetime | None:

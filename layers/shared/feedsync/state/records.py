@@ -31,6 +31,7 @@ class Status(StrEnum):
     QUOTA_EXHAUSTED = "quota_exhausted"
     NOT_CONFIGURED = "not_configured"
     WAITING_FOR_CRM = "waiting_for_crm"  # the CRM copy (mirror, export) is older than the day
+    SHARDED = "sharded"  # cut into key ranges, each walked by a shard of its own (daily/shards.py)
     GIVEN_UP = "given_up"  # done, but visitors Adobe failed every time wait for an operator
 
 
@@ -513,6 +514,7 @@ class InFlight:
     destinations: tuple[str, ...]  # the destinations this batch serves
     last: str = ""  # walk/catchup: the last id of the batch (the cursor once it is done)
     waiting: bool = False  # its plans ran; an upload answer is still to be found at Adobe
+    shard: int | None = None  # the shard whose walk made it (None: the delivery's own)
 
     @property
     def id(self) -> str:
@@ -522,7 +524,7 @@ class InFlight:
         return {"walk": self.walk, "generation": self.generation, "number": self.number,
                 "kind": str(self.kind), "ids_key": self.ids_key,
                 "destinations": list(self.destinations), "last": self.last,
-                "waiting": self.waiting}  # fmt: skip
+                "waiting": self.waiting, "shard": self.shard}  # fmt: skip
 
     @classmethod
     def from_json(cls, data: Json) -> InFlight:
@@ -535,7 +537,15 @@ class InFlight:
             destinations=tuple(data.get("destinations", ())),
             last=str(data.get("last", "")),
             waiting=bool(data.get("waiting", False)),
+            shard=data.get("shard"),
         )
+
+
+ShardRange = tuple[str | None, str | None]  # (after, until] of the sorted pending stream
+
+
+def walk_key(generation: str, shard: int | None) -> str:
+    return generation if shard is None else f"{generation}#s{shard}"
 
 
 @dataclass
@@ -565,11 +575,17 @@ class Walk:
 
     generation: str
     walk_id: str = ""  # set when the walk is first saved; in every claim and file name
+    shard: int | None = None  # a shard's walk (``walk#<generation>#s<n>``); None: the delivery's
     cursor: str | None = None  # the last pending id finished; None before the first batch
     next_batch: int = 0  # batch numbers name files; they never repeat within a walk
     done: bool = False  # every pending id of the stream has been through a batch
     destinations: tuple[str, ...] = ()  # the destinations the walk has served from the start
     catchup: CatchUp | None = None
+    # a sharded delivery's walk: the shards' ranges of the pending stream, each walked by a
+    # shard walk of its own (``walk#<generation>#s<n>``); this walk is done when all are
+    shards: list[ShardRange] = field(default_factory=list)
+    start: str | None = None  # a shard's walk: its range (start, until] of the stream
+    until: str | None = None
     # batches counted in the figures whose in-flight record may still exist (a run killed
     # between counting a batch and dropping its record counts it once): at most the batches
     # in flight
@@ -582,27 +598,40 @@ class Walk:
         return {
             "generation": self.generation,
             "walk_id": self.walk_id,
+            "shard": self.shard,
             "cursor": self.cursor,
             "next_batch": self.next_batch,
             "done": self.done,
             "destinations": list(self.destinations),
             "catchup": self.catchup.to_json() if self.catchup else None,
+            "shards": [list(r) for r in self.shards],
+            "start": self.start,
+            "until": self.until,
             "counted": list(self.counted),
             "figures": self.figures.to_json(),
             "retries": self.retries.to_json(),
             "version": self.version,
         }
 
+    @property
+    def key(self) -> str:
+        """The walk record's name: its generation, and its shard for a shard's walk."""
+        return walk_key(self.generation, self.shard)
+
     @classmethod
     def from_json(cls, data: Json) -> Walk:
         return cls(
             generation=str(data["generation"]),
             walk_id=str(data.get("walk_id", "")),
+            shard=data.get("shard"),
             cursor=data.get("cursor"),
             next_batch=int(data.get("next_batch", 0)),
             done=bool(data.get("done", False)),
             destinations=tuple(data.get("destinations", ())),
             catchup=CatchUp.from_json(data["catchup"]) if data.get("catchup") else None,
+            shards=[(a, b) for a, b in data.get("shards", [])],
+            start=data.get("start"),
+            until=data.get("until"),
             counted=[str(c) for c in data.get("counted", [])],
             figures=BatchFigures.from_json(data.get("figures") or {}),
             retries=BatchFigures.from_json(data.get("retries") or {}),

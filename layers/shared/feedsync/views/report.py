@@ -36,6 +36,7 @@ from feedsync.state.records import (
     Status,
     Walk,
     total,
+    walk_key,
 )
 from feedsync.storage import ObjectStore
 
@@ -185,7 +186,7 @@ def derive_status(
     """The delivery's state now: a run that stopped says why; otherwise the state decides."""
     if last not in (Status.COMPLETE, Status.WAITING, Status.AWAITING_RESEND, Status.IN_PROGRESS,
                     Status.GIVEN_UP):  # fmt: skip
-        return last
+        return last  # (a sharded delivery says so until its shards are done)
     if walk is None or not walk.done or walk.catchup is not None:
         return Status.IN_PROGRESS
     if any(not b.waiting for b in flying) and last is Status.IN_PROGRESS:
@@ -234,7 +235,7 @@ def build_report(
     else:
         adobe = _adobe(tallies, _sending(inputs, flying))
         per_destination = _per_destination(tallies)
-    figures = walk.figures if walk else BatchFigures()
+    figures = _figures(inputs, walk)
     totals: dict[str, Any] = {name: getattr(figures, name) for name in (*FIGURES, "crm_calls")}
     totals["uploaded_rows"] = (
         adobe["visitors_accepted"] + adobe["visitors_awaiting_verdict"]
@@ -282,6 +283,20 @@ def build_report(
 
 
 LISTED_FILES = 200  # files a report lists with their jobs and verdicts (the tallies count all)
+
+
+def _figures(inputs: ReportInputs, walk: Walk | None) -> BatchFigures:
+    """The walk's figures; a sharded walk's are its shards' (one read per shard)."""
+    if walk is None:
+        return BatchFigures()
+    if not walk.shards:
+        return walk.figures
+    parts = []
+    for n in range(len(walk.shards)):
+        data = inputs.runs.walk(inputs.run, walk_key(inputs.generation, n))
+        if data:
+            parts.append(Walk.from_json(data).figures)
+    return total(parts)
 
 
 def _sending(inputs: ReportInputs, flying: list[InFlight]) -> int:

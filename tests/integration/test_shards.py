@@ -1,0 +1,85 @@
+"""A large delivery cut into shards (issue 26): each shard walks its key range with a walk, a
+lock and batches of its own; the delivery's report adds them up. A sharded run and an
+unsharded one on the same delivery report the same figures and put every matched visitor at
+Adobe once."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from feedsync.cli import main
+from sandbox import feedgen
+from sandbox.run import Sandbox
+from sandbox.world import World
+
+DAY = "2026-11-20"
+KEY = f"adobe/acmeprod/acmeprod_{DAY}"
+FIGURES = ("pending", "already_enriched", "looked_up", "matched", "not_found", "rejected",
+           "uploaded_rows")  # fmt: skip
+
+
+def _received(world: World) -> Counter[str]:
+    adobe = world.box.adobe
+    out: Counter[str] = Counter()
+    for job_id, data in adobe.datasource_files.items():
+        if adobe.datasource_jobs[job_id]["status"] == "failure":
+            continue
+        lines = [x for x in data.decode().splitlines() if x and not x.startswith("#")]
+        out.update(line.split("\t")[1] for line in lines[1:])
+    return out
+
+
+def _day(world: World) -> set[str]:
+    rng = random.Random(17)
+    record = world.deliver([feedgen.random_hits(2400, rng, 1200) for _ in range(2)], DAY)
+    matched = set(world.pending(record)[::4])
+    world.add_leads(sorted(matched))
+    return matched
+
+
+def _run(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    code = main(["run-daily", *args])
+    out = capsys.readouterr().out
+    assert code in (0, 1), out
+    return out
+
+
+def test_a_sharded_run_reports_what_an_unsharded_one_does_and_sends_everyone_once(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    from moto import mock_aws
+
+    reports: dict[str, dict[str, Any]] = {}
+    for label, args in (("plain", ()), ("sharded", ("--shards", "3"))):
+        with mock_aws():
+            world = World(sandbox, tmp_path / label, env={"ADOBE_SETTLE_SECONDS": "0"})
+            for name, value in world.env.items():
+                monkeypatch.setenv(name, value)
+            matched = _day(world)
+            for _ in range(4):  # the walk, then Adobe's verdicts
+                _run(capsys, *args)
+            rows = _received(world)
+            assert set(rows) == matched and max(rows.values()) == 1, label
+            reports[label] = world.report(KEY)
+            if label == "sharded":
+                walk = world.table.get_item(
+                    Key={"pk": f"delivery#{KEY}", "sk": "walk#" + reports[label]["generation"]}
+                )["Item"]
+                assert '"shards": [[null' in walk["record"]  # three ranges, from the start
+                shard_walks = world.table.query(
+                    KeyConditionExpression="pk = :pk AND begins_with(sk, :walk)",
+                    ExpressionAttributeValues={":pk": f"delivery#{KEY}", ":walk": "walk#"},
+                )["Items"]
+                assert len(shard_walks) == 4  # the delivery's and three shards'
+        sandbox.adobe.datasource_files.clear()
+        sandbox.adobe.datasource_jobs.clear()
+    plain, sharded = reports["plain"], reports["sharded"]
+    assert {k: sharded[k] for k in FIGURES} == {k: plain[k] for k in FIGURES}
+    assert sharded["status"] == plain["status"] == "complete"
+    assert sharded["adobe"]["visitors_accepted"] == plain["adobe"]["visitors_accepted"]
