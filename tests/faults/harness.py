@@ -53,9 +53,10 @@ class Killer:
     dead: bool = False
     thread: int = field(default_factory=threading.get_ident)
     log: list[str] = field(default_factory=list)
+    bystander: bool = False  # the calls now are the harness's own (the state machine it plays)
 
     def around(self, what: str, call: Callable[[], Any]) -> Any:
-        if threading.get_ident() != self.thread:
+        if threading.get_ident() != self.thread or self.bystander:
             return call()
         if self.dead:
             raise Killed(f"dead: {what}")
@@ -122,6 +123,10 @@ VARIANTS = {
     "visitor too",
     "destination-removed": "bdia is taken out of DESTINATIONS after the kill: its files are "
     "still followed to their verdict, datasources gets everyone",
+    # issue 26: a delivery cut into shards, each walked by the DailyShards state machine
+    "sharded": "SHARD_VISITORS=250: the day is cut into 3 shards run by the DailyShards state "
+    "machine (played here: each shard again while in_progress, then the delivery); a kill in "
+    "any of them fails the execution, which the next daily run starts anew",
 }
 # the kill hits the first generation's run (the others: the last generation's)
 KILL_FIRST = ("older-generation", "lost-then-redelivery")
@@ -180,12 +185,29 @@ def _variant_env(variant: str) -> dict[str, str]:
         return {"UPLOAD_MAX_ATTEMPTS": "2"}
     if variant == "destination-removed":
         return {"DESTINATIONS": "datasources,bdia"}
+    if variant == "sharded":
+        return {"SHARD_VISITORS": "250", "MAX_SHARDS": "3",
+                "SHARD_STATE_MACHINE_ARN": _shard_machine()}  # fmt: skip
     if variant == "corrupt-resend":
         from sandbox.adobe_feeds import FEED_ID
 
         return {"DATA_FEED_IDS": f"acmeprod={FEED_ID}", "FEED_RESEND_MAX": "1",
                 "FEED_HEALTH_DAYS": "60"}  # DAY lies weeks back  # fmt: skip
     return {}
+
+
+def _shard_machine() -> str:
+    """The DailyShards state machine in moto (which records executions and runs nothing:
+    ``Installation.drive_shards`` plays its definition)."""
+    import boto3
+
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    answer = sfn.create_state_machine(
+        name="feedsync-daily-shards",
+        definition=json.dumps({"StartAt": "Shards", "States": {}}),
+        roleArn="arn:aws:iam::123456789012:role/feedsync-daily-shards",
+    )
+    return str(answer["stateMachineArn"])
 
 
 class Installation:
@@ -216,6 +238,8 @@ class Installation:
         self.scenario = scenario
         self.matched: set[str] = set()
         self.forgotten = False
+        self.shard_executions = 0  # DailyShards executions played to their end
+        self.killer: Killer | None = None  # the invocation under way's, while it runs
         self.retried = False
         # the destinations that must hold every matched visitor exactly once
         self.checked: tuple[str, ...] = (scenario.destination,)
@@ -355,12 +379,73 @@ class Installation:
         self._expire_locks()
         context = FakeLambdaContext("EnrichUploadFunction")
         if killer is None:
-            return self.world.invoke({}, context)
+            answer = self.world.invoke({}, context)
+            self.drive_shards()
+            return answer
+        self.killer = killer
         with external_calls(killer):
             try:
-                return self.world.invoke({}, context)
+                answer = self.world.invoke({}, context)
+                self.drive_shards()
+                return answer
             except Killed:
+                self.drive_shards(failed=True)
                 return None
+            finally:
+                self.killer = None
+
+    def drive_shards(self, failed: bool = False) -> None:
+        """Plays the DailyShards state machine (template.yaml) for every execution the daily
+        run started: each shard again while it answers in_progress (busy: its lock lease runs
+        out first), then the delivery once more. ``failed``: a kill ended the invocation under
+        way, which fails the execution (the next daily run starts the shards anew)."""
+        if self.scenario.variant != "sharded":
+            return
+        import boto3
+
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        arn = self.world.env["SHARD_STATE_MACHINE_ARN"]
+        with self._bystander():
+            executions = sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")
+        for execution in executions["executions"]:
+            with self._bystander():
+                if failed:
+                    sfn.stop_execution(executionArn=execution["executionArn"], error="Killed")
+                    continue
+                payload = json.loads(sfn.describe_execution(
+                    executionArn=execution["executionArn"])["input"])  # fmt: skip
+            self.shard_executions += 1
+            try:
+                for item in payload["shards"]:
+                    self._run_shard(item)
+                self.world.invoke({"delivery": payload["delivery"]},
+                                  FakeLambdaContext("EnrichUploadFunction"))  # fmt: skip
+            finally:  # succeeded, or killed (moto has no FAILED: ABORTED reads the same)
+                with self._bystander():
+                    sfn.stop_execution(executionArn=execution["executionArn"])
+
+    @contextmanager
+    def _bystander(self) -> Iterator[None]:
+        """The harness's own calls (playing Step Functions) are no kill points."""
+        killer = self.killer
+        if killer is None:
+            yield
+            return
+        killer.bystander = True
+        try:
+            yield
+        finally:
+            killer.bystander = False
+
+    def _run_shard(self, item: dict[str, Any]) -> None:
+        for _ in range(MAX_INVOCATIONS * 4):
+            answer = self.world.invoke(item, FakeLambdaContext("EnrichUploadFunction"))
+            status = answer.get("shard_status")
+            if status == "busy":
+                self._expire_locks()
+            elif status != "in_progress":
+                return
+        raise AssertionError(f"shard {item} still in progress")
 
     def completed_twice(self) -> int:
         """Platform batches completed more than once (aep): never allowed."""
@@ -371,7 +456,8 @@ class Installation:
         and its Marketo concurrency slot (120 s); here at once, as if the next invocation came
         later. (Exact keys: a scan of the whole table would cost more than the run.)"""
         host = self.world.env["MARKETO_BASE_URL"].split("://", 1)[-1].split("/")[0]
-        for key in ({"pk": f"delivery#{KEY}", "sk": "lock"},
+        shards = [{"pk": f"delivery#{KEY}#s{n}", "sk": "lock"} for n in range(3)]
+        for key in (*shards, {"pk": f"delivery#{KEY}", "sk": "lock"},
                     {"pk": "delivery#feeds/health", "sk": "lock"},
                     {"pk": "delivery#reconcile", "sk": "lock"},
                     {"pk": f"ratelimit#marketo#{host}", "sk": "state"}):  # fmt: skip
@@ -448,6 +534,8 @@ class Installation:
         if variant.startswith("mirror"):
             jobs = self.box.marketo.exports.jobs
             return "" if len(jobs) >= 1 else "the mirror made no export"
+        if variant == "sharded":
+            return "" if self.shard_executions else "no delivery was cut into shards"
         return ""
 
     def tally_drift(self) -> list[str]:

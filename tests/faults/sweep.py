@@ -47,6 +47,8 @@ SCENARIOS += [
     Scenario("datasources", variant="retry-given-up", visitors=300),
     Scenario("datasources", variant="destination-added"),
     Scenario("datasources", variant="destination-removed"),
+    Scenario("datasources", variant="sharded"),
+    Scenario("datasources", redelivered=True, variant="sharded"),
 ]
 
 

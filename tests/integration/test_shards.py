@@ -83,3 +83,56 @@ def test_a_sharded_run_reports_what_an_unsharded_one_does_and_sends_everyone_onc
     assert {k: sharded[k] for k in FIGURES} == {k: plain[k] for k in FIGURES}
     assert sharded["status"] == plain["status"] == "complete"
     assert sharded["adobe"]["visitors_accepted"] == plain["adobe"]["visitors_accepted"]
+
+
+def test_a_shard_execution_that_ended_short_is_started_anew_by_the_next_daily_run(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Through the handler, with the DailyShards state machine in moto (which runs nothing):
+    the daily run cuts the day and starts an execution; while it runs, the next daily run
+    starts nothing; once it ended with the shards unwalked (a shard failed for good), the next
+    daily run starts a second one - and the shards it then runs finish the day."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        arn = sfn.create_state_machine(
+            name="feedsync-daily-shards", definition='{"StartAt": "Shards", "States": {}}',
+            roleArn="arn:aws:iam::123456789012:role/feedsync-daily-shards",
+        )["stateMachineArn"]  # fmt: skip
+        world = World(sandbox, tmp_path, env={"ADOBE_SETTLE_SECONDS": "0",
+                                              "SHARD_VISITORS": "1000", "MAX_SHARDS": "3",
+                                              "SHARD_STATE_MACHINE_ARN": arn})  # fmt: skip
+        matched = _day(world)
+
+        def executions() -> list[dict[str, Any]]:
+            found = sfn.list_executions(stateMachineArn=arn)["executions"]
+            return sorted(found, key=lambda e: e["name"])
+
+        first = world.invoke({})
+        assert [d["status"] for d in first["deliveries"]] == ["sharded"]
+        assert [e["status"] for e in executions()] == ["RUNNING"]
+        world.invoke({})  # the execution still runs: nothing new
+        assert len(executions()) == 1
+        sfn.stop_execution(executionArn=executions()[0]["executionArn"], error="States.TaskFailed")
+        world.invoke({})
+        started = executions()
+        assert [e["status"] for e in started] == ["ABORTED", "RUNNING"]
+        assert started[1]["name"].endswith("-2") and started[0]["name"].endswith("-1")
+        # play the second execution: every shard until it stops answering in_progress, then
+        # the delivery
+        import json
+
+        payload = json.loads(sfn.describe_execution(executionArn=started[1]["executionArn"])
+                             ["input"])  # fmt: skip
+        assert len(payload["shards"]) > 1
+        for item in payload["shards"]:
+            while world.invoke(item)["shard_status"] == "in_progress":
+                pass
+        world.invoke({"delivery": payload["delivery"]})
+        for _ in range(3):  # Adobe's verdicts
+            world.invoke({})
+        rows = _received(world)
+        assert set(rows) == matched and max(rows.values()) == 1
+        assert world.report(KEY)["status"] == "complete"

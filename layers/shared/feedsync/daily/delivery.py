@@ -505,18 +505,36 @@ class DeliveryRun:
         if count <= 1:
             return False
         walk.shards = ranges(self.ports.state, self.record, count)
-        self._save(walk)
-        said = runner.start(self.key, len(walk.shards), walk.walk_id)
-        logger.info("%s cut into %d shards: %s", self.key, len(walk.shards), said)
+        self._start_shards(walk)
         return True
+
+    def _start_shards(self, walk: Walk) -> None:
+        """(Re)start the shard runner; the start is counted in the walk first, so a start
+        whose answer is lost is found again under the same name."""
+        runner = self.ports.shards
+        assert runner is not None
+        walk.shard_runs += 1
+        self._save(walk)
+        said = runner.start(self.key, len(walk.shards), self._shard_run_name(walk))
+        logger.info("%s cut into %d shards (start %d): %s", self.key, len(walk.shards),
+                    walk.shard_runs, said)  # fmt: skip
+
+    def _shard_run_name(self, walk: Walk) -> str:
+        return f"{self.key}-{walk.walk_id}-{walk.shard_runs}"
 
     def _shards_done(self, walk: Walk, lock: RunLock) -> bool:
         """Every shard walked its range; then their batches still waiting for Adobe's answer
         are finished here (each under its shard's lock), and the delivery's walk is done."""
-        walks = [self._load(self.generation, n) for n in range(len(walk.shards))]
-        if not all(w.done for w in walks):
-            return False
-        for n in range(len(walks)):
+        if not self._shard_walks_done(walk):
+            runner = self.ports.shards
+            if runner is None or self.dry or runner.running(self._shard_run_name(walk)):
+                return False
+            # the runner stopped short (a shard failed for good): start it again (a runner in
+            # this process has walked them all when it returns)
+            self._start_shards(walk)
+            if not self._shard_walks_done(walk):
+                return False
+        for n in range(len(walk.shards)):
             shard_lock = RunLock(self.ports.runs, f"{self.run}#s{n}", self.ports.owner,
                                  self.settings.lock_lease, self.settings.heartbeat,
                                  self.ports.clock)  # fmt: skip
@@ -534,6 +552,9 @@ class DeliveryRun:
             walk.done = True
             self._save(walk)
         return True
+
+    def _shard_walks_done(self, walk: Walk) -> bool:
+        return all(self._load(self.generation, n).done for n in range(len(walk.shards)))
 
     def _work_shard(self, lock: RunLock) -> Status:
         """One shard: its own batches in flight, then its range of the stream."""

@@ -30,8 +30,15 @@ logger = logging.getLogger(__name__)
 
 
 class ShardRunner(Protocol):
-    def start(self, key: str, shards: int, walk_id: str) -> str:
-        """Have every shard of ``key`` walked, then the delivery finished; what was started."""
+    def start(self, key: str, shards: int, run_name: str) -> str:
+        """Have every shard of ``key`` walked, then the delivery finished; what was started.
+        ``run_name`` names this start (the walk's id and its start count): a second start with
+        the same name starts nothing."""
+        ...
+
+    def running(self, run_name: str) -> bool:
+        """Whether the start named ``run_name`` is still under way (False once it ended,
+        whichever way: a shard that failed for good is started anew by the daily run)."""
         ...
 
 
@@ -68,7 +75,7 @@ class LocalShards:
     run_shard: Callable[[str, int], str]  # (delivery key, shard) -> the shard's status
     max_rounds: int = 1_000
 
-    def start(self, key: str, shards: int, walk_id: str) -> str:
+    def start(self, key: str, shards: int, run_name: str) -> str:
         for shard in range(shards):
             for _ in range(self.max_rounds):
                 status = self.run_shard(key, shard)
@@ -79,6 +86,9 @@ class LocalShards:
                                     f"{self.max_rounds} rounds")  # fmt: skip
         return f"{shards} shards run in this process"
 
+    def running(self, run_name: str) -> bool:
+        return False  # start() returns only once every shard has stopped
+
 
 class StepFunctionsShards:
     """The DailyShards state machine (template.yaml), one execution per sharded walk: its name
@@ -88,8 +98,8 @@ class StepFunctionsShards:
         self.client = client
         self.arn = state_machine_arn
 
-    def start(self, key: str, shards: int, walk_id: str) -> str:
-        name = "".join(c if c.isalnum() or c in "-_" else "-" for c in key)[-60:] + f"-{walk_id}"
+    def start(self, key: str, shards: int, run_name: str) -> str:
+        name = self._name(run_name)
         payload = {"delivery": key, "shards": [{"delivery": key, "shard": n}
                                                 for n in range(shards)]}  # fmt: skip
         try:
@@ -99,3 +109,16 @@ class StepFunctionsShards:
         except self.client.exceptions.ExecutionAlreadyExists:
             return f"execution {name} already started"
         return str(answer.get("executionArn", name))
+
+    def running(self, run_name: str) -> bool:
+        arn = self.arn.replace(":stateMachine:", ":execution:", 1) + ":" + self._name(run_name)
+        try:
+            answer = self.client.describe_execution(executionArn=arn)
+        except self.client.exceptions.ExecutionDoesNotExist:
+            return False
+        return answer.get("status") in ("RUNNING", "PENDING_REDRIVE")
+
+    @staticmethod
+    def _name(run_name: str) -> str:
+        """An execution name (at most 80 of [A-Za-z0-9-_]) ending in the walk and start."""
+        return "".join(c if c.isalnum() or c in "-_" else "-" for c in run_name)[-80:]

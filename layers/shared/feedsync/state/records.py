@@ -584,6 +584,7 @@ class Walk:
     # a sharded delivery's walk: the shards' ranges of the pending stream, each walked by a
     # shard walk of its own (``walk#<generation>#s<n>``); this walk is done when all are
     shards: list[ShardRange] = field(default_factory=list)
+    shard_runs: int = 0  # the shard runner's starts for this walk (a failed one is started anew)
     start: str | None = None  # a shard's walk: its range (start, until] of the stream
     until: str | None = None
     # batches counted in the figures whose in-flight record may still exist (a run killed
@@ -605,6 +606,7 @@ class Walk:
             "destinations": list(self.destinations),
             "catchup": self.catchup.to_json() if self.catchup else None,
             "shards": [list(r) for r in self.shards],
+            "shard_runs": self.shard_runs,
             "start": self.start,
             "until": self.until,
             "counted": list(self.counted),
@@ -630,6 +632,7 @@ class Walk:
             destinations=tuple(data.get("destinations", ())),
             catchup=CatchUp.from_json(data["catchup"]) if data.get("catchup") else None,
             shards=[(a, b) for a, b in data.get("shards", [])],
+            shard_runs=int(data.get("shard_runs", 0)),
             start=data.get("start"),
             until=data.get("until"),
             counted=[str(c) for c in data.get("counted", [])],
