@@ -54,7 +54,7 @@ def test_status_shows_each_delivery_and_the_last_runs(
     assert states == {
         DAYS[0]: "enriched",
         DAYS[1]: "waiting for quota",
-        DAYS[2]: "failed: 01-x.tsv.gz: MD5-Digest check failed",
+        DAYS[2]: "failed verification: 01-x.tsv.gz: MD5-Digest check failed",
         DAYS[3]: "parsing",
     }
     first = next(d for d in found["deliveries"] if d["day"] == DAYS[0])
@@ -90,6 +90,7 @@ def test_no_region_is_one_line_exit_2(
     for name in ("AWS_DEFAULT_REGION", "AWS_REGION"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.chdir(world.workdir)  # no samconfig.toml here either
     code, out, err = run(capsys, "run-daily", "--json")
     assert code == 2 and "no AWS region configured" in err and "Traceback" not in err
     assert json.loads(out) == {"error": err.strip().removeprefix("feedsync: "), "exit": 2}
@@ -213,7 +214,7 @@ def test_the_status_page_puts_failures_first_and_links_every_report(
     world.box.marketo.daily_quota = 50_000
     world.invoke({"date": yesterday})
     kept = (world.state.get("reports/index.html") or b"").decode()  # kept by the daily run
-    assert f'href="adobe/acmeprod/acmeprod_{yesterday}.html"' in kept  # beside the reports
+    assert f'href="./adobe/acmeprod/acmeprod_{yesterday}.html"' in kept  # beside the reports
     world.invoke({"date": DAYS[0], "dry_run": True, "run_id": "20261203T060000"})
     out = tmp_path / "status.html"
     code, _, err = run(capsys, "status", "--days", "3650", "--html", str(out))
@@ -222,6 +223,14 @@ def test_the_status_page_puts_failures_first_and_links_every_report(
     failed, enriched = page.index(DAYS[2]), page.index(DAYS[0])
     assert failed < enriched  # what needs a person comes first
     assert "https://" in page and "Signature=" in page  # pre-signed links to the reports
+    assert "stop working at" in page  # ... and when they stop working
+    # every row's link works: to a report, or to the delivery's own section on the page
+    # (failed verification, parsing: no report) with what it means and what to do next
+    import re
+
+    anchors = re.findall(r'href="#(d\d+)"', page)
+    assert len(anchors) == 2 and all(f"<section id={a}>" in page for a in anchors)
+    assert "failed verification" in page and "feedsync feeds resend" in page
     assert "DRY RUN 20261203T060000" in page and "would send" in page
     code, _, err = run(capsys, "status", "--days", "3650", "--open")
     assert "status page (valid 24 h): https://" in err

@@ -141,18 +141,18 @@ def test_buckets_refuse_plain_http_and_keep_personal_data_only_so_long(template:
         for r in state["LifecycleConfiguration"]["Rules"]
         if "ExpirationInDays" in r
     }
-    written = (
-        "results/",
-        "deliveries/",
-        "enriched/",
-        "reports/",
-        "uploads/",
-        "runs/",
-        "backfills/",
-    )
-    assert expiring == {key: {"Ref": "StateRetentionDays"} for key in written}
-    # the user's mapping files and CRM exports, and the mirror, never expire under them
-    assert not any(p.startswith(("config/", "crm/", "mirror/")) for p in expiring)
+    written = ("results/", "deliveries/", "enriched/", "reports/", "runs/", "backfills/")
+    assert expiring == {
+        **{key: {"Ref": "StateRetentionDays"} for key in written},
+        # identifiers with CRM data: kept shorter, each under a parameter of its own (issue 28)
+        "uploads/": {"Ref": "UploadRetentionDays"},
+        "crm/": {"Ref": "CrmRetentionDays"},
+        "seen/": 40,  # skip lists: read for at most 30 days (LedgerMissTtlDays' maximum)
+    }
+    assert template["Parameters"]["LedgerMissTtlDays"]["MaxValue"] == 30
+    assert template["Parameters"]["UploadRetentionDays"]["Default"] == 90
+    # the user's mapping files, and the mirror (it replaces its own generations), never expire
+    assert not any(p.startswith(("config/", "mirror/")) for p in expiring)
 
 
 def _written_prefixes(function: dict) -> set[str]:
@@ -229,7 +229,8 @@ def test_finding_10_an_alarm_can_publish_to_the_alert_topic_in_the_default_deplo
         if "cloudwatch.amazonaws.com" in s.get("Principal", {}).get("Service", [])
     ]
     assert granted and {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(granted[0]["Action"])
-    assert "events.amazonaws.com" in granted[0]["Principal"]["Service"]
+    # no EventBridge rule publishes to the topic: no grant for it (issue 28)
+    assert "events.amazonaws.com" not in str(key["Properties"]["KeyPolicy"])
     policy = transformed["Resources"]["AlertTopicPolicy"]["Properties"]["PolicyDocument"]
     assert policy["Statement"][0]["Principal"]["Service"] == "cloudwatch.amazonaws.com"
 

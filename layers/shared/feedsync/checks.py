@@ -225,7 +225,35 @@ def synthetic_delivery() -> dict[str, bytes]:
     return synthetic.delivery(rsid, day, rng, 20, columns, crm_id)
 
 
+def check_report_suites(_: dict[str, Any]) -> str:
+    """REPORT_SUITES names suites that have deliveries (a typo silently stops enrichment)."""
+    from feedsync.aws.s3 import S3Store
+    from feedsync.config import report_suites
+    from feedsync.state.layout import DELIVERIES, StateLayout
+
+    suites = report_suites(os.environ)
+    if not suites:
+        return "every report suite is enriched (REPORT_SUITES is empty)"
+    import boto3
+
+    state = S3Store(boto3.client("s3"), _env("STATE_BUCKET"))
+    keys = StateLayout.keys_of_records(state.list(DELIVERIES))
+    present = {k.rsplit("/", 1)[-1].rsplit("_", 1)[0] for k in keys}
+    missing = [s for s in suites if s not in present]
+    others = sorted(present - set(suites))
+    if present and not set(suites) & present:
+        raise ConfigError(f"REPORT_SUITES={','.join(suites)} names none of the suites with "
+                          f"deliveries here ({', '.join(others)}): check its spelling")  # fmt: skip
+    said = f"{', '.join(suites)} enriched"
+    if missing:
+        said += f"; no delivery of {', '.join(missing)} yet"
+    if others:
+        said += f"; ignored: {', '.join(others)} (DeliveriesIgnoredAlarm)"
+    return said
+
+
 CHECKS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+    ("report suites", check_report_suites),
     ("Adobe credential", check_adobe),
     ("Marketo credential and field", check_marketo),
     ("mapping file", check_mapping),

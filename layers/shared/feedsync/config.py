@@ -138,17 +138,28 @@ def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
 def marketo_base_url(value: str, name: str = "MARKETO_BASE_URL") -> str:
     """The REST base; ``/rest`` (as Marketo's Web Services page shows it) is stripped, and
     only https is accepted outside loopback (the sandbox)."""
+    from feedsync.urls import redacted
+
     base = value.strip().rstrip("/").removesuffix("/rest").rstrip("/")
-    parts = urlsplit(base)
-    loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    shown = redacted(value)  # never a password in a message
+    try:
+        parts = urlsplit(base)
+        loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    except ValueError:
+        raise ConfigError(
+            f"{name}: not a URL; expected https://<munchkin id>.mktorest.com"
+        ) from None
     if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
         raise ConfigError(
-            f"{name}={value!r}: expected https://<munchkin id>.mktorest.com (the REST base "
+            f"{name}={shown!r}: expected https://<munchkin id>.mktorest.com (the REST base "
             "from Admin > Web Services)"
         )
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(f"{name}={shown!r}: no user name or password in the URL (the "
+                          "Marketo credential belongs in the secret)")  # fmt: skip
     if not parts.netloc or parts.path or parts.query:
         raise ConfigError(
-            f"{name}={value!r}: expected the REST base, e.g. https://123-ABC-456.mktorest.com"
+            f"{name}={shown!r}: expected the REST base, e.g. https://123-ABC-456.mktorest.com"
         )
     return base
 
@@ -209,6 +220,11 @@ class FeedHealthConfig:
             days=_int(env, "FEED_HEALTH_DAYS", 7, 1, 90),
             alert_topic_arn=env.get("ALERT_TOPIC_ARN", "").strip(),
         )
+
+
+def report_suites(env: Mapping[str, str]) -> tuple[str, ...]:
+    """REPORT_SUITES, checked (the CLI's status reads it without the rest of the settings)."""
+    return _suites(env)
 
 
 def _suites(env: Mapping[str, str]) -> tuple[str, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import shutil
 import tempfile
@@ -39,6 +40,8 @@ from feedsync.settings import EnrichSettings
 from feedsync.state.ports import Metric
 from feedsync.storage import ObjectStore
 from feedsync.transport import Transport
+
+logger = logging.getLogger(__name__)
 
 
 def load_mapping(config: EnrichFunctionConfig, state: ObjectStore, rsid: str = "") -> Mapping:
@@ -216,7 +219,14 @@ def feed_watch(
         topic, sns = feeds.alert_topic_arn, clients.sns
 
         def alert(subject: str, message: str) -> None:
-            sns.publish(TopicArn=topic, Subject=subject, Message=message)
+            # SNS: a subject of at most 100 printable ASCII characters, no line breaks; an alert
+            # that cannot be sent is logged (the metric and the report still say it), never
+            # the end of the daily run
+            clean = "".join(c if " " <= c <= "~" else "?" for c in subject)[:100]
+            try:
+                sns.publish(TopicArn=topic, Subject=clean, Message=message)
+            except Exception as exc:
+                logger.error("the alert %r could not be sent: %s", clean, exc)
 
     client = DataFeedClient(AnalyticsClient(session, os.environ.get("ADOBE_COMPANY_ID") or None))
     state = S3Store(clients.s3, config.state_bucket)

@@ -1,8 +1,8 @@
 """The ``feedsync`` operator command line.
 
 Exit status: 0 done, 1 the work failed (a refused file, an API error, an incomplete delivery),
-2 bad usage or configuration. With ``--json``, an error is also printed on stdout as
-``{"error": ..., "exit": N}``.
+2 bad usage or configuration, 130 interrupted (Ctrl-C: what was done is kept, a run resumes).
+With ``--json``, an error is also printed on stdout as ``{"error": ..., "exit": N}``.
 """
 
 from __future__ import annotations
@@ -129,6 +129,7 @@ def _aws_options(args: argparse.Namespace) -> None:
         os.environ["AWS_PROFILE"] = args.profile
     if getattr(args, "region", None):
         os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = args.region
+    region_from_settings()
     if getattr(args, "output", None) == "json" and hasattr(args, "json"):
         args.json = True
     stack = getattr(args, "stack", None) or os.environ.get("FEEDSYNC_STACK", "")
@@ -136,6 +137,32 @@ def _aws_options(args: argparse.Namespace) -> None:
         from feedsync.cli.stack import apply
 
         apply(stack)
+
+
+def region_from_settings() -> str:
+    """The region as the AWS CLI and Lambda find it: ``AWS_REGION`` is honoured (boto3 reads
+    only ``AWS_DEFAULT_REGION`` and the profile), then the region ``deploy --guided`` stored in
+    ./samconfig.toml when nothing else names one (so ``check --stack`` finds the stack)."""
+    import os
+
+    region = os.environ.get("AWS_REGION", "").strip()
+    if region and not os.environ.get("AWS_DEFAULT_REGION"):
+        os.environ["AWS_DEFAULT_REGION"] = region
+    if os.environ.get("AWS_DEFAULT_REGION"):
+        return os.environ["AWS_DEFAULT_REGION"]
+    import boto3
+
+    if boto3.session.Session().region_name:  # the profile's
+        return str(boto3.session.Session().region_name)
+    from feedsync.cli.deploy_cmd import stored_region
+
+    stored = stored_region()
+    if stored:
+        os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = stored
+    return stored
+
+
+INTERRUPTED = 130  # as a shell reports a process ended by SIGINT
 
 
 def _fail(message: str, code: int, as_json: bool) -> int:
@@ -153,8 +180,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     restore_logging = _logging(args.verbose)
     try:
         return _run(args)
+    except BrokenPipeError:  # `feedsync ... | head`: the reader had enough; not an error
+        _quiet_stdout()
+        return 0
     finally:
         restore_logging()
+
+
+def _quiet_stdout() -> None:
+    """stdout's reader is gone: point it at /dev/null, so the interpreter's last flush does not
+    raise again on the way out."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # not a real descriptor (a test's capture): nothing to flush
+        pass
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -165,8 +207,11 @@ def _run(args: argparse.Namespace) -> int:
     try:
         _aws_options(args)
         return int(args.func(args))
+    except BrokenPipeError:
+        raise  # main: not an error of the command
     except KeyboardInterrupt:
-        return 130
+        progress.done()
+        return _fail("interrupted; nothing lost; run it again to resume", INTERRUPTED, as_json)
     except Exception as exc:
         known = explain(exc)
         if known is None or args.verbose:

@@ -56,6 +56,13 @@ def _delivery_line(d: dict[str, Any], dry: bool) -> str:
     return line
 
 
+NOTHING = (
+    "nothing to enrich: no verified delivery has work (a delivery is taken once it is "
+    "parsed and verified - `feedsync parse` or the stack's parse function; `feedsync "
+    "status` lists them)"
+)
+
+
 def local_shards(ports: Any, run_settings: Any, deadline: Any) -> Any:
     """A delivery's shards run in this process (daily/shards.py LocalShards)."""
     from feedsync.daily.run import enrich_delivery
@@ -91,7 +98,12 @@ def cmd_run_daily(args: argparse.Namespace) -> int:
                        "(`feedsync status --days N` lists them)")  # fmt: skip
     dry = bool(summary.get("dry_run"))
     lines = [_delivery_line(d, dry) for d in summary["deliveries"]]
-    emit(summary, args.json, "\n".join(lines) or "nothing to enrich")
+    if summary.get("ignored_warning"):  # never a silent stop: on stderr, whatever --json
+        print(f"feedsync: {summary['ignored_warning']}", file=sys.stderr)
+    if summary.get("ignored") and not summary["deliveries"]:
+        emit(summary, args.json, "nothing enriched: every delivery with work was ignored")
+        return 2  # the allow-list is a setting: a usage/configuration error
+    emit(summary, args.json, "\n".join(lines) or NOTHING)
     # a delivery skipped for failed verification fails this run; later runs no longer see it
     return 0 if all(d["status"] == "complete" for d in summary["deliveries"]) else 1
 

@@ -59,6 +59,17 @@ def _overrides(text: str) -> dict[str, str]:
     return dict(part.split("=", 1) for part in text.split() if "=" in part)
 
 
+def stored_region(path: Path | None = None) -> str:
+    """The region `deploy --guided` wrote to samconfig.toml ('' without one, or unreadable)."""
+    path = path or Path("samconfig.toml")
+    try:
+        current = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return ""
+    deploy = current.get("default", {}).get("deploy", {}).get("parameters", {})
+    return str(deploy.get("region") or "")
+
+
 def write_samconfig(path: Path, stack: str, region: str, parameters: dict[str, str]) -> None:
     """Set stack_name, region and parameter_overrides, keeping the rest of the file."""
     text = path.read_text() if path.is_file() else "version = 0.1\n"

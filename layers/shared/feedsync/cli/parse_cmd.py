@@ -10,11 +10,11 @@ from typing import Any
 
 from feedsync.cli import progress
 from feedsync.cli.common import CliError, required_env
-from feedsync.config import check_roles, columns
+from feedsync.config import check_roles, columns, parse_settings
 from feedsync.datafeed import nativescan
 from feedsync.datafeed.encoding import feed_bytes
 from feedsync.datafeed.naming import FeedFile, FileKind, parse_feed_name
-from feedsync.errors import FeedNameError
+from feedsync.errors import FeedError, FeedNameError
 from feedsync.parse.results import escape_id, pending_visitors
 from feedsync.parse.step import close_delivery
 from feedsync.settings import ParseSettings
@@ -54,12 +54,69 @@ def _find_manifest(path: Path) -> Path:
 
 
 def _settings(args: argparse.Namespace) -> ParseSettings:
-    visitor = columns(",".join(args.visitor_column or ("mcvisid",)), "--visitor-column")
-    crm = columns(args.crm_id_column, "--crm-id-column")
-    if len(crm) != 1:
-        raise CliError("--crm-id-column: name exactly one column")
-    check_roles(visitor, crm[0], "--visitor-column", "--crm-id-column")
-    return ParseSettings(visitor_columns=visitor, crm_id_column=crm[0])
+    """The installation's parse settings (VISITOR_COLUMNS, CRM_ID_COLUMN, CRM_ID_COLUMNS, as
+    the parse function reads them); a flag overrides its setting, with a note."""
+    import os
+
+    base = parse_settings(os.environ)
+    visitor, crm_id = base.visitor_columns, base.crm_id_column
+    if args.visitor_column:
+        visitor = columns(",".join(args.visitor_column), "--visitor-column")
+        _note_override("--visitor-column", "VISITOR_COLUMNS", ",".join(visitor))
+    if args.crm_id_column:
+        crm = columns(args.crm_id_column, "--crm-id-column")
+        if len(crm) != 1:
+            raise CliError("--crm-id-column: name exactly one column")
+        crm_id = crm[0]
+        _note_override("--crm-id-column", "CRM_ID_COLUMN", crm_id)
+    check_roles(visitor, crm_id, "--visitor-column", "--crm-id-column")
+    crm_ids = () if args.crm_id_column else base.crm_id_columns
+    return ParseSettings(visitor_columns=visitor, crm_id_column=crm_id, crm_id_columns=crm_ids)
+
+
+def _note_override(flag: str, setting: str, value: str) -> None:
+    import os
+
+    configured = os.environ.get(setting, "").strip()
+    if configured and configured != value:
+        print(f"feedsync: note: {flag} {value} overrides {setting}={configured}",
+              file=sys.stderr)  # fmt: skip
+
+
+def _guard_reparse(
+    feed: ObjectStore, state: ObjectStore, folder: str, feed_file: FeedFile,
+    settings: ParseSettings, force: bool,
+) -> None:  # fmt: skip
+    """A re-parse in the state bucket: the columns are checked against the feed before anything
+    is written, and re-keying an enriched day (other visitor columns than it was parsed with,
+    so every visitor a new id to the ledger) asks for --force."""
+    from feedsync.parse.step import check_columns
+    from feedsync.state.layout import StateLayout
+    from feedsync.storage import get_json
+
+    try:
+        check_columns(feed, folder, feed_file.delivery, settings)
+    except FeedError as exc:
+        raise CliError(f"{exc}; nothing was written (check --visitor-column / --crm-id-column"
+                       ", or VISITOR_COLUMNS / CRM_ID_COLUMN)") from None  # fmt: skip
+    key = f"{folder}{feed_file.delivery.id}"
+    before = get_json(state, StateLayout.record(key))
+    if before is None or force:
+        return
+    was = DeliveryRecord.from_json(before)
+    rsid_settings = settings.for_rsid(was.rsid)
+    rekeyed = tuple(was.visitor_columns) != rsid_settings.visitor_columns or (
+        was.crm_id_column != rsid_settings.crm_id_column
+    )
+    if rekeyed and (
+        state.exists(StateLayout.enriched(key)) or state.exists(StateLayout.report(key))
+    ):
+        raise CliError(
+            f"{key} was parsed with visitor columns {','.join(was.visitor_columns)} and CRM id "
+            f"column {was.crm_id_column} and has been enriched: parsing it with "
+            f"{','.join(rsid_settings.visitor_columns)} / {rsid_settings.crm_id_column} re-keys "
+            "its visitors (the ledger would not know any of them); pass --force to do it anyway"
+        )
 
 
 def _check_output(path: str | None) -> None:
@@ -126,6 +183,8 @@ def cmd_parse(args: argparse.Namespace) -> int:
     _check_output(args.pending_out)
     if str(args.path).startswith("s3://"):
         feed, state, folder, feed_file = _on_s3(str(args.path))
+        assert state is not None
+        _guard_reparse(feed, state, folder, feed_file, settings, args.force)
     else:
         feed, state, folder, feed_file = _local(Path(args.path))
     if state is None:
@@ -183,9 +242,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--visitor-column",
         action="append",
         metavar="COL",
-        help="visitor key column; repeat for a composite key (default: mcvisid)",
+        help="visitor key column; repeat for a composite key (default: VISITOR_COLUMNS, or "
+        "mcvisid)",
     )
-    parse.add_argument("--crm-id-column", default="post_evar22", metavar="COL")
+    parse.add_argument(
+        "--crm-id-column", metavar="COL", help="the CRM id column (default: CRM_ID_COLUMN, or "
+        "post_evar22)",
+    )  # fmt: skip
+    parse.add_argument(
+        "--force", action="store_true",
+        help="s3://: re-parse an enriched day with other columns (re-keys its visitors)",
+    )  # fmt: skip
+    parse.add_argument("--json", action="store_true", help="the summary as JSON (the default)")
     parse.add_argument("--pending-out", metavar="FILE", help="write pending ids, one per line")
     parse.add_argument(
         "--state-dir", metavar="DIR", help="keep per-file results here (default: in memory)"

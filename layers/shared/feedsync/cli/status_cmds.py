@@ -55,10 +55,19 @@ def _runs_text(runs: list[dict[str, Any]]) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    import os
+
+    from feedsync.config import report_suites
     from feedsync.views.status import status
 
     state, _ = _stores()
-    found = status(state, args.days)
+    suites = report_suites(os.environ)
+    found = status(state, args.days, suites=suites)
+    ignored = [d for d in found["deliveries"] if d["state"].startswith("ignored")]
+    if ignored:  # never a silent stop
+        print(f"feedsync: REPORT_SUITES={','.join(suites)} leaves out {len(ignored)} "
+              f"deliveries here ({', '.join(sorted({d['rsid'] for d in ignored}))}): check its "
+              "spelling, or add them", file=sys.stderr)  # fmt: skip
     rows = [
         [d["day"], d["rsid"], d["files"], d["rows"], d["pending"], d["matched"], d["state"],
          d["uploads"], d["key"]]
@@ -84,7 +93,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         + (f"\n\nbackfills:\n{_backfills_text(found['backfills'])}" if found["backfills"] else "")
         + _feeds_text(found.get("feeds")),
     )
-    return 1 if any(d["state"].startswith("failed") for d in found["deliveries"]) else 0
+    from feedsync.views.states import named
+
+    needs_a_person = [d for d in found["deliveries"] if named(d["state"]).severity == "bad"]
+    return 1 if needs_a_person else 0
 
 
 def _feeds_text(feeds: dict[str, Any] | None) -> str:
@@ -117,8 +129,11 @@ def _page(state: Any, found: dict[str, Any], args: argparse.Namespace) -> None:
     from feedsync.views.status_html import render
 
     seconds = int(args.expires) * 3600
-    generated = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    page = render(found, lambda report: state.presign(report + ".html", seconds), generated)
+    now = dt.datetime.now(dt.UTC)
+    generated = now.isoformat(timespec="seconds")
+    expires = (now + dt.timedelta(seconds=seconds)).isoformat(timespec="minutes")
+    page = render(found, lambda report: state.presign(report + ".html", seconds), generated,
+                  expires)  # fmt: skip
     if args.html:
         try:
             Path(args.html).write_bytes(page)

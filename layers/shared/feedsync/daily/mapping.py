@@ -60,6 +60,22 @@ def normalise(value: Any, max_bytes: int) -> str:
     return text
 
 
+_FORMULA_START = ("=", "+", "-", "@")
+
+
+def formula_safe(text: str) -> str:
+    """A text value that a spreadsheet would run as a formula (it begins with = + - or @ and is
+    not a number) gets a leading apostrophe, as OWASP's CSV-injection guidance says: the data
+    source and BDIA files - and their copies in the state bucket - are files people open."""
+    if not text.startswith(_FORMULA_START):
+        return text
+    try:
+        float(text)
+        return text  # -12.5: a number, not a formula
+    except ValueError:
+        return "'" + text
+
+
 def plain(value: Any) -> str:
     """A CRM value as text for Experience Platform: booleans and numbers spelled plainly,
     strings untouched (Platform takes any string its schema type accepts: no data source
@@ -134,14 +150,15 @@ class Mapping:
         attributes: dict[str, str] = {}
         notes: list[str] = []
         for crm_field, header in self.columns.items():
+            limit = self.max_bytes.get(header, DEFAULT_MAX_BYTES)
             try:
-                text = normalise(
-                    record.get(crm_field), self.max_bytes.get(header, DEFAULT_MAX_BYTES)
-                )
+                text = normalise(record.get(crm_field), limit)
             except ValueProblem as exc:
                 notes.append(f"{crm_field}: {exc}")
                 continue
-            values[header] = text
+            # files a person opens (data source, BDIA); Target's attributes as they are
+            safe = formula_safe(text).encode("utf-8")[:limit].decode("utf-8", "ignore")
+            values[header] = safe
             attributes[crm_field] = text
         platform: dict[str, str] = {}
         for crm_field in self.aep.fields if self.aep else ():

@@ -136,6 +136,9 @@ def enrich_delivery(
     except NotConfiguredError as exc:
         status, error = Status.NOT_CONFIGURED, str(exc)
         ports.metric(metrics.DELIVERIES_NOT_CONFIGURED, 1)
+    except KeyboardInterrupt:  # the operator's Ctrl-C: what was done is kept, the rest resumes
+        status, error = Status.INTERRUPTED, INTERRUPTED
+        raise
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         raise
@@ -152,6 +155,9 @@ def enrich_delivery(
     if report["waiting_batches"]:
         ports.metric(metrics.UPLOADS_WAITING, len(report["waiting_batches"]))
     return report
+
+
+INTERRUPTED = "interrupted (Ctrl-C); nothing lost; run it again to resume"
 
 
 def _mark_enriched(ports: EnrichPorts, run: DeliveryRun, report: Json) -> None:
@@ -249,6 +255,8 @@ def run_daily(
     summary["continued"] = False
     if ignored:
         summary["ignored"] = ignored
+        summary["ignored_warning"] = ignored_warning(settings.report_suites, keys, ignored)
+        logger.warning(summary["ignored_warning"])
         ports.metric(metrics.DELIVERIES_IGNORED, len(ignored))
     for key in keys:
         result = _one_delivery(ports, settings, request, key, deadline)
@@ -262,7 +270,7 @@ def run_daily(
         ports.metric(metrics.DAILY_RUNS_COMPLETED, 1)
     if _worth_logging(summary):
         _log_run(ports, summary)
-        _status_page(ports, summary)
+        _status_page(ports, settings, summary)
     return summary
 
 
@@ -316,12 +324,14 @@ def watch_feeds(ports: EnrichPorts) -> Json:
     }
 
 
-def _status_page(ports: EnrichPorts, summary: Json) -> None:
+def _status_page(ports: EnrichPorts, settings: EnrichSettings, summary: Json) -> None:
     """The morning check's page; a failure to write it is logged, never fails the run."""
     from feedsync.views.status import write_status_page
 
     try:
-        summary["status_page"] = ports.state.describe(write_status_page(ports.state))
+        summary["status_page"] = ports.state.describe(
+            write_status_page(ports.state, suites=settings.report_suites)
+        )
     except Exception as exc:  # a view: it never fails the run that did the work
         logger.warning("the status page could not be written: %s", exc)
 
@@ -340,6 +350,17 @@ def _log_run(ports: EnrichPorts, summary: Json) -> None:
     summary["finished_at"] = now.isoformat(timespec="seconds")
     key = StateLayout.run_log(now.strftime("%Y%m%dT%H%M%S.%f"), ports.owner)
     put_json(ports.state, key, summary)
+
+
+def ignored_warning(suites: tuple[str, ...], allowed: list[str], ignored: list[str]) -> str:
+    """One line: what the allow-list leaves out (never a silent stop)."""
+    others = sorted({_rsid_of(k) for k in ignored})
+    listed = ",".join(suites)
+    if not allowed:
+        return (f"REPORT_SUITES={listed} names none of the {len(ignored)} deliveries with work "
+                f"(their suites: {', '.join(others)}): check its spelling")  # fmt: skip
+    return (f"REPORT_SUITES={listed} leaves out {len(ignored)} deliveries with work of "
+            f"{', '.join(others)}: add them to ReportSuites to enrich them")  # fmt: skip
 
 
 def _allowed(keys: list[str], suites: tuple[str, ...]) -> tuple[list[str], list[str]]:

@@ -281,6 +281,21 @@ def close_delivery(
     return _finish(state, record)
 
 
+def check_columns(
+    feed: ObjectStore, folder: str, delivery: Delivery, settings: ParseSettings
+) -> None:
+    """Raise FeedError when the settings' columns are not in the delivery's column headers
+    (read from its first lookup archive) - before anything is written: a re-parse with a
+    mistyped column must not turn a verified delivery into a failed one."""
+    raw = feed.get(folder + delivery.manifest_name)
+    if raw is None:
+        raise IntegrityError(delivery.manifest_name, "the manifest is missing")
+    manifest = parse_manifest(raw.decode("iso-8859-1"), delivery.manifest_name)
+    for entry in manifest.lookup_files[:1]:
+        headers, _ = _verify_lookup(feed, folder, entry)
+        _layout(headers.names, settings.for_rsid(delivery.rsid), entry.name)
+
+
 def _foreign_entries(manifest: Manifest, delivery: Delivery) -> list[str]:
     reasons = []
     for entry in manifest.files:

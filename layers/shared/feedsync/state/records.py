@@ -33,6 +33,7 @@ class Status(StrEnum):
     WAITING_FOR_CRM = "waiting_for_crm"  # the CRM copy (mirror, export) is older than the day
     SHARDED = "sharded"  # cut into key ranges, each walked by a shard of its own (daily/shards.py)
     GIVEN_UP = "given_up"  # done, but visitors Adobe failed every time wait for an operator
+    INTERRUPTED = "interrupted"  # stopped by the operator (Ctrl-C); the next run resumes
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from feedsync.state.records import (
     walk_key,
 )
 from feedsync.storage import ObjectStore
+from feedsync.views import states
 
 MAX_GIVEN_UP_SAMPLES = 50
 VISITOR_STATES = ("planned", "sent", "stuck", "accepted", "retry", "given_up")
@@ -251,6 +252,7 @@ def build_report(
         "dry_run": inputs.dry,
         "generation": inputs.generation,
         "status": str(status),
+        "state": states.of_report(str(status)).name,  # the word status and the page use
         "error": error if status is last else None,
         "outcome": outcome(adobe, inputs.dry),
         "updated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -364,6 +366,9 @@ def next_steps(report: Json) -> list[str]:
         )
     if status == "quota_exhausted":
         steps.append("Nothing: the next daily run continues where this one stopped.")
+    if status == "interrupted":
+        steps.append(f"Run it again: `feedsync run-daily --delivery {key}` resumes where it "
+                     "stopped (nothing was lost).")  # fmt: skip
     if status == "waiting_for_crm":
         steps.append(f"{report.get('crm_wait') or report.get('error')}.")
     if adobe.get("visitors_given_up"):

@@ -7,6 +7,7 @@ from html import escape
 from typing import Any
 
 from feedsync.state.records import Json
+from feedsync.views import states
 from feedsync.views.report import next_steps
 
 _STYLE = (
@@ -18,18 +19,6 @@ _STYLE = (
     ".next{background:#f6f6ff;border-left:4px solid #66c;padding:.4em 1em}"
 )
 
-STATUS_WORDS = {
-    "complete": ("done", "ok"),
-    "in_progress": ("in progress: the next invocation continues", "warn"),
-    "waiting": ("waiting for Adobe's answer to an upload", "warn"),
-    "awaiting_resend": ("Adobe failed files: the next run sends their visitors again", "warn"),
-    "quota_exhausted": ("stopped: the CRM's daily API quota is used up", "bad"),
-    "not_configured": ("not configured", "bad"),
-    "waiting_for_crm": ("waiting for the CRM copy to cover this day", "warn"),
-    "failed": ("the run failed", "bad"),
-    "busy": ("another invocation is running this delivery", "warn"),
-    "given_up": ("done, but Adobe failed some visitors every time: given up", "bad"),
-}
 
 FIGURE_LABELS = (
     ("pending", "visitors without a CRM id in the feed"),
@@ -99,8 +88,8 @@ def _feed_line(feed: Json | None) -> str:
 
 
 def render(report: Json) -> bytes:
-    status = str(report.get("status"))
-    words, css = STATUS_WORDS.get(status, (status, "bad"))
+    state = states.of_report(str(report.get("status")))
+    words, css = f"{state.name} ({state.meaning})", state.severity or "ok"
     dry = bool(report.get("dry_run"))
     parts = [
         "<!doctype html><meta charset=utf-8>",

@@ -15,6 +15,7 @@ from feedsync.state.layout import DELIVERIES, DRY_RUNS, REPORTS, RESULTS, RUNS, 
 from feedsync.state.ports import RunState
 from feedsync.state.records import DeliveryRecord, Json
 from feedsync.storage import ObjectStore, get_json
+from feedsync.views import states
 
 
 @dataclass
@@ -30,9 +31,19 @@ class DeliveryStatus:
     adobe: Json = field(default_factory=dict)
     matched: int | None = None  # found in the CRM (the walk of the current content)
     outcome: str = ""  # the report's one phrase for what Adobe holds
+    meaning: str = ""  # the state's meaning and next step (views/states.py)
+    next_step: str = ""
+    has_report: bool = False  # reports/<key>.json exists (else the page explains it inline)
+    reasons: list[str] = field(default_factory=list)  # why verification failed
 
     def to_json(self) -> Json:
         return dict(vars(self))
+
+    def described(self) -> DeliveryStatus:
+        state = states.named(self.state)
+        self.meaning = state.meaning
+        self.next_step = state.next_step.replace("{key}", self.key)
+        return self
 
 
 def _day_rsid(key: str) -> tuple[str, str]:
@@ -41,29 +52,15 @@ def _day_rsid(key: str) -> tuple[str, str]:
     return day[:10], rsid
 
 
-STATE_WORDS = {
-    "complete": "enriched",
-    "awaiting_resend": "awaiting re-send",
-    "waiting": "waiting for Adobe's answer",
-    "in_progress": "partially enriched",
-    "quota_exhausted": "waiting for quota",
-    "busy": "partially enriched",
-    "given_up": "given up",
-}
-
-
 def _enrich_state(record: DeliveryRecord, report: Json | None, marker: Json | None) -> str:
+    """The state's name (views/states.py), with the error where a run stopped on one."""
     if report is None or report.get("generation") != generation(record):
         done = marker and marker.get("generation") == generation(record)
-        return "enriched" if done else "complete"
-    status = str(report.get("status"))
-    if status in STATE_WORDS:
-        return STATE_WORDS[status]
-    if status == "not_configured":
-        return f"not configured: {report.get('error')}"
-    if status == "waiting_for_crm":
-        return f"waiting for the CRM: {report.get('error')}"
-    return f"run failed: {report.get('error')}"
+        return states.ENRICHED.name if done else states.WAITING_FOR_RUN.name
+    state = states.of_report(str(report.get("status")))
+    if state in (states.NOT_CONFIGURED, states.WAITING_FOR_CRM, states.RUN_FAILED):
+        return f"{state.name}: {report.get('error') or report.get('status')}"
+    return state.name
 
 
 def _uploads(report: Json | None) -> tuple[str, Json]:
@@ -82,25 +79,31 @@ def _uploads(report: Json | None) -> tuple[str, Json]:
     return ", ".join(words), adobe
 
 
-def delivery_status(state: ObjectStore, key: str) -> DeliveryStatus:
+def delivery_status(state: ObjectStore, key: str, suites: tuple[str, ...] = ()) -> DeliveryStatus:
+    """A delivery's state; ``suites``: the allow-list (REPORT_SUITES), empty for all."""
     day, rsid = _day_rsid(key)
     data = get_json(state, StateLayout.record(key))
     if data is None:
         files = sum(1 for k in state.list(f"{RESULTS}{key}/") if k.endswith(".json"))
-        return DeliveryStatus(key, day, rsid, files, None, None, "parsing")
+        return DeliveryStatus(key, day, rsid, files, None, None, states.PARSING.name).described()
     record = DeliveryRecord.from_json(data)
     files = len(record.data_files)
     if not record.complete:
         reason = record.reasons[0] if record.reasons else "failed"
-        return DeliveryStatus(key, day, rsid, files, record.counts.rows, None, f"failed: {reason}")
+        return DeliveryStatus(key, day, rsid, files, record.counts.rows, None,
+                              f"{states.FAILED_VERIFICATION.name}: {reason}",
+                              reasons=list(record.reasons)).described()  # fmt: skip
     report = get_json(state, StateLayout.report(key))
     marker = get_json(state, StateLayout.enriched(key))
     uploads, adobe = _uploads(report)
+    word = _enrich_state(record, report, marker)
+    if suites and rsid not in suites and word != states.ENRICHED.name:
+        word = f"{states.IGNORED.name}: {rsid} is not in REPORT_SUITES ({','.join(suites)})"
     return DeliveryStatus(
-        key, day, rsid, files, record.counts.rows, record.visitors_pending,
-        _enrich_state(record, report, marker), uploads, adobe,
+        key, day, rsid, files, record.counts.rows, record.visitors_pending, word, uploads, adobe,
         (report or {}).get("matched"), str((report or {}).get("outcome") or ""),
-    )  # fmt: skip
+        has_report=report is not None,
+    ).described()  # fmt: skip
 
 
 def _keys(state: ObjectStore, since: str) -> list[str]:
@@ -148,13 +151,17 @@ def dry_runs(state: ObjectStore, limit: int = 20) -> list[Json]:
     return out
 
 
-def status(state: ObjectStore, days: int, today: dt.date | None = None) -> Json:
+def status(
+    state: ObjectStore, days: int, today: dt.date | None = None, suites: tuple[str, ...] = ()
+) -> Json:
     since = ((today or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=days)).isoformat()
     from feedsync.parse.backfill import latest
 
+    keys = _keys(state, since)
     return {
         "days": days,
-        "deliveries": [delivery_status(state, k).to_json() for k in _keys(state, since)],
+        "report_suites": list(suites),
+        "deliveries": [delivery_status(state, k, suites).to_json() for k in keys],
         "dry_runs": dry_runs(state),
         "runs": recent_runs(state),
         "backfills": list(latest(state)),
@@ -203,11 +210,13 @@ STATUS_PAGE = "reports/index.html"
 STATUS_PAGE_DAYS = 14
 
 
-def write_status_page(state: ObjectStore, days: int = STATUS_PAGE_DAYS) -> str:
+def write_status_page(
+    state: ObjectStore, days: int = STATUS_PAGE_DAYS, suites: tuple[str, ...] = ()
+) -> str:
     """reports/index.html: the status page beside the reports it links to (relative links)."""
     from feedsync.views.status_html import relative, render
 
     generated = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    page = render(status(state, days), relative(STATUS_PAGE), generated)
+    page = render(status(state, days, suites=suites), relative(STATUS_PAGE), generated)
     state.put(STATUS_PAGE, page, "text/html")
     return STATUS_PAGE

@@ -12,38 +12,43 @@ from html import escape
 from typing import Any
 
 from feedsync.state.records import Json
-from feedsync.views.report_html import STATUS_WORDS
+from feedsync.views import states
 
 _STYLE = (
     "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
     "table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;"
     "padding:.3em .6em;text-align:left}td.n{text-align:right}th{background:#f4f4f4}"
     "tr.bad td{background:#fde8e8}tr.warn td{background:#fff6dd}.dry{color:#a60}"
+    ".bad{color:#b00}.warn{color:#a60}.next{background:#f6f6ff;border-left:4px solid #66c;"
+    "padding:.4em 1em}"
 )
-# the order a person reads them in: what needs them first
-ORDER = ("failed", "run failed", "not configured", "waiting for the CRM", "awaiting re-send",
-         "waiting for Adobe", "waiting for quota", "partially enriched", "parsing", "complete",
-         "enriched")  # fmt: skip
 Link = Callable[[str], str]  # report key (reports/<run>) -> href
-
-
-def _rank(state: str) -> int:
-    return next((n for n, word in enumerate(ORDER) if state.startswith(word)), len(ORDER))
+_rank = states.rank
 
 
 def _css(state: str) -> str:
-    rank = _rank(state)
-    return "bad" if rank < 3 else "warn" if rank < 8 else ""
+    return states.named(state).severity
 
 
 def _n(value: Any) -> str:
     return f"<td class=n>{value:,}</td>" if isinstance(value, int) else f"<td>{value or '-'}</td>"
 
 
+def _ordered(deliveries: list[Json]) -> list[Json]:
+    return sorted(deliveries, key=lambda d: (_rank(str(d["state"])), d["day"], d["key"]))
+
+
+def _anchor(n: int) -> str:
+    return f"d{n}"
+
+
 def _delivery_rows(deliveries: list[Json], link: Link) -> str:
+    """One row a delivery; its link goes to its report, or - a delivery without one (failed,
+    parsing, waiting for the run) - to its section below on this page (never a dead link)."""
     rows = []
-    for d in sorted(deliveries, key=lambda d: (_rank(str(d["state"])), d["day"], d["key"])):
-        report = f'<a href="{escape(link("reports/" + d["key"]))}">{escape(d["key"])}</a>'
+    for n, d in enumerate(_ordered(deliveries)):
+        href = link("reports/" + d["key"]) if d.get("has_report") else f"#{_anchor(n)}"
+        report = f'<a href="{escape(href)}">{escape(d["key"])}</a>'
         rows.append(
             f"<tr class={_css(str(d['state']))}><td>{escape(d['day'])}</td>"
             f"<td>{escape(d['rsid'])}</td><td>{escape(str(d['state']))}</td>"
@@ -52,6 +57,26 @@ def _delivery_rows(deliveries: list[Json], link: Link) -> str:
             f"<td>{report}</td></tr>"
         )
     return "".join(rows) or "<tr><td colspan=8>no delivery in these days</td></tr>"
+
+
+def _without_report(deliveries: list[Json]) -> str:
+    """What the rows without a report link to: the state, its meaning and the next step."""
+    parts = []
+    for n, d in enumerate(_ordered(deliveries)):
+        if d.get("has_report"):
+            continue
+        reasons = "".join(f"<li>{escape(str(r))}</li>" for r in d.get("reasons") or [])
+        parts.append(
+            f"<section id={_anchor(n)}><h3>{escape(d['key'])}</h3>"
+            f"<p>State: <b class={_css(str(d['state']))}>{escape(str(d['state']))}</b> - "
+            f"{escape(str(d.get('meaning') or ''))}.</p>"
+            + (f"<p>Why:</p><ul>{reasons}</ul>" if reasons else "")
+            + f"<p class=next>What to do next: {escape(str(d.get('next_step') or ''))}.</p>"
+            "</section>"
+        )
+    if not parts:
+        return ""
+    return "<h2>Deliveries without a report yet</h2>" + "".join(parts)
 
 
 def _dry_rows(dry: list[Json], link: Link) -> str:
@@ -78,7 +103,8 @@ def _run_rows(runs: list[Json]) -> str:
     return "".join(rows) or "<tr><td colspan=3>no daily run yet</td></tr>"
 
 
-def render(found: Json, link: Link, generated: str) -> bytes:
+def render(found: Json, link: Link, generated: str, expires: str = "") -> bytes:
+    """``expires``: when the page's report links stop working (pre-signed), said at the top."""
     days = found.get("days", "")
     bad = sum(1 for d in found["deliveries"] if _rank(str(d["state"])) < 3)
     head = f"<b class=bad>{bad} need a look</b>" if bad else "nothing needs a look"
@@ -86,7 +112,11 @@ def render(found: Json, link: Link, generated: str) -> bytes:
         "<!doctype html><meta charset=utf-8><title>feedsync status</title>",
         f"<style>{_STYLE}</style><h1>feedsync status</h1>",
         f"<p>Deliveries of the last {escape(str(days))} days, what needs a person first: "
-        f"{head}. Generated {escape(generated)} (UTC).</p>",
+        f"{head}. Generated {escape(generated)} (UTC)."
+        + (f" <b class=warn>The report links are pre-signed and stop working at "
+           f"{escape(expires)} (UTC)</b>: run <code>feedsync status --html</code> again for "
+           "fresh ones." if expires else "")
+        + "</p>",
         "<table><tr><th>day</th><th>report suite</th><th>state</th><th>hits</th>"
         "<th>pending visitors</th><th>found in the CRM</th><th>Adobe</th><th>report</th></tr>",
         _delivery_rows(found["deliveries"], link),
@@ -98,9 +128,10 @@ def render(found: Json, link: Link, generated: str) -> bytes:
         _run_rows(found.get("runs", [])),
         "</table>",
         _feeds_section(found.get("feeds")),
+        _without_report(found["deliveries"]),
     ]  # fmt: skip
-    states = " ".join(f"<b>{escape(w)}</b>: {escape(m)}." for w, (m, _) in STATUS_WORDS.items())
-    parts.append(f"<p style='font-size:small'>Report states - {states}</p>")
+    legend = " ".join(f"<b>{escape(s.name)}</b>: {escape(s.meaning)}." for s in states.STATES)
+    parts.append(f"<p style='font-size:small'>States - {legend}</p>")
     return "".join(parts).encode("utf-8")
 
 
@@ -147,6 +178,9 @@ def relative(page_key: str) -> Link:
     folder = posixpath.dirname(page_key)
 
     def link(report: str) -> str:
-        return posixpath.relpath(report + ".html", folder or ".")
+        # "./" first: a folder named "javascript:..." (the feed bucket's, as Adobe wrote it)
+        # must stay a path, never become a link's scheme
+        path = posixpath.relpath(report + ".html", folder or ".")
+        return path if path.startswith("../") else "./" + path
 
     return link

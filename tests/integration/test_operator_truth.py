@@ -1,0 +1,236 @@
+"""The operator's truth (issue 28): every state named the same everywhere, no silent stop, the
+installation's settings honoured by the CLI, a Ctrl-C that says what happened, and the
+hardening a security review asked for - each through the CLI or the handler, as a person meets
+it."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from feedsync.cli import main
+from sandbox import feedgen
+from sandbox.world import FEED_BUCKET, FOLDER, World
+
+DAY = "2026-11-20"
+KEY = f"{FOLDER}acmeprod_{DAY}"
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _day(world: World, day: str = DAY, rsid: str = "acmeprod") -> dict:
+    rng = random.Random(5)
+    record = world.deliver([feedgen.random_hits(200, rng, 60)], day, rsid)
+    world.add_leads(world.pending(record)[::3])
+    return record
+
+
+# -- 1. settings honoured: AWS_REGION, samconfig.toml's region ---------------------------------
+def test_the_cli_honours_aws_region_and_the_region_deploy_stored(
+    world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    _day(world)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")  # as the error message says to set it
+    code, out, err = run(capsys, "status", "--days", "3650")
+    assert code == 0 and "no AWS region" not in err and DAY in out, err
+    monkeypatch.delenv("AWS_REGION")
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)  # the CLI set it: a new process
+    (tmp_path / "samconfig.toml").write_text(
+        'version = 0.1\n[default.deploy.parameters]\nstack_name = "feedsync"\n'
+        'region = "us-east-1"\n'
+    )
+    code, out, err = run(capsys, "status", "--days", "3650")
+    assert code == 0 and DAY in out, err  # the region `deploy --guided` stored
+
+
+# -- 2. nothing stops silently: an allow-list that names no delivery ----------------------------
+def test_a_report_suites_typo_is_said_on_stderr_in_status_in_check_and_alarmed(
+    world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _day(world)
+    monkeypatch.setenv("REPORT_SUITES", "acmeprd")
+    code, out, err = run(capsys, "run-daily")
+    assert code == 2, (out, err)
+    assert "REPORT_SUITES=acmeprd names none of the 1 deliveries with work" in err
+    assert "acmeprod" in err and "spelling" in err and "nothing enriched" in out
+    code, out, err = run(capsys, "status", "--days", "3650")
+    assert code == 1 and "ignored: acmeprod is not in REPORT_SUITES (acmeprd)" in out
+    assert "leaves out 1 deliveries" in err
+    from feedsync.checks import check_report_suites
+
+    with pytest.raises(Exception, match="names none of the suites with deliveries here"):
+        check_report_suites({})
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    template = yaml.load((README.parent / "template.yaml").read_text(), Loader=Loader)
+    alarm = template["Resources"]["DeliveriesIgnoredAlarm"]["Properties"]
+    assert alarm["MetricName"] == "DeliveriesIgnored" and alarm["Threshold"] == 0
+    # the spelling fixed: the same delivery is enriched
+    monkeypatch.setenv("REPORT_SUITES", "acmeprod")
+    code, out, err = run(capsys, "run-daily")
+    assert code == 0 and "acmeprod" in out and "REPORT_SUITES" not in err
+
+
+# -- 3. parse s3:// reads the installation's parse settings; a flag never downgrades ------------
+def test_parse_s3_uses_the_installations_columns_and_never_downgrades_a_verified_day(
+    world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(8)
+    world.deliver_to_bucket([feedgen.random_hits(120, rng, 40)], DAY)
+    uri = f"s3://{FEED_BUCKET}/{KEY}.txt"
+    monkeypatch.setenv("VISITOR_COLUMNS", "post_visid_high,post_visid_low")
+    code, out, err = run(capsys, "parse", uri)
+    assert code == 0, err
+    record = json.loads(world.state.get(f"deliveries/{KEY}.json") or b"{}")
+    assert record["visitor_columns"] == ["post_visid_high", "post_visid_low"]
+    assert record["status"] == "complete"
+    code, out, err = run(capsys, "parse", uri, "--visitor-column", "mcvisd")  # a typo
+    assert code == 2 and "mcvisd" in err and "nothing was written" in err, err
+    assert "overrides VISITOR_COLUMNS=post_visid_high,post_visid_low" in err
+    after = json.loads(world.state.get(f"deliveries/{KEY}.json") or b"{}")
+    assert after["status"] == "complete" and after == record  # untouched
+    world.invoke({})  # enriched with the installation's columns
+    code, out, err = run(capsys, "parse", uri, "--visitor-column", "mcvisid")
+    assert code == 2 and "re-keys its visitors" in err and "--force" in err
+    code, out, err = run(capsys, "parse", uri, "--visitor-column", "mcvisid", "--force")
+    assert code == 0, err
+    assert json.loads(world.state.get(f"deliveries/{KEY}.json") or b"{}")["visitor_columns"] == [
+        "mcvisid"
+    ]
+    code, out, _ = run(capsys, "parse", uri, "--json", "--force")
+    assert code == 0 and json.loads(out)["complete"] is True
+
+
+# -- 4. one vocabulary -----------------------------------------------------------------------
+def test_one_vocabulary_of_states_in_status_the_report_the_page_and_the_readme(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from feedsync.views.states import STATES, readme_table
+
+    assert readme_table() in README.read_text(), "README's 'Delivery states' table is stale"
+    _day(world)
+    code, out, _ = run(capsys, "status", "--days", "3650", "--json")
+    (row,) = json.loads(out)["deliveries"]
+    assert code == 0 and row["state"] == "waiting for the daily run"  # verified, never "complete"
+    assert "feedsync run-daily --delivery" in row["next_step"]
+    world.invoke({})
+    world.invoke({})  # Adobe's verdict
+    _, out, _ = run(capsys, "status", "--days", "3650", "--json")
+    (row,) = json.loads(out)["deliveries"]
+    report = world.report(KEY)
+    assert row["state"] == report["state"] == "enriched", (row, report["status"])
+    page = (world.state.get(f"reports/{KEY}.html") or b"").decode()
+    assert "State: <b class=ok>enriched (" in page and "done" not in page.split("State:")[1][:80]
+    index = (world.state.get("reports/index.html") or b"").decode()
+    assert all(s.name in index for s in STATES)  # the page's legend is the same table
+
+
+# -- 6. Ctrl-C --------------------------------------------------------------------------------
+def test_ctrl_c_in_run_daily_is_one_line_exit_130_and_the_report_says_interrupted(
+    world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _day(world)
+    from feedsync.daily.delivery import DeliveryRun
+
+    real = DeliveryRun.work
+
+    def interrupted(self: DeliveryRun, lock: object) -> object:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(DeliveryRun, "work", interrupted)
+    code, out, err = run(capsys, "run-daily")
+    assert code == 130
+    assert err.strip().splitlines() == [
+        "feedsync: interrupted; nothing lost; run it again to resume"
+    ]
+    report = world.report(KEY)
+    assert report["status"] == "interrupted" and report["state"] == "interrupted"
+    assert "Run it again" in " ".join(report["next_steps"])
+    code, out, _ = run(capsys, "status", "--days", "3650")
+    assert "interrupted" in out and "run failed" not in out
+    monkeypatch.setattr(DeliveryRun, "work", real)
+    code, out, err = run(capsys, "run-daily")
+    assert code == 0 and world.report(KEY)["status"] in ("complete", "waiting"), out
+
+
+# -- 7. output cut short by the reader ---------------------------------------------------------
+def test_a_reader_that_stops_early_is_not_an_error(
+    world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`feedsync status --json | head -2`: stdout's reader goes away; no traceback, exit 0."""
+    _day(world)
+    import sys
+
+    class Closed:
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self) -> None:
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def fileno(self) -> int:
+            raise ValueError("not a real descriptor")
+
+    monkeypatch.setattr(sys, "stdout", Closed())
+    code = main(["status", "--days", "3650", "--json"])
+    monkeypatch.undo()
+    _, err = capsys.readouterr()
+    assert code == 0 and "Traceback" not in err and "unexpected" not in err
+
+
+# -- 8. hardening -----------------------------------------------------------------------------
+def test_a_refused_endpoint_url_never_shows_its_password(
+    world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _day(world)
+    monkeypatch.setenv("MARKETO_BASE_URL", "http://user:hunter2-secret@mkto.example.com")
+    code, out, err = run(capsys, "run-daily")
+    assert code == 2 and "hunter2" not in out + err and "***@mkto.example.com" in err
+    monkeypatch.setenv("MARKETO_BASE_URL", "https://user:hunter2-secret@mkto.example.com")
+    code, out, err = run(capsys, "run-daily")
+    assert code == 2 and "hunter2" not in out + err and "no user name or password" in err
+
+
+def test_a_folder_named_like_a_script_stays_a_path_on_the_status_page(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from feedsync.views.status_html import relative
+
+    link = relative("reports/index.html")
+    assert (
+        link("reports/javascript:alert(1)/x_2026-11-20")
+        == "./javascript:alert(1)/x_2026-11-20.html"
+    )
+    assert link("reports/adobe/acmeprod/acmeprod_2026-11-20").startswith("./adobe/")
+
+
+def test_crm_values_a_spreadsheet_would_run_reach_the_upload_copies_escaped(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record = world.deliver([feedgen.random_hits(30, random.Random(2), 10)], DAY)
+    pending = world.pending(record)
+    leads = world.add_leads(pending[:3])
+    formulas = ['=HYPERLINK("http://x")', "+cmd|' /C calc'!A0", "-12.5"]
+    for lead, value in zip(leads.values(), formulas, strict=True):
+        lead["Industry"] = value
+    world.invoke({})
+    copies = [k for k in world.state.list(f"uploads/{KEY}/datasources/") if k.endswith(".txt")]
+    text = b"".join(world.state.get(k) or b"" for k in copies).decode()
+    assert "\t'=HYPERLINK" in text and "\t'+cmd" in text
+    assert "\t-12.5" in text  # a number stays a number
