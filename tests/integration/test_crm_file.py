@@ -54,3 +54,35 @@ def test_finding_3_an_s3_export_is_read_through_a_real_response_stream(s3_over_h
     assert source.staleness(dt.datetime.now(dt.UTC) - dt.timedelta(days=1)) is None
     later = source.staleness(dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
     assert later is not None and "upload a newer export" in later
+
+
+def test_an_export_saved_compressed_or_in_another_encoding_is_named_not_half_read(
+    s3_over_http: Any,
+) -> None:
+    import gzip
+
+    from feedsync.errors import ConfigError
+
+    s3_over_http.create_bucket(Bucket="state-bucket-x")
+    clients = AwsClients(s3=s3_over_http, table=None, secrets=None)  # type: ignore[arg-type]
+    mapping = Mapping.from_json(json.dumps(MAPPING), "mapping")
+    text = "Adobe_Visitor_ID,id,Account_Type__c\n" + "".join(
+        f"{n:038d},{100 + n},Clienté\n" for n in range(3_000)
+    )
+    saved = {
+        "gz.csv": (gzip.compress(text.encode()), "gzip-compressed (gunzip it first)"),
+        "utf16.csv": (text.encode("utf-16"), "UTF-16 (save it as UTF-8)"),
+        "latin1.csv": (text.encode("latin-1"), "not UTF-8 text (byte 0xe9"),
+    }
+    for name, (body, said) in saved.items():
+        s3_over_http.put_object(Bucket="state-bucket-x", Key=f"crm/{name}", Body=body)
+        with pytest.raises(ConfigError) as caught:
+            file_source(clients, f"s3://state-bucket-x/crm/{name}", mapping)
+        assert str(caught.value).startswith(f"s3://state-bucket-x/crm/{name}: "), caught.value
+        assert said in str(caught.value)
+    # UTF-8 with Excel's byte-order mark: read whole, accents kept
+    s3_over_http.put_object(Bucket="state-bucket-x", Key="crm/bom.csv",
+                            Body=b"\xef\xbb\xbf" + text.encode())  # fmt: skip
+    source = file_source(clients, "s3://state-bucket-x/crm/bom.csv", mapping)
+    found = source.lookup([f"{n:038d}" for n in (0, 2_999)])
+    assert found[f"{2_999:038d}"]["Account_Type__c"] == "Clienté" and len(found) == 2

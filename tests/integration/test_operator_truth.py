@@ -234,3 +234,28 @@ def test_crm_values_a_spreadsheet_would_run_reach_the_upload_copies_escaped(
     text = b"".join(world.state.get(k) or b"" for k in copies).decode()
     assert "\t'=HYPERLINK" in text and "\t'+cmd" in text
     assert "\t-12.5" in text  # a number stays a number
+
+
+# -- 7. what a person types: a calendar date, the bare delivery id, a dry run said as one ------
+def test_a_date_the_calendar_lacks_a_bare_delivery_id_and_a_dry_run_in_the_run_list(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _day(world)
+    code, out, err = run(capsys, "run-daily", "--date", "2026-02-30")
+    assert code == 2 and "February 2026 has 28 days, not 30" in err, err
+    code, out, err = run(capsys, "run-daily", "--date", "2026-13-01")
+    assert code == 2 and "there is no month 13" in err, err
+    # the id parse, reports and `feeds resend` print, without the folder
+    code, out, err = run(capsys, "run-daily", "--dry-run", "--delivery", f"acmeprod_{DAY}")
+    assert code == 0, err
+    code, out, err = run(capsys, "status", "--days", "3650", "--runs", "3")
+    assert code == 0 and "DRY RUN: " in out, out  # a dry run never reads as a delivery
+    code, out, err = run(capsys, "runs", "show", f"acmeprod_{DAY}")
+    assert code == 0 and KEY in out, (out, err)
+    code, out, err = run(capsys, "runs", "show", "acmeprod_2026-11-21")
+    assert code == 2 and "acmeprod_2026-11-21" in err and "feedsync status" in err, err
+    assert len(err.strip().splitlines()) == 1
+    code, out, err = run(capsys, "run-daily", "--delivery", f"acmeprod_{DAY}")
+    assert code == 0, err
+    code, out, err = run(capsys, "status", "--days", "3650")
+    assert code == 0 and f"acmeprod_{DAY}" in out and "DRY RUN" not in out.split("runs")[0]

@@ -42,6 +42,21 @@ class EnrichSettings:
     shards: int = 0  # force this many shards on every new walk (``run-daily --shards N``)
 
 
+def day_problem(raw: str) -> str:
+    """Why ``raw`` is not a day: the form, or - in the right form - the calendar."""
+    import calendar
+    import re
+
+    found = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", raw.strip())
+    if not found:
+        return "expected YYYY-MM-DD"
+    year, month, day = (int(n) for n in found.groups())
+    if not 1 <= month <= 12:
+        return f"there is no month {month:02d}"
+    last = calendar.monthrange(year, month)[1]
+    return f"{calendar.month_name[month]} {year} has {last} days, not {day}"
+
+
 def event_day(raw: Any, what: str = "date") -> dt.date | None:
     """A YYYY-MM-DD field of an event (a run's, a backfill item's); empty means none."""
     if not raw:
@@ -49,7 +64,7 @@ def event_day(raw: Any, what: str = "date") -> dt.date | None:
     try:
         return dt.date.fromisoformat(str(raw))
     except ValueError:
-        raise FeedsyncError(f"{what} {raw!r}: expected YYYY-MM-DD") from None
+        raise FeedsyncError(f"{what} {raw!r}: {day_problem(str(raw))}") from None
 
 
 def _flag(event: dict[str, Any], name: str, default: bool) -> bool:

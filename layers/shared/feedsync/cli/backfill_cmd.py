@@ -19,7 +19,9 @@ def _day(value: str | None, flag: str) -> dt.date | None:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise CliError(f"{flag} {value!r}: expected YYYY-MM-DD") from None
+        from feedsync.settings import day_problem
+
+        raise CliError(f"{flag} {value!r}: {day_problem(value)}") from None
 
 
 def _target(uri: str) -> tuple[str, str]:

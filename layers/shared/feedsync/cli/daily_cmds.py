@@ -172,7 +172,9 @@ def cmd_build_upload(args: argparse.Namespace) -> int:
     try:
         day = dt.date.fromisoformat(args.date)
     except ValueError:
-        raise CliError(f"--date {args.date!r}: expected YYYY-MM-DD (the hit day)") from None
+        from feedsync.settings import day_problem
+
+        raise CliError(f"--date {args.date!r}: {day_problem(args.date)} (the hit day)") from None
     target = Path(args.out)
     if target.is_dir():
         raise CliError(f"--out {args.out}: is a folder; name the file to write")

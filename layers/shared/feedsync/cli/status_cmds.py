@@ -40,9 +40,11 @@ def _runs_text(runs: list[dict[str, Any]]) -> str:
         return "no daily run yet"
     lines = []
     for run in runs:
-        counts = (
-            ", ".join(f"{n} {s}" for s, n in sorted(run["deliveries"].items())) or "nothing to do"
-        )
+        from feedsync.views.states import of_report
+
+        words = [f"{n} {of_report(s).name if s != 'skipped' else s}"
+                 for s, n in sorted(run["deliveries"].items())]  # fmt: skip
+        counts = ("DRY RUN: " if run.get("dry_run") else "") + (", ".join(words) or "nothing to do")
         rec = run.get("reconciliation") or {}
         verdicts = (
             f"; Adobe: {rec.get('accepted', 0)} accepted, {rec.get('failed', 0)} failed"
@@ -54,6 +56,19 @@ def _runs_text(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def delivery_key(state: Any, text: str) -> str:
+    """The key a person named: the key, deliveries/<key>.json, or the bare delivery id that
+    parse, reports and `feeds resend` print (one still parsing: as written)."""
+    from feedsync.daily.select import find_delivery
+    from feedsync.errors import FeedsyncError
+    from feedsync.state.layout import StateLayout
+
+    try:
+        return find_delivery(state, text)
+    except FeedsyncError:
+        return StateLayout.normalise_key(text)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     import os
 
@@ -62,7 +77,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     state, _ = _stores()
     suites = report_suites(os.environ)
-    found = status(state, args.days, suites=suites)
+    found = status(state, args.days, suites=suites, last_runs=args.runs)
     ignored = [d for d in found["deliveries"] if d["state"].startswith("ignored")]
     if ignored:  # never a silent stop
         print(f"feedsync: REPORT_SUITES={','.join(suites)} leaves out {len(ignored)} "
@@ -222,7 +237,7 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
     from feedsync.views.status import delivery_runs
 
     state, runs = _stores(need_table=True)
-    key = StateLayout.normalise_key(args.delivery)
+    key = delivery_key(state, args.delivery)
     if not state.exists(StateLayout.record(key)) and not any(state.list(f"{RESULTS}{key}/")):
         raise CliError(f"no delivery {key} in the state bucket (`feedsync status` lists the keys)")
     found = delivery_runs(state, runs, key)
@@ -255,10 +270,9 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
 
 def cmd_forget(args: argparse.Namespace) -> int:
     from feedsync.state.forget import forget, what_to_forget
-    from feedsync.state.layout import StateLayout
 
     state, runs = _stores(need_table=True)
-    key = StateLayout.normalise_key(args.delivery)
+    key = delivery_key(state, args.delivery)
     objects = what_to_forget(state, key)
     if not objects:
         raise CliError(f"{key}: nothing stored for this delivery (see `feedsync status`)")
@@ -297,7 +311,7 @@ def cmd_runs_rebuild(args: argparse.Namespace) -> int:
     from feedsync.views.rebuild import rebuild
 
     state, runs = _stores(need_table=True)
-    key = StateLayout.normalise_key(args.delivery)
+    key = delivery_key(state, args.delivery)
     record = get_json(state, StateLayout.record(key))
     if record is None:
         raise CliError(f"no delivery {key} in the state bucket (`feedsync status` lists the keys)")
@@ -315,11 +329,10 @@ def cmd_retry(args: argparse.Namespace) -> int:
     import os
 
     from feedsync.aws.ledger import DynamoLedger
-    from feedsync.state.layout import StateLayout
     from feedsync.state.retry import requeue
 
     state, runs = _stores(need_table=True)
-    key = StateLayout.normalise_key(args.delivery)
+    key = delivery_key(state, args.delivery)
     ledger = DynamoLedger(
         runs.table,
         int(os.environ.get("LEDGER_TTL_DAYS") or 90),
@@ -368,6 +381,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Reads STATE_BUCKET (as the functions wrote it).",
     )
     stat.add_argument("--days", type=int, default=7, help="deliveries of the last N days (7)")
+    stat.add_argument("--runs", type=int, default=5, metavar="N", help="the last N runs (5)")
     stat.add_argument("--html", metavar="FILE", help="also write the status page to FILE")
     stat.add_argument(
         "--open",

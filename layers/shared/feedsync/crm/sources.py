@@ -203,18 +203,62 @@ class MirrorSource:
         )
 
 
+# Leading bytes of encodings an export is often saved in by mistake; the reader wants UTF-8.
+_NOT_UTF8 = {
+    b"\x1f\x8b": "gzip-compressed (gunzip it first)",
+    b"\xff\xfe": "UTF-16 (save it as UTF-8)",
+    b"\xfe\xff": "UTF-16 (save it as UTF-8)",
+}
+
+
+class _Prefixed(io.RawIOBase):
+    """A stream's first bytes (already read, to look at them) followed by the rest of it."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head = head
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self._head or self._rest.read(len(buffer))
+        self._head = self._head[len(chunk) :] if self._head else b""
+        chunk = chunk[: len(buffer)]
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+
+def _utf8_text(raw: BinaryIO, where: str) -> io.TextIOWrapper:
+    head = raw.read(2) or b""
+    for magic, what in _NOT_UTF8.items():
+        if head.startswith(magic):
+            raise ConfigError(
+                f"{where}: the export is {what}; feedsync reads UTF-8 CSV or JSON Lines"
+            )
+    stream = io.BufferedReader(_Prefixed(head, raw))
+    return io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+
+
 def _records(raw: BinaryIO, where: str, id_field: str, fields: Sequence[str]) -> Iterator[Record]:
-    text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-    first = text.readline()
-    rows = (
-        _json_lines(first, text, where)
-        if first.lstrip().startswith("{")
-        else _csv_rows(first, text, where, id_field)
-    )
-    for row in rows:
-        visitor = str(row.get(id_field) or "").strip()
-        if visitor:
-            yield visitor, {k: v for k, v in row.items() if k in fields or k == id_field}
+    text = _utf8_text(raw, where)
+    try:
+        first = text.readline()
+        rows = (
+            _json_lines(first, text, where)
+            if first.lstrip().startswith("{")
+            else _csv_rows(first, text, where, id_field)
+        )
+        for row in rows:
+            visitor = str(row.get(id_field) or "").strip()
+            if visitor:
+                yield visitor, {k: v for k, v in row.items() if k in fields or k == id_field}
+    except UnicodeDecodeError as exc:
+        byte = exc.object[exc.start : exc.start + 1].hex()
+        raise ConfigError(
+            f"{where}: not UTF-8 text (byte 0x{byte} cannot be decoded, as in a Latin-1 or "
+            "Windows-1252 export); save the export as UTF-8"
+        ) from None
 
 
 def _json_lines(first: str, text: Iterable[str], where: str) -> Iterator[dict[str, Any]]:

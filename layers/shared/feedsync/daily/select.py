@@ -46,12 +46,7 @@ def delivery_keys(state: ObjectStore, request: RunRequest) -> list[str]:
     """Delivery keys this request covers, oldest day first; by default those with work (the
     ``todo/`` index: constant work whatever the number of deliveries kept)."""
     if request.delivery:
-        wanted = StateLayout.normalise_key(request.delivery)
-        if not state.exists(StateLayout.record(wanted)):
-            raise FeedsyncError(
-                f"delivery {wanted!r}: no delivery record under deliveries/ in the state bucket"
-            )
-        return [wanted]
+        return [find_delivery(state, request.delivery)]
     if request.date:
         day = request.date.isoformat()
         keys = StateLayout.keys_of_records(state.list(DELIVERIES))
@@ -60,6 +55,27 @@ def delivery_keys(state: ObjectStore, request: RunRequest) -> list[str]:
         _build_index(state)
     keys = [k for k in todo.keys(state) if _has_work(state, k)]
     return sorted(keys, key=lambda k: (_day_of(k), k))
+
+
+def find_delivery(state: ObjectStore, text: str) -> str:
+    """A delivery's key from what a person has: the key (``adobe/rsid/rsid_2026-11-20``),
+    ``deliveries/<key>.json``, or the bare delivery id that parse, reports and ``feeds
+    resend`` print (``rsid_2026-11-20``), looked up under deliveries/."""
+    wanted = StateLayout.normalise_key(text.strip())
+    if state.exists(StateLayout.record(wanted)):
+        return wanted
+    if "/" not in wanted:
+        found = [k for k in StateLayout.keys_of_records(state.list(DELIVERIES))
+                 if k.rsplit("/", 1)[-1] == wanted]  # fmt: skip
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            raise FeedsyncError(f"delivery {wanted!r} is in {len(found)} folders: name one of "
+                                f"{', '.join(found)}")  # fmt: skip
+    raise FeedsyncError(
+        f"delivery {wanted!r}: no delivery record under deliveries/ in the state bucket "
+        "(`feedsync status` lists the keys)"
+    )
 
 
 def _has_work(state: ObjectStore, key: str) -> bool:

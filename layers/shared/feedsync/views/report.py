@@ -238,6 +238,11 @@ def build_report(
         per_destination = _per_destination(tallies)
     figures = _figures(inputs, walk)
     totals: dict[str, Any] = {name: getattr(figures, name) for name in (*FIGURES, "crm_calls")}
+    # the delivery's visitors without a CRM id, whether or not a run has walked them yet (a run
+    # that stopped at its first call still reports the day's size); ``walked``: how far it got
+    totals["walked"] = figures.pending
+    if record.visitors_pending is not None:
+        totals["pending"] = max(record.visitors_pending, figures.pending)
     totals["uploaded_rows"] = (
         adobe["visitors_accepted"] + adobe["visitors_awaiting_verdict"]
         if not inputs.dry

@@ -22,6 +22,7 @@ _STYLE = (
 
 FIGURE_LABELS = (
     ("pending", "visitors without a CRM id in the feed"),
+    ("walked", "of them walked by a run so far"),
     ("already_enriched", "of them already handled (sent before, or a recent miss)"),
     ("looked_up", "looked up in the CRM"),
     ("matched", "found in the CRM"),
@@ -135,12 +136,17 @@ def _rows(items: list[Json], *names: str) -> list[list[Any]]:
     return [[escape(str(item.get(n, ""))) for n in names] for item in items]
 
 
+DRY_LABELS = {"uploaded_rows": "visitors a real run would send (dry run: nothing was sent)"}
+
+
 def _figure_rows(report: Json) -> list[list[Any]]:
     this_run = report.get("this_run", {})
+    labels = {**dict(FIGURE_LABELS), **(DRY_LABELS if report.get("dry_run") else {})}
     return [
-        [escape(label), report.get(name, 0), this_run.get(THIS_RUN_KEYS.get(name, ""), "")]
-        for name, label in FIGURE_LABELS
-    ]
+        [escape(labels[name]), report.get(name, 0),
+         this_run.get(THIS_RUN_KEYS.get(name, ""), "")]
+        for name, _ in FIGURE_LABELS
+    ]  # fmt: skip
 
 
 def _visitor_rows(report: Json) -> list[list[Any]]:

@@ -130,6 +130,7 @@ def recent_runs(state: ObjectStore, limit: int = 5) -> list[Json]:
                 "request": summary.get("request", {}),
                 "deliveries": dict(counts),
                 "continued": summary.get("continued", False),
+                "dry_run": bool(summary.get("dry_run")),
                 "ignored": len(summary.get("ignored", [])),
                 "reconciliation": summary.get("reconciliation"),
             }
@@ -152,8 +153,9 @@ def dry_runs(state: ObjectStore, limit: int = 20) -> list[Json]:
 
 
 def status(
-    state: ObjectStore, days: int, today: dt.date | None = None, suites: tuple[str, ...] = ()
-) -> Json:
+    state: ObjectStore, days: int, today: dt.date | None = None, suites: tuple[str, ...] = (),
+    last_runs: int = 5,
+) -> Json:  # fmt: skip
     since = ((today or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=days)).isoformat()
     from feedsync.parse.backfill import latest
 
@@ -163,7 +165,7 @@ def status(
         "report_suites": list(suites),
         "deliveries": [delivery_status(state, k, suites).to_json() for k in keys],
         "dry_runs": dry_runs(state),
-        "runs": recent_runs(state),
+        "runs": recent_runs(state, last_runs),
         "backfills": list(latest(state)),
         "feeds": _feeds(state),
     }
