@@ -13,7 +13,11 @@ export LAMBDA_ARCH := $(ARCH)
 # sam build runs the layer Makefile with this PATH, so pip there is the venv's pip.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 # The Lambda runtime's Python, to import the built handlers as Lambda does (optional).
-PY312 ?= $(shell for p in $$(command -v python3.12) $$HOME/.pyenv/versions/3.12*/bin/python3.12; do \
+# Looked for on PATH and where installers put it; a pyenv shim whose pyenv is not set up for
+# this HOME fails `-c pass` and the next candidate is tried.
+PY312 ?= $(shell for p in $$(command -v python3.12) /usr/local/bin/python3.12 /usr/bin/python3.12 \
+	$${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12 /root/.pyenv/versions/3.12*/bin/python3.12 \
+	/opt/python*/bin/python3.12 $$HOME/.local/share/uv/python/cpython-3.12*/bin/python3.12; do \
 	"$$p" -c pass 2>/dev/null && echo "$$p" && break; done)
 export LAMBDA_PYTHON_BIN := $(PY312)
 STAMP := $(VENV)/.installed
@@ -25,7 +29,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 CHECKOV_VERSION := 3.3.30
 
-.PHONY: help install native lint format typecheck complexity cfn-lint validate checkov audit build artifacts-test pytest test faults demo local sam-local bench bench-cold-start bench-scale clean
+.PHONY: help install native lint format typecheck complexity cfn-lint validate checkov audit build artifacts-test pytest test faults demo local sam-local bench bench-cold-start bench-scale screenshots clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -80,7 +84,7 @@ build: $(STAMP)  ## sam build (layer wheels for the Lambda runtime; ARCH=arm64 f
 
 artifacts-test: build  ## import every handler from .aws-sam/build as Lambda would
 	@if [ -z "$(PY312)" ]; then \
-		echo "artifacts-test: SKIPPED - no python3.12 (the Lambda runtime) on this machine; install it to run this check"; \
+		echo "artifacts-test: SKIPPED - no python3.12 (the Lambda runtime) on this machine; install it, or name it with PY312=/path/to/python3.12, to run this check"; \
 	else \
 		$(BIN)/python -m pip install --quiet --no-compile --upgrade --target .aws-sam/lambda-runtime \
 			--python-version 3.12 --only-binary=:all: boto3 && \
@@ -106,6 +110,9 @@ bench: $(STAMP) $(NATIVE_LIB) bench-cold-start  ## reader, whole-parse, daily-ru
 	$(BIN)/python -m bench.bench_reader
 	$(BIN)/python -m bench.bench_enrich
 	$(BIN)/python -m bench.bench_mirror
+
+screenshots: $(STAMP) $(NATIVE_LIB)  ## docs/*.png: the status page (enriched, given-up, failed, waiting days) and a report, by headless Chromium
+	PYTHONPATH=layers/shared:.:functions/enrich_upload $(BIN)/python -m sandbox.screenshots
 
 bench-scale: $(STAMP) $(NATIVE_LIB)  ## the daily run at 10 k, 100 k and 1 M pending visitors through the handler: calls per 1,000 by operation, DynamoDB units, continuations, a cost model
 	$(BIN)/python -m bench.bench_scale $(if $(SIZES),--sizes $(SIZES))

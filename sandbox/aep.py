@@ -140,6 +140,10 @@ class PlatformStandIn:
         self.list_page = 20  # Schema Registry listings: items a page unless ``limit`` says
         self.connections_page = 100  # CJA connections a page
         self.connections: list[dict[str, Any]] = []
+        # Access Control: the permissions the credential's product profile grants (all of
+        # feedsync's unless a test takes some away) - access-control.yaml
+        self.permissions = {"manage-datasets", "manage-schemas", "view-datasets",
+                            "view-schemas"}  # fmt: skip
         route = adobe.server.route
         route("POST", IMPORT + r"/batches", self.create_batch)
         route("PUT", IMPORT + r"/batches/([^/]+)/datasets/([^/]+)/files/(.+)", self.upload_file)
@@ -155,6 +159,11 @@ class PlatformStandIn:
         route("POST", REGISTRY + rf"/tenant/{kinds}", self.tenant_create)
         route("GET", REGISTRY + rf"/tenant/{kinds}/(.+)", self.tenant_get)
         route("PATCH", REGISTRY + r"/tenant/fieldgroups/(.+)", self.patch_fieldgroup)
+        route(
+            "POST",
+            r"/data/foundation/access-control/acl/effective-policies",
+            self.effective_policies,
+        )
         route("GET", r"/data/connections", self.cja_connections)
         route("GET", r"/data/foundation/export/batches/([^/]+)/failed", self.failed_files)
 
@@ -189,13 +198,18 @@ class PlatformStandIn:
         return sandbox
 
     @staticmethod
-    def _json(request: Request) -> dict[str, Any]:
+    def _json_value(request: Request, empty: bytes = b"null", what: str = "") -> Any:
+        """The JSON body of an operation whose media type is application/json."""
         if not request.header("content-type").startswith("application/json"):
-            raise _error(415, "415", "Content-Type must be application/json")
+            raise _error(415, "415", f"Content-Type must be application/json{what}")
         try:
-            body = json.loads(request.body or b"null")
+            return json.loads(request.body or empty)
         except ValueError:
             raise _error(400, "400", "the body is not JSON") from None
+
+    @classmethod
+    def _json(cls, request: Request) -> dict[str, Any]:
+        body = cls._json_value(request)
         if not isinstance(body, dict):
             raise _error(400, "400", "the body must be a JSON object")
         return body
@@ -550,12 +564,7 @@ class PlatformStandIn:
         """updateFieldGroup (PATCH, JSON Patch): only additive changes to a field group in use
         (schema evolution: "only non-destructive changes"); its schemas gain the fields."""
         self._platform(request)
-        if not request.header("content-type").startswith("application/json"):
-            raise _error(415, "415", "Content-Type must be application/json (a JSON Patch)")
-        try:
-            ops = json.loads(request.body or b"[]")
-        except ValueError:
-            raise _error(400, "400", "the body is not JSON") from None
+        ops = self._json_value(request, b"[]", " (a JSON Patch)")
         with self.lock:
             group = self.fieldgroups.get(unquote(m[1]))
             if group is None:
@@ -585,6 +594,24 @@ class PlatformStandIn:
                 str(body.get("xdm:sourceProperty", "")).strip("/").replace("/", ".")
             )
         return Response.json(self.descriptors[item_id], status=201)
+
+    # -- Access Control (access-control.yaml listEffectiveAclPolicies) -------------------
+    def effective_policies(self, request: Request, _: re.Match[str]) -> Response:
+        self._platform(request)
+        paths = self._json_value(request)  # parameters: json-header
+        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+            raise _error(400, "400", "the body must be an array of resource urls")
+        policies: dict[str, list[str]] = {}
+        for path in paths:
+            kind, _, name = path.strip("/").partition("/")
+            if kind == "permissions" and name in self.permissions:
+                policies[path] = ["*"]  # an active permission is answered with "*"
+            elif kind == "resource-types" and (f"manage-{name}" in self.permissions):
+                policies[path] = ["read", "write", "delete"]
+            elif kind == "resource-types" and (f"view-{name}" in self.permissions):
+                policies[path] = ["read"]
+            # "any permissions ... not active for the user are omitted from the response"
+        return Response.json({"policies": policies})
 
     # -- CJA (cja-apis static/swagger.json getConnectionsForCompany_1) -------------------
     def cja_connections(self, request: Request, _: re.Match[str]) -> Response:

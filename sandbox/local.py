@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import random
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +38,8 @@ REGION = "us-east-1"
 FOLDER = "adobe/acmeprod/"
 ADOBE_SECRET = "feedsync-local/adobe"  # Secrets Manager takes a name where an ARN goes
 MARKETO_SECRET = "feedsync-local/marketo"
+ALERT_TOPIC = "feedsync-alerts-local"
+CHECK_FOLDER = "feedsync-check/"  # where `feedsync check` puts its test delivery
 
 
 def free_port() -> int:
@@ -44,14 +48,20 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _check_free(host: str, port: int) -> None:
+def check_free(host: str, port: int, flag: str) -> None:
+    """A busy port is said at once, naming it and the flag that picks another (never a wait
+    on whoever holds it)."""
     if not port:
         return
     with socket.socket() as probe:
         try:
             probe.bind((host, port))
         except OSError:
-            raise OSError(errno.EADDRINUSE, f"port {port} on {host} is already in use") from None
+            raise OSError(
+                errno.EADDRINUSE,
+                f"port {port} on {host} is already in use (another `feedsync sandbox` or "
+                f"`local up`?): choose another with {flag} PORT (0 = any free port)",
+            ) from None
 
 
 DEFAULT_AWS_PORT, DEFAULT_PORT = 5000, 8765
@@ -90,12 +100,43 @@ def sam_env(endpoint: str, sandbox_url: str) -> dict[str, dict[str, str]]:
     }  # fmt: skip
 
 
+class CheckParser(threading.Thread):
+    """Stands in for the EventBridge rule that triggers ParseFeedFunction, for the test
+    delivery `feedsync check` puts under feedsync-check/: each object is parsed as it lands,
+    with the settings events/env.local.json gives the function. A delivery you put yourself
+    is parsed by `feedsync parse`, as the README's sequence does."""
+
+    def __init__(self, endpoint: str) -> None:
+        super().__init__(daemon=True, name="feedsync-local-check-parser")
+        self.endpoint = endpoint
+        self.seen: set[tuple[str, str]] = set()
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        from feedsync.aws.s3 import S3Store
+        from feedsync.config import parse_settings
+        from feedsync.parse.step import handle_feed_object
+
+        s3, _ = _aws(self.endpoint)
+        feed, state = S3Store(s3, FEED_BUCKET), S3Store(s3, STATE_BUCKET)
+        settings = parse_settings({"VISITOR_COLUMNS": "mcvisid", "CRM_ID_COLUMN": "post_evar22"})
+        while not self.stopped.wait(1.0):
+            listed = s3.list_objects_v2(Bucket=FEED_BUCKET).get("Contents", [])
+            new = [(o["Key"], o["ETag"]) for o in listed
+                   if CHECK_FOLDER in o["Key"] and (o["Key"], o["ETag"]) not in self.seen]  # fmt: skip
+            for key, etag in sorted(new, key=lambda o: o[0].endswith(".txt")):  # manifest last
+                self.seen.add((key, etag))
+                handle_feed_object(feed, state, key, settings)
+
+
 @dataclass
 class LocalStack:
     moto: Any
     box: Sandbox
     endpoint: str
     workdir: Path
+    topic_arn: str = ""
+    parser: CheckParser | None = None
 
     def env(self) -> dict[str, str]:
         return {
@@ -105,6 +146,8 @@ class LocalStack:
             "AWS_DEFAULT_REGION": REGION,
             "STATE_BUCKET": STATE_BUCKET,
             "STATE_TABLE": STATE_TABLE,
+            "FEED_BUCKET": FEED_BUCKET,
+            "ALERT_TOPIC_ARN": self.topic_arn,
             "DESTINATIONS": "datasources",
             "DATA_SOURCE_ID": "101",
             "CRM_SOURCE": "marketo",
@@ -116,6 +159,9 @@ class LocalStack:
         return sam_env(self.endpoint, self.box.url)
 
     def stop(self) -> None:
+        if self.parser is not None:
+            self.parser.stopped.set()
+            self.parser.join(timeout=5)
         self.box.stop()
         self.moto.stop()
 
@@ -146,6 +192,27 @@ def create_stores(endpoint: str) -> None:
         TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
     )
     s3.put_object(Bucket=STATE_BUCKET, Key="config/mapping.json", Body=json.dumps(MAPPING).encode())
+    # as the stack's feed bucket: its events go to EventBridge (`feedsync check` asks)
+    s3.put_bucket_notification_configuration(
+        Bucket=FEED_BUCKET, NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
+
+
+def create_alerts(endpoint: str) -> str:
+    """The alert topic with one subscriber and an alarm that notifies it, as the stack has."""
+    import boto3
+
+    options = {"endpoint_url": endpoint, "region_name": REGION,
+               "aws_access_key_id": "local", "aws_secret_access_key": "local"}  # fmt: skip
+    sns, cloudwatch = boto3.client("sns", **options), boto3.client("cloudwatch", **options)
+    topic = str(sns.create_topic(Name=ALERT_TOPIC)["TopicArn"])
+    sns.subscribe(TopicArn=topic, Protocol="email", Endpoint="ops@example.com")
+    cloudwatch.put_metric_alarm(
+        AlarmName="feedsync-local-ParseFailures", Namespace="feedsync", MetricName="ParseFailures",
+        Statistic="Sum", Period=300, EvaluationPeriods=1, Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold", AlarmActions=[topic],
+    )  # fmt: skip
+    return topic
 
 
 def create_secrets(endpoint: str, box: Sandbox) -> None:
@@ -176,10 +243,13 @@ def start(
     from sandbox import moto_patches
 
     moto_patches.install()
+    # moto's server logs every request (werkzeug's access log): a flood on the terminal the
+    # exports are read from; errors still show
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
     port = moto_port or free_port()
-    for wanted in (port, sandbox_port):
-        _check_free(host, wanted)  # a busy port: say so, never wait on whoever holds it
+    check_free(host, port, "--aws-port")
+    check_free(host, sandbox_port, "--port")
     moto = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     moto.start()
     endpoint = f"http://{host}:{port}"
@@ -189,7 +259,9 @@ def start(
     delivery = demo_delivery(workdir)
     for visitor in sorted(delivery.expected.final_pending)[::10]:
         box.marketo.add_lead(visitor, Account_Type__c="Customer", Industry="Retail")
-    stack = LocalStack(moto, box, endpoint, workdir)
+    parser = CheckParser(endpoint)
+    parser.start()
+    stack = LocalStack(moto, box, endpoint, workdir, create_alerts(endpoint), parser)
     _put(endpoint, workdir / "delivery", f"s3://{FEED_BUCKET}/{FOLDER}")  # where events/ look
     (workdir / "sam-env.json").write_text(json.dumps(stack.sam_env(), indent=2) + "\n")
     return stack
@@ -232,13 +304,26 @@ def load_leads(box: Sandbox, path: Path) -> int:
 
 
 def put_delivery(folder: Path, target: str) -> list[str]:
-    """Upload a delivery folder the way Adobe does: data files, lookup archive, manifest last."""
+    """Upload a delivery folder the way Adobe does: data files, lookup archive, manifest last.
+    Only to the local stand-in: without AWS_ENDPOINT_URL on loopback it refuses (a real
+    bucket takes `aws s3 cp`, which does not order the manifest last)."""
+    import os
+    from urllib.parse import urlsplit
+
     import boto3
 
+    from feedsync.errors import ConfigError
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
+    if urlsplit(endpoint).hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise ConfigError(
+            "local put writes to `feedsync local up`'s stand-in only: export the lines "
+            "`feedsync local up` printed (AWS_ENDPOINT_URL=http://127.0.0.1:5000 ...) first"
+        )
     bucket, _, prefix = target.removeprefix("s3://").partition("/")
     prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
     order = _adobe_order(folder)
-    s3 = boto3.client("s3")
+    s3 = boto3.client("s3", endpoint_url=endpoint)
     for name in order:
         s3.put_object(Bucket=bucket, Key=prefix + name, Body=(folder / name).read_bytes())
     return [f"s3://{bucket}/{prefix}{n}" for n in order]

@@ -69,6 +69,9 @@ class Sandbox:
 
 def serve(host: str, port: int, leads: Path | None = None) -> None:
     """``feedsync sandbox``: run until interrupted, after printing the variables to export."""
+    from sandbox.local import check_free
+
+    check_free(host, port, "--port")
     box = Sandbox.start(host, port)
     if leads is not None:
         from sandbox.local import load_leads

@@ -86,6 +86,23 @@ def _leaks(text: str) -> list[str]:
 
 
 @pytest.fixture(autouse=True)
+def _function_logs_outlive_the_test() -> Iterator[None]:
+    """A Lambda handler loaded in a test binds its JSON log handler (Powertools, copied onto
+    every feedsync logger) to that test's captured stdout, which pytest closes afterwards: a
+    later test's log line would then fail with "--- Logging error ---" on its stderr. After
+    each test those handlers write to the process's own stdout, as a Lambda's always do."""
+    yield
+    import sys
+
+    for name, log in list(logging.root.manager.loggerDict.items()):
+        if not isinstance(log, logging.Logger) or name.split(".")[0] != "feedsync":
+            continue
+        for handler in log.handlers:
+            if type(handler) is logging.StreamHandler:  # not the CLI's own (a subclass)
+                handler.stream = sys.__stdout__
+
+
+@pytest.fixture(autouse=True)
 def _no_secret_in_logs() -> Iterator[None]:
     handler = _RecordAll()
     root = logging.getLogger()

@@ -107,6 +107,10 @@ OPERATIONS = (
     _aep("createDataset", "POST", rf"{CATALOG}/dataSets", "dataset-service.yaml",
          content_type="application/json"),
     _aep("retrieveStats", "GET", rf"{SCHEMAS}/stats", "schema-registry.yaml"),
+    # listEffectiveAclPolicies: a JSON array of resource urls (x-codegen body, json-header)
+    _aep("listEffectiveAclPolicies", "POST",
+         r"/data/foundation/access-control/acl/effective-policies", "access-control.yaml",
+         content_type="application/json"),
     _aep("list tenant resources", "GET", rf"{SCHEMAS}/tenant/{KINDS}", "schema-registry.yaml"),
     _aep("look up a tenant resource", "GET", rf"{SCHEMAS}/tenant/{KINDS}/.+",
          "schema-registry.yaml"),

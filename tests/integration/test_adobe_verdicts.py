@@ -91,7 +91,7 @@ def test_a_stalled_batch_is_reported_stuck_at_once(world: World, sandbox: Sandbo
 
 
 def test_ids_that_cannot_be_ecids_are_refused_before_sending_to_platform(
-    world: World, sandbox: Sandbox
+    world: World, sandbox: Sandbox, capsys: pytest.CaptureFixture[str], tmp_path: Any
 ) -> None:
     from sandbox import feedgen
 
@@ -104,6 +104,12 @@ def test_ids_that_cannot_be_ecids_are_refused_before_sending_to_platform(
     assert report["rejected"] == 40 and report["uploaded_rows"] == 0
     assert "Experience Cloud ID" in next(iter(report["rejected_reasons"]))
     assert sandbox.platform.batches == {}  # nothing sent
+    # status and its page say it too, not only the report
+    page = tmp_path / "status.html"
+    main(["status", "--days", "3650", "--html", str(page)])
+    assert "40 rows rejected" in capsys.readouterr().out
+    html = page.read_text()
+    assert "<th>rejected rows</th>" in html and "<td class=n>40</td>" in html
 
 
 def test_a_bdia_file_complete_with_invalid_rows_is_partly_ingested_unknown_which(

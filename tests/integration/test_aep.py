@@ -275,3 +275,36 @@ def test_listings_are_read_to_their_last_page(
     mapping.write_text(json.dumps({**MAPPING, "aep": aep}))
     code, out, _ = _cli(capsys, "aep", "check", "--mapping", str(mapping))
     assert code == 0 and "in other 0, other 1, Web + CRM" in out, out
+
+
+def test_aep_check_says_the_permissions_and_a_section_before_setup_refuses_only_aep(
+    world: World, sandbox: Sandbox, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    fields = {"Account_Type__c": "_acme.crm.accountType"}
+    section = {"sandbox": "prod", "fields": fields}  # written before `aep setup`: no dataset
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text(json.dumps({**MAPPING, "aep": section}))
+    code, out, err = _cli(capsys, "aep", "check", "--mapping", str(mapping))
+    assert code == 2 and "aep.dataset_id: not set" in err and "aep setup" in err
+    # the other destinations run meanwhile (the section is the aep destination's business)
+    world.put_mapping({**MAPPING, "aep": section})
+    record = world.deliver([_hits(random.Random(4), 40, 10)], DAY)
+    world.add_leads(world.pending(record)[::2])
+    world.invoke({})
+    assert world.report(KEY)["state"] != "failed", world.report(KEY)
+    world.env.update(DESTINATIONS="aep")
+    summary = world.invoke({"delivery": KEY})
+    assert "aep.dataset_id is not set" in json.dumps(summary), summary
+    capsys.readouterr()  # the function's own log lines
+
+    code, out, _ = _cli(capsys, "aep", "setup", "--mapping", str(mapping), "--json")
+    dataset = json.loads(out)["dataset_id"]
+    mapping.write_text(json.dumps({**MAPPING, "aep": {**section, "dataset_id": dataset}}))
+    code, out, _ = _cli(capsys, "aep", "check", "--mapping", str(mapping))
+    assert "ok    permissions: Manage Datasets, Manage Schemas in sandbox prod" in out, out
+    sandbox.platform.permissions.discard("manage-datasets")  # the profile lacks one
+    code, out, _ = _cli(capsys, "aep", "check", "--mapping", str(mapping))
+    assert (
+        code == 1
+        and "FAIL  permissions: the credential lacks, in sandbox prod: Manage Datasets" in out
+    ), out

@@ -164,3 +164,16 @@ def test_the_state_machine_maps_the_listing_through_the_parse_function() -> None
     params = template["Parameters"]
     assert params["BackfillConcurrency"]["Default"] == 40
     assert "BackfillStateMachineArn" in template["Outputs"]
+
+
+def test_a_broken_data_file_is_counted_per_phase_and_said_on_stderr(
+    history: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    s3, _ = history
+    s3.put_object(Bucket=FEED, Key=f"{FOLDER}01-acmeprod_{DAYS[0]}.tsv.gz", Body=b"not gzip")
+    monkeypatch.setenv("STATE_BUCKET", "state-backfill")
+    code = main(["backfill", f"s3://{FEED}/{FOLDER}", "--local"])
+    out, err = capsys.readouterr()
+    assert code == 1, (out, err)
+    assert "6 data files parsed" not in out and "data files parsed (1 failed)" in out, out
+    assert "feedsync:" not in out and f"01-acmeprod_{DAYS[0]}.tsv.gz" in err, err

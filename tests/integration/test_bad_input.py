@@ -36,6 +36,8 @@ def _cases(tmp: Path) -> list[tuple[list[str], int, str]]:
          2, "Adobe credentials lack client_id"),
         (["target", "bulk-update", str(tmp / "none.txt")], 2, "none.txt"),
         (["local", "put", str(tmp / "nope"), "s3://bucket-x/p/"], 2, "nope"),
+        (["local", "put", str(folder), "s3://bucket-x/p/"], 2, "export the lines"),
+        (["run-daily", "--date", "2026-11-31"], 2, "November 2026 has 30 days, not 31"),
         (["run-daily"], 2, "is not set"),
         (["run-daily", "--date", "2026-13-01"], 2, "2026-13-01"),
         (["reconcile"], 2, "is not set"),
@@ -135,9 +137,13 @@ def test_a_busy_port_is_one_line(clean_env: Path, capsys: pytest.CaptureFixture[
         busy.listen()
         port = busy.getsockname()[1]
         code = main(["local", "up", "--port", str(port), "--dir", str(clean_env / "local")])
-    err = capsys.readouterr().err
-    assert code == 2 and f"port {port} on 127.0.0.1 is already in use" in err
-    assert "Traceback" not in err
+        err = capsys.readouterr().err
+        assert code == 2 and f"port {port} on 127.0.0.1 is already in use" in err
+        assert "choose another with --port PORT" in err and "Traceback" not in err
+        code = main(["sandbox", "--port", str(port)])
+        err = capsys.readouterr().err
+        assert code == 2 and f"port {port} on 127.0.0.1 is already in use" in err
+        assert "--port PORT" in err and "--aws-port" not in err
 
 
 def test_a_wrong_secret_arn_names_the_secret_not_the_table(
@@ -149,8 +155,14 @@ def test_a_wrong_secret_arn_names_the_secret_not_the_table(
     monkeypatch.setenv("ADOBE_SECRET_ARN", arn)
     code = main(["adobe", "whoami"])
     err = capsys.readouterr().err
-    assert code == 2 and "no such secret" in err and "ADOBE_SECRET_ARN" in err
+    assert code == 2 and f"ADOBE_SECRET_ARN={arn}: no such secret" in err, err
+    assert "MARKETO_SECRET_ARN" not in err and "AdobeCredentialsSecretArn" in err
     assert "STATE_TABLE" not in err and "Traceback" not in err
+    monkeypatch.setenv("ADOBE_SECRET_ARN", world.env["ADOBE_SECRET_ARN"])
+    monkeypatch.setenv("MARKETO_SECRET_ARN", arn.replace("nope", "gone"))
+    code = main(["run-daily"])
+    err = capsys.readouterr().err
+    assert code == 2 and "MARKETO_SECRET_ARN=" in err and "ADOBE_SECRET_ARN" not in err, err
 
 
 def test_wrong_adobe_credentials_in_run_daily_are_one_line(

@@ -276,3 +276,14 @@ def test_delivery_role_arn_refused_to_a_server_to_server_credential_says_what_to
     code, _, err = _cli(capsys, "adobe", "delivery-role-arn")
     assert code == 1 and "x-user-auth" in err and "AdobeUserArn" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_day_adobe_does_not_list_says_so_in_feeds_status(
+    installation: Any, sandbox: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world, _, _ = installation
+    rng = random.Random(3)
+    world.deliver_to_bucket([_hits(rng, 40, 5)], GOOD)  # files arrived; Adobe lists no request
+    _, out, _ = _cli(capsys, "feeds", "status", "--days", "7")
+    line = next(ln for ln in out.splitlines() if ln.startswith(GOOD))
+    assert "not listed by Adobe" in line, out

@@ -41,6 +41,9 @@ def local_up(tmp_path: Path) -> Iterator[dict[str, str]]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+    # the terminal it runs in stays readable: no access-log line for each request served
+    logged = process.stderr.read() if process.stderr else ""
+    assert '"GET /' not in logged and '"PUT /' not in logged, logged[:500]
 
 
 def feedsync(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -79,3 +82,20 @@ def test_the_readme_local_sequence_works_verbatim(local_up: dict[str, str], tmp_
     assert record["complete"] and record["visitors_pending"] > 0
     assert "adobe/acmeprod/acmeprod_2026-11-20: complete" in run.stdout
     assert "acmeprod" in status.stdout and "enriched" in status.stdout
+
+
+def test_feedsync_check_passes_against_local_up(local_up: dict[str, str]) -> None:
+    # before any parse: "nothing to enrich" names the delivery waiting in the feed bucket
+    done = feedsync(local_up, "run-daily")
+    assert done.returncode == 0 and "nothing to enrich" in done.stdout, done.stderr
+    assert (
+        "1 deliveries in FEED_BUCKET were never parsed: `feedsync parse s3://feedsync-feed-"
+        "local/adobe/acmeprod/acmeprod_2026-11-20.txt`" in done.stderr
+    ), done.stderr
+    done = feedsync(local_up, "check", "--wait", "60")
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    *lines, summary = done.stdout.strip().splitlines()
+    assert lines and all(line.startswith("ok") for line in lines), done.stdout
+    assert summary == f"{len(lines)} of {len(lines)} checks passed"
+    assert any("parsed by the deployed function" in line for line in lines)
+    assert any("EventBridge" in line for line in lines)

@@ -259,3 +259,74 @@ def test_a_date_the_calendar_lacks_a_bare_delivery_id_and_a_dry_run_in_the_run_l
     assert code == 0, err
     code, out, err = run(capsys, "status", "--days", "3650")
     assert code == 0 and f"acmeprod_{DAY}" in out and "DRY RUN" not in out.split("runs")[0]
+    # the run that sent the files: waiting for Adobe's verdict, not "enriched"
+    last = out.split("last runs:")[1].strip().splitlines()[0]
+    assert "1 waiting for Adobe" in last and "enriched" not in last, out
+
+
+def test_the_readmes_notification_recipe_keeps_what_is_there_and_copes_with_nothing(
+    tmp_path: Path,
+) -> None:
+    import re
+    import shlex
+    import subprocess
+    import sys
+
+    line = next(ln for ln in README.read_text().splitlines()
+                if ln.startswith("python3 -c") and "EventBridgeConfiguration" in ln)  # fmt: skip
+    argv = shlex.split(line)
+    argv[0] = sys.executable
+    queue = {"QueueConfigurations": [{"QueueArn": "arn:aws:sqs:us-east-1:1:q",
+                                      "Events": ["s3:ObjectCreated:*"]}]}  # fmt: skip
+    # what `get-bucket-notification-configuration` prints: nothing (no configuration), {} or one
+    for before, after in (("", {}), ("{}\n", {}), (json.dumps(queue), queue)):
+        (tmp_path / "notifications.json").write_text(before)
+        subprocess.run(argv, cwd=tmp_path, check=True, capture_output=True)
+        got = json.loads((tmp_path / "notifications.json").read_text())
+        assert got == {**after, "EventBridgeConfiguration": {}}
+    assert re.search(r"put-bucket-notification-configuration .*file://notifications\.json",
+                     README.read_text())  # fmt: skip
+
+
+def test_break_lock_takes_over_at_once_from_a_killed_cli_run_and_says_when_otherwise(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import subprocess
+    import sys
+
+    from feedsync.aws.runstate import DynamoRunState
+    from feedsync.daily.lock import cli_owner
+    from feedsync.state.layout import StateLayout
+
+    _day(world)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a CLI run of this machine that was killed: its process no longer exists
+    owner = cli_owner().rsplit("-", 1)[0] + f"-{gone.pid}"
+    runs = DynamoRunState(world.table)
+    assert runs.acquire(StateLayout.run(KEY, None), owner, 600)  # its lease runs 10 minutes
+    code, out, err = run(capsys, "run-daily")
+    assert code == 1 and "another invocation is enriching this delivery" in out + err
+    code, out, err = run(capsys, "run-daily", "--break-lock")
+    assert code == 0 and f"{KEY}: complete" in out, (out, err)
+    # a holder elsewhere (a Lambda invocation) that renewed a moment ago is left, with the wait
+    runs.acquire(StateLayout.run(KEY, None), "inv-elsewhere", 600, force=True)
+    code, out, err = run(capsys, "run-daily", "--delivery", KEY, "--break-lock")
+    assert code == 1 and "--break-lock leaves it" in out + err
+    assert "--break-lock takes over in" in out + err
+
+
+def test_a_suite_without_a_data_source_account_is_not_configured_never_enriched(
+    world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _day(world)
+    world.env.pop("DATA_SOURCE_ID", None)
+    world.env["DATA_SOURCE_IDS"] = "othersuite=102"  # names another suite only
+    monkeypatch.delenv("DATA_SOURCE_ID", raising=False)
+    for _ in range(2):
+        summary = world.invoke({})
+        assert [d["status"] for d in summary["deliveries"]] == ["not_configured"]
+    _, out, _ = run(capsys, "status", "--days", "3650")
+    line = next(ln for ln in out.splitlines() if ln.startswith(DAY))
+    assert "not configured: report suite acmeprod has no data source account" in line
+    assert "enriched" not in line.split("not configured")[0]
+    assert world.report(KEY)["state"] != "enriched"

@@ -44,3 +44,17 @@ def test_a_target_client_code_that_cannot_be_a_host_label_is_named() -> None:
     config, problem = load_enrich_config(env)
     assert config is None and problem is not None
     assert "ADOBE_TARGET_CLIENT='acme.evil/x' is not a Target client code" in problem
+
+
+def test_crm_file_defaults_to_the_stacks_export_key_in_the_state_bucket() -> None:
+    from feedsync.config import EnrichFunctionConfig
+
+    env = {"STATE_BUCKET": "b-state", "STATE_TABLE": "t", "DESTINATIONS": "datasources",
+           "DATA_SOURCE_ID": "101", "CRM_SOURCE": "file"}  # fmt: skip
+    assert EnrichFunctionConfig.from_env(env).crm_file == "s3://b-state/crm/export.jsonl"
+    named = {**env, "CRM_FILE": "/data/crm.csv"}
+    assert EnrichFunctionConfig.from_env(named).crm_file == "/data/crm.csv"
+    with pytest.raises(ConfigError, match="CRM_FILE is not set"):
+        from feedsync.config import _crm
+
+        _crm({"CRM_SOURCE": "file"})

@@ -289,7 +289,8 @@ def test_break_lock_leaves_a_live_holder_alone(rig: Rig) -> None:
     rig.runs.acquire(KEY, "alive", 60)
     rig.clock.now += 5
     busy = rig.run(owner="run-2", break_lock=True)["deliveries"][0]
-    assert busy["status"] == "busy" and "alive, so --break-lock leaves it" in busy["error"]
+    assert busy["status"] == "busy" and "5 s ago, so --break-lock leaves it" in busy["error"]
+    assert "--break-lock takes over in 35 s" in busy["error"]  # two missed 20 s heartbeats
 
 
 # --- hole 6: a slow Adobe lists a job late ----------------------------------------------------

@@ -54,3 +54,48 @@ def test_the_guided_deploy_asks_only_what_has_no_default(
 
 class _Done:
     returncode = 0
+
+
+def test_the_guided_deploy_refuses_what_would_break_samconfig_and_says_the_form(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    asked: list[str] = []
+    monkeypatch.setattr("builtins.input", lambda prompt: asked.append(prompt) or "")
+    # the build is checked before the first question
+    assert main(["deploy", "--guided"]) == 2
+    assert "run `make build` first" in capsys.readouterr().err and asked == []
+
+    def closed(prompt: str) -> str:
+        raise EOFError
+
+    monkeypatch.setattr("builtins.input", closed)  # stdin closed (CI, a pipe)
+    assert main(["deploy", "--guided", "--no-build"]) == 2
+    err = capsys.readouterr().err
+    assert "no answer to 'Stack name': the input ended" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+    config = tmp_path / "NEW.toml"  # a file of its own: what sam needs besides the answers
+    answers = iter(["", "eu-west-1", 'ops"@example.com', "ops@example.com", "", "",
+                    "arn:aws:iam::123456789012:user/a\\u0020Stage=x", ""])  # fmt: skip
+    monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
+    monkeypatch.setattr(deploy_cmd, "_sam", lambda: "/fake/sam")
+    monkeypatch.setattr(deploy_cmd.subprocess, "run", lambda command, check: _Done())
+    assert main(["deploy", "--guided", "--config", str(config), "--no-build"]) == 0
+    err = capsys.readouterr().err
+    assert "expected name@example.com, or empty" in err
+    assert "expected arn:aws:iam::123456789012:user/NAME, or empty" in err
+    deploy = tomllib.loads(config.read_text())["default"]["deploy"]["parameters"]
+    assert deploy["capabilities"] == "CAPABILITY_IAM" and deploy["resolve_s3"] is True
+    assert deploy["parameter_overrides"] == "AlertEmail=ops@example.com CrmSource=file"
+    # a quoted value already there survives the next guided pass as SAM reads it
+    text = config.read_text().replace(
+        'parameter_overrides = "', 'parameter_overrides = "FeedPrefix=\\"my feeds/\\" '
+    )
+    config.write_text(text)
+    answers = iter(["", "", "", "", "", ""])
+    assert main(["deploy", "--guided", "--config", str(config), "--no-build"]) == 0
+    overrides = tomllib.loads(config.read_text())["default"]["deploy"]["parameters"][
+        "parameter_overrides"
+    ]
+    assert overrides.startswith('FeedPrefix="my feeds/" ') and "AlertEmail=ops@" in overrides

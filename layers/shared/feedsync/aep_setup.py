@@ -257,6 +257,7 @@ def check(
     out.append(
         ("dataset", True, f"{dataset.get('name')} ({aep.dataset_id}) in sandbox {aep.sandbox}")
     )
+    out.append(_permissions(client, aep.sandbox))
     schema = client.tenant_get("schemas", schema_id)
     fields = schema_fields(client, schema)
     wrong = [f"{f.path} ({f.type})" for f in aep.fields.values() if fields.get(f.path) != f.type]
@@ -274,6 +275,28 @@ def check(
            else f" as a lookup dataset, key {aep.identity_path} matching the ECID of the events")
     )))  # fmt: skip
     return out
+
+
+# What the aep destination and `aep setup` do in the sandbox, by Access Control's names
+# (access-control.yaml; Admin Console > Experience Platform > the product profile > Permissions)
+PERMISSIONS = {
+    "/permissions/manage-datasets": "Manage Datasets (batches: create, upload, complete)",
+    "/permissions/manage-schemas": "Manage Schemas (`aep setup` adds a mapped field)",
+}
+
+
+def _permissions(client: AepClient, sandbox: str) -> Check:
+    try:
+        held = client.effective_policies(list(PERMISSIONS))
+    except FeedsyncError as exc:
+        return ("permissions", False, f"could not read them in sandbox {sandbox}: {exc}")
+    missing = [what for path, what in PERMISSIONS.items() if not held.get(path)]
+    if missing:
+        return ("permissions", False, f"the credential lacks, in sandbox {sandbox}: "
+                f"{'; '.join(missing)} - add them to its product profile (Admin Console > "
+                "Experience Platform > the profile > Permissions)")  # fmt: skip
+    names = ", ".join(what.split(" (")[0] for what in PERMISSIONS.values())
+    return ("permissions", True, f"{names} in sandbox {sandbox}")
 
 
 def _identity(client: AepClient, aep: Any, schema: dict[str, Any], schema_id: str) -> Check:

@@ -24,6 +24,7 @@ _NUMBER = re.compile(r"[0-9]+")
 _CLIENT_CODE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _TRUE = ("1", "true", "yes", "on")
 CRM_SOURCES = ("marketo", "marketo-mirror", "file")
+DEFAULT_CRM_FILE_KEY = "crm/export.jsonl"  # template.yaml CrmFileKey's default
 MAX_VISITOR_COLUMNS = 8  # the native scanner's limit, enforced here for both scanners
 FILTER_COLUMNS = ("exclude_hit", "hit_source")
 
@@ -314,8 +315,14 @@ def _crm(env: Mapping[str, str]) -> tuple[str, str, MarketoConfig | None]:
     if crm not in CRM_SOURCES:
         raise ConfigError(f"CRM_SOURCE={crm!r}: expected one of {', '.join(CRM_SOURCES)}")
     crm_file = env.get("CRM_FILE", "").strip()
+    bucket = env.get("STATE_BUCKET", "").strip()
+    if crm == "file" and not crm_file and bucket:
+        crm_file = f"s3://{bucket}/{DEFAULT_CRM_FILE_KEY}"  # the stack's CrmFileKey default
     if crm == "file" and not crm_file:
-        raise ConfigError("CRM_FILE is not set (s3://bucket/key of the CRM export)")
+        raise ConfigError(
+            f"CRM_FILE is not set (s3://bucket/key of the CRM export, or a path; with "
+            f"STATE_BUCKET set it defaults to s3://STATE_BUCKET/{DEFAULT_CRM_FILE_KEY})"
+        )
     return crm, crm_file, MarketoConfig.from_env(env) if crm != "file" else None
 
 

@@ -103,7 +103,7 @@ def adobe_session(
 ) -> AdobeSession:
     if config.adobe_secret_arn:
         credentials = AdobeCredentials.from_mapping(
-            secret_json(clients.secrets, config.adobe_secret_arn),
+            secret_json(clients.secrets, config.adobe_secret_arn, "ADOBE_SECRET_ARN"),
             f"secret {config.adobe_secret_arn}",
         )
     else:
@@ -113,7 +113,7 @@ def adobe_session(
 
 def _marketo_credentials(marketo: MarketoConfig, clients: AwsClients) -> tuple[str, str]:
     if marketo.secret_arn:
-        values = secret_json(clients.secrets, marketo.secret_arn)
+        values = secret_json(clients.secrets, marketo.secret_arn, "MARKETO_SECRET_ARN")
         client_id, client_secret = values.get("client_id"), values.get("client_secret")
     else:
         client_id = os.environ.get("MARKETO_CLIENT_ID")

@@ -11,6 +11,10 @@ From AdobeDocs/experience-platform-apis ``static/swagger-specs/``:
   keyed by the batch id: status, errors, failedRecordCount, metrics); ``listBatches`` filters on
   ``externalId`` and ``dataSet``; ``retrieveDataset``, ``listDatasets``, ``createDataset``.
 - ``schema-registry.yaml``: schemas, field groups and descriptors under /tenant.
+- ``access-control.yaml``: ``listEffectiveAclPolicies`` POST
+  /data/foundation/access-control/acl/effective-policies (a JSON array of
+  ``/permissions/{name}`` and ``/resource-types/{name}``; the answer's ``policies`` holds those
+  active for the caller in the sandbox, "*" for a permission; the others are left out).
 
 Every call carries ``Authorization``, ``x-api-key``, ``x-gw-ims-org-id`` and
 ``x-sandbox-name``. Creating a batch is not idempotent: after a lost answer the batch is looked
@@ -103,6 +107,14 @@ class AepClient:
             if isinstance(batch, dict) and batch.get("externalId") == external_id:
                 return batch_id, batch
         return None
+
+    # -- Access Control -----------------------------------------------------------------
+    def effective_policies(self, paths: list[str]) -> dict[str, list[str]]:
+        """Of ``paths``, those the credential holds in the sandbox, with their actions."""
+        body = self._call("POST", "data/foundation/access-control/acl/effective-policies",
+                          json=paths, idempotent=True)  # fmt: skip
+        policies = body.get("policies") if isinstance(body, dict) else None
+        return {str(k): list(v) for k, v in (policies or {}).items() if isinstance(v, list)}
 
     def dataset(self, dataset_id: str) -> dict[str, Any]:
         body = self._call("GET", f"data/foundation/catalog/dataSets/{dataset_id}")

@@ -11,10 +11,29 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager.client import SecretsManagerClient
 
 
-def secret_json(secrets: SecretsManagerClient, arn: str) -> dict[str, Any]:
+# The stack output that holds each setting's secret (what to compare a wrong ARN with)
+OUTPUTS = {
+    "ADOBE_SECRET_ARN": "AdobeCredentialsSecretArn",
+    "MARKETO_SECRET_ARN": "MarketoCredentialsSecretArn",
+}
+
+
+def secret_json(secrets: SecretsManagerClient, arn: str, setting: str) -> dict[str, Any]:
+    """The JSON object in the secret ``arn``, which the environment variable ``setting``
+    names (a wrong one is said by that name)."""
+    from botocore.exceptions import ClientError
+
     try:
         text = secrets.get_secret_value(SecretId=arn)["SecretString"]
         value = json.loads(text)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+            raise
+        output = OUTPUTS.get(setting)
+        raise ConfigError(
+            f"{setting}={arn}: no such secret in this account and region"
+            + (f" (compare the stack's {output} output)" if output else "")
+        ) from None
     except ValueError:
         raise ConfigError(f"secret {arn}: not a JSON object") from None
     if not isinstance(value, dict):

@@ -84,7 +84,14 @@ class _OneLine(logging.Formatter):
     """Warnings and errors as one line, without the traceback (``-v`` shows it)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return f"feedsync: {record.getMessage()}"
+        message = record.getMessage()
+        # a structured log's context (the functions log it as JSON keys): said, never dropped
+        said = {name: str(getattr(record, name)) for name in CONTEXT if hasattr(record, name)}
+        context = [f"{name}={value}" for name, value in said.items() if value not in message]
+        return f"feedsync: {message}" + (f" ({', '.join(context)})" if context else "")
+
+
+CONTEXT = ("delivery", "file", "key", "batch", "error")
 
 
 class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
@@ -102,22 +109,30 @@ class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
 def _logging(verbose: bool) -> Callable[[], None]:
     """The command's log handler on the package logger; the returned callable takes it away
     again (``main`` called in a process that goes on - the tests, a notebook - leaves the
-    logger as it found it, so a Lambda handler loaded later configures its own)."""
+    loggers as it found them, so a Lambda handler loaded later configures its own)."""
     package = logging.getLogger("feedsync")
-    before = (list(package.handlers), package.level)
     handler = _Stderr()
     if verbose:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        package.setLevel(logging.INFO)
     else:  # else Python's last-resort handler prints every logged exception's traceback
         handler.setFormatter(_OneLine())
         handler.setLevel(logging.WARNING)
-    package.handlers = [h for h in package.handlers if not getattr(h, "_feedsync_cli", False)]
-    handler._feedsync_cli = True  # type: ignore[attr-defined]
-    package.addHandler(handler)
+    # A Lambda handler module loaded earlier in this process leaves its JSON handler on the
+    # package's loggers (Powertools copies it to each): while the command runs, only this
+    # handler speaks, on stderr, and every feedsync logger propagates to it.
+    names = [n for n in logging.root.manager.loggerDict if n.split(".", 1)[0] == "feedsync"]
+    loggers = [logging.getLogger(n) for n in {"feedsync", *names}]
+    before = [(log, list(log.handlers), log.propagate, log.level) for log in loggers]
+    for log in loggers:
+        log.handlers, log.propagate = [], True
+        if log is not package:
+            log.setLevel(logging.NOTSET)
+    package.handlers = [handler]
+    package.setLevel(logging.INFO if verbose else logging.WARNING)
 
     def restore() -> None:
-        package.handlers, package.level = before[0], before[1]
+        for log, handlers, propagate, level in before:
+            log.handlers, log.propagate, log.level = handlers, propagate, level
 
     return restore
 

@@ -41,8 +41,10 @@ def _mapping(section: dict[str, Any], need_dataset: bool) -> Any:
     from feedsync.daily.aep_mapping import AepMapping
 
     problems: list[str] = []
-    parsed = AepMapping.parse({"dataset_id": "(setup)", **section} if not need_dataset else section,
-                              problems)  # fmt: skip
+    parsed = AepMapping.parse(section, problems)
+    if need_dataset and parsed is not None and not parsed.dataset_id:
+        problems.append("aep.dataset_id: not set (`feedsync aep setup` creates the dataset and "
+                        "prints it)")  # fmt: skip
     if problems or parsed is None:
         raise CliError("mapping: " + "; ".join(problems))
     return parsed

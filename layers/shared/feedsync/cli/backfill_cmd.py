@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import sys
 import time
 from typing import Any
 
@@ -81,15 +82,22 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         raise CliError(f"--from {since} is after --to {until}")
     if args.local:
         done = _local(bucket, prefix, since, until, args.workers)
-        failed = sum(done["failed"].values())
+        failed = done["failed"]
+        # counted per phase: one broken delivery is a failed data file *and* a delivery that
+        # could not close, never "2 failed"
         text = (
-            f"backfill {done['id']}: {done['done']['data']:,} data files, "
-            f"{done['done']['manifest']:,} deliveries closed, {failed} failed"
+            f"backfill {done['id']}: {done['done']['data']:,} data files parsed"
+            f" ({failed.get('data', 0):,} failed), {done['done']['manifest']:,} deliveries "
+            f"closed ({failed.get('manifest', 0):,} failed)"
         )
-        for error in done["errors"][:20]:
-            print(f"feedsync: {error}")
+        errors = done["errors"]
+        for error in errors[:20]:
+            print(f"feedsync: {error}", file=sys.stderr)
+        if len(errors) > 20:
+            print(f"feedsync: ... and {len(errors) - 20} more (--json lists them all)",
+                  file=sys.stderr)  # fmt: skip
         emit(done, args.json, text)
-        return 1 if failed else 0
+        return 1 if any(failed.values()) else 0
     started = _step_functions(bucket, prefix, since, until)
     emit(started, args.json, f"started {started['execution_arn']} (feedsync status shows progress)")
     return 0

@@ -33,7 +33,7 @@ def adobe_session() -> Any:
 
         from feedsync.aws.secrets import secret_json
 
-        values = secret_json(boto3.client("secretsmanager"), arn)
+        values = secret_json(boto3.client("secretsmanager"), arn, "ADOBE_SECRET_ARN")
         credentials = AdobeCredentials.from_mapping(values, f"secret {arn}")
     else:
         credentials = AdobeCredentials.from_env()

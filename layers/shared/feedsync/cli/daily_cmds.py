@@ -20,6 +20,7 @@ from feedsync.secret import Secret
 def _ports(args: argparse.Namespace, dry_run: bool) -> tuple[Any, Any, Any]:
     from feedsync.aws.clients import AwsClients
     from feedsync.config import EnrichFunctionConfig
+    from feedsync.daily.lock import cli_owner
     from feedsync.deadline import Deadline
     from feedsync.wiring import build_ports, settings
 
@@ -29,7 +30,7 @@ def _ports(args: argparse.Namespace, dry_run: bool) -> tuple[Any, Any, Any]:
     config = EnrichFunctionConfig.from_env(env)
     clients = AwsClients.create(config.state_table)
     deadline = Deadline()  # a local run has no invocation limit: it runs to the end
-    owner = f"cli-{os.getpid()}"
+    owner = cli_owner()  # a later --break-lock here takes over at once once this one is gone
     ports = build_ports(config, clients, deadline, dry_run or config.dry_run, owner=owner)
     return ports, settings(config), config
 
@@ -61,6 +62,43 @@ NOTHING = (
     "parsed and verified - `feedsync parse` or the stack's parse function; `feedsync "
     "status` lists them)"
 )
+
+
+UNPARSED_LOOK = 5_000  # feed bucket keys read for the note below (a bounded look)
+
+
+def unparsed_manifests(state: Any) -> list[str]:
+    """With nothing to enrich: manifests in FEED_BUCKET (under FEED_PREFIX) whose delivery has
+    no record in the state bucket - put there, never parsed (no EventBridge rule locally, a
+    parse function that failed). Reads at most UNPARSED_LOOK keys."""
+    import os
+    import posixpath
+
+    import boto3
+
+    from feedsync.datafeed.naming import FileKind, parse_feed_name
+    from feedsync.errors import FeedNameError
+    from feedsync.state.layout import StateLayout
+
+    bucket = os.environ.get("FEED_BUCKET", "").strip()
+    if not bucket:
+        return []
+    prefix = os.environ.get("FEED_PREFIX", "").strip("/")
+    pages = boto3.client("s3").get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=f"{prefix}/" if prefix else "",
+        PaginationConfig={"MaxItems": UNPARSED_LOOK},
+    )  # fmt: skip
+    found = []
+    for item in (o for page in pages for o in page.get("Contents", [])):
+        folder, name = posixpath.split(item["Key"])
+        try:
+            feed_file = parse_feed_name(name)
+        except FeedNameError:
+            continue
+        key = StateLayout.delivery_key(f"{folder}/" if folder else "", feed_file.delivery.id)
+        if feed_file.kind is FileKind.MANIFEST and not state.exists(StateLayout.record(key)):
+            found.append(f"s3://{bucket}/{item['Key']}")
+    return found
 
 
 def local_shards(ports: Any, run_settings: Any, deadline: Any) -> Any:
@@ -103,6 +141,12 @@ def cmd_run_daily(args: argparse.Namespace) -> int:
     if summary.get("ignored") and not summary["deliveries"]:
         emit(summary, args.json, "nothing enriched: every delivery with work was ignored")
         return 2  # the allow-list is a setting: a usage/configuration error
+    if not lines and not args.date and not args.delivery:
+        unparsed = unparsed_manifests(ports.state)
+        if unparsed:  # "nothing to enrich" with a delivery in the bucket would mislead
+            print(f"feedsync: {len(unparsed)} deliveries in FEED_BUCKET were never parsed: "
+                  f"`feedsync parse {unparsed[0]}`" + (" (and the others)" if
+                  len(unparsed) > 1 else ""), file=sys.stderr)  # fmt: skip
     emit(summary, args.json, "\n".join(lines) or NOTHING)
     # a delivery skipped for failed verification fails this run; later runs no longer see it
     return 0 if all(d["status"] == "complete" for d in summary["deliveries"]) else 1

@@ -8,6 +8,7 @@ credentials in the two secrets, the mapping file) - `feedsync check --stack NAME
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -25,38 +26,78 @@ class Question:
     parameter: str  # a template parameter, or "" for a samconfig setting
     prompt: str
     pattern: str  # what an answer must look like ("" accepts anything, empty included)
+    form: str  # the expected form, said when an answer is refused
     default: str = ""
 
 
+# No answer may hold whitespace, a quote or a backslash: each is written into samconfig.toml's
+# parameter_overrides, where one would end the value and start another parameter.
+_WORD = r'[^\s"\'\\]'
+
 # Everything else has a default that works (template.yaml); these are the installation's own.
 QUESTIONS = (
-    Question("", "Stack name", r"[A-Za-z][A-Za-z0-9-]{0,127}", "feedsync"),
-    Question("", "AWS region", r"[a-z]{2}(-[a-z]+)+-\d", "us-east-1"),
+    Question("", "Stack name", r"[A-Za-z][A-Za-z0-9-]{0,127}",
+             "letters, digits and hyphens, starting with a letter, at most 128", "feedsync"),
+    Question("", "AWS region", r"[a-z]{2}(-[a-z]+)+-\d", "a region code such as eu-west-1",
+             "us-east-1"),
     Question("AlertEmail", "E-mail address for alarms (empty: subscribe later)",
-             r"|[^@\s]+@[^@\s]+\.[^@\s]+"),
+             rf"|{_WORD}+@{_WORD}+\.{_WORD}+", "name@example.com, or empty"),
     Question("MarketoBaseUrl", "Marketo REST base (Admin > Web Services), e.g. "
              "https://123-ABC-456.mktorest.com (empty: CRM_SOURCE=file)",
-             r"|https://[^/\s]+(/rest)?/?"),
+             r"|https://[A-Za-z0-9.-]+(:\d+)?(/rest)?/?",
+             "https://123-ABC-456.mktorest.com (the Web Services page's REST endpoint), or empty"),
     Question("DataSourceId", "Data Sources account id (`feedsync datasources accounts RSID`; "
-             "empty: set it later)", r"|\d+"),
+             "empty: set it later)", r"|\d+", "digits only, or empty"),
     Question("AdobeUserArn", "Adobe's user ARN for the feed's S3 location (`feedsync adobe "
              "delivery-role-arn` prints it; empty: an existing bucket or later)",
-             r"|arn:aws[a-z-]*:iam::\d{12}:user/\S+"),
+             r"|arn:aws[a-z-]*:iam::\d{12}:user/[A-Za-z0-9+=,.@_/-]+",
+             "arn:aws:iam::123456789012:user/NAME, or empty"),
 )  # fmt: skip
+
+# What a samconfig.toml written from nothing needs besides the answers (as the project's own):
+# without capabilities and resolve_s3, `sam deploy` refuses the stack.
+NEW_SAMCONFIG = """version = 0.1
+
+[default.global.parameters]
+stack_name = "feedsync"
+
+[default.build.parameters]
+cached = true
+parallel = true
+
+[default.deploy.parameters]
+capabilities = "CAPABILITY_IAM"
+confirm_changeset = true
+resolve_s3 = true
+"""
 
 
 def ask(question: Question) -> str:
     shown = f" [{question.default}]" if question.default else ""
     for _ in range(5):
-        answer = input(f"{question.prompt}{shown}: ").strip() or question.default
+        try:
+            answer = input(f"{question.prompt}{shown}: ").strip() or question.default
+        except EOFError:
+            raise CliError(
+                f"no answer to {question.prompt.split(' (')[0]!r}: the input ended (run "
+                "`feedsync deploy --guided` in a terminal, or write samconfig.toml and run "
+                "`feedsync deploy`)"
+            ) from None
         if re.fullmatch(question.pattern, answer):
             return answer
-        print(f"feedsync: {answer!r} does not look right; try again", file=sys.stderr)
-    raise CliError(f"{question.prompt}: no valid answer")
+        print(f"feedsync: {answer!r} does not look right: expected {question.form}; try again",
+              file=sys.stderr)  # fmt: skip
+    raise CliError(f"{question.prompt}: no valid answer (expected {question.form})")
 
 
 def _overrides(text: str) -> dict[str, str]:
-    return dict(part.split("=", 1) for part in text.split() if "=" in part)
+    """Key -> value as written (a quoted value kept with its quotes, as SAM reads it)."""
+    return dict(re.findall(r'([A-Za-z0-9]+)=("(?:\\.|[^"\\])*"|\S+)', text))
+
+
+def _toml(value: str) -> str:
+    """A TOML basic string: JSON's escapes are TOML's (a quote or backslash stays itself)."""
+    return json.dumps(value, ensure_ascii=False)
 
 
 def stored_region(path: Path | None = None) -> str:
@@ -72,7 +113,7 @@ def stored_region(path: Path | None = None) -> str:
 
 def write_samconfig(path: Path, stack: str, region: str, parameters: dict[str, str]) -> None:
     """Set stack_name, region and parameter_overrides, keeping the rest of the file."""
-    text = path.read_text() if path.is_file() else "version = 0.1\n"
+    text = path.read_text() if path.is_file() else NEW_SAMCONFIG
     current = tomllib.loads(text)
     deploy = current.get("default", {}).get("deploy", {}).get("parameters", {})
     merged = {**_overrides(str(deploy.get("parameter_overrides", ""))), **parameters}
@@ -95,7 +136,7 @@ def _set_section(text: str, section: str, values: dict[str, str]) -> str:
     end = next((i for i in range(start, len(lines)) if lines[i].startswith("[")), len(lines))
     body = [line for line in lines[start:end] if line.split("=")[0].strip() not in values]
     body = [line for line in body if line.strip()]
-    body += [f'{key} = "{value}"' for key, value in values.items()]
+    body += [f"{key} = {_toml(value)}" for key, value in values.items()]
     return "\n".join([*lines[:start], *body, "", *lines[end:]]).rstrip() + "\n"
 
 
@@ -109,6 +150,10 @@ def _sam() -> str:
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     config = Path(args.config)
+    if not args.guided and not config.is_file():
+        raise CliError(f"{config}: no such SAM config; `feedsync deploy --guided` writes one")
+    if not os.path.isdir(".aws-sam/build") and not args.no_build:  # before any question
+        raise CliError("no build (.aws-sam/build): run `make build` first")
     if args.guided:
         answers = {q.parameter or q.prompt: ask(q) for q in QUESTIONS}
         stack, region = answers.pop("Stack name"), answers.pop("AWS region")
@@ -118,10 +163,6 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         write_samconfig(config, stack, region, parameters)
         print(f"feedsync: saved to {config}; the other parameters keep template.yaml's defaults "
               "(change them there: parameter_overrides)", file=sys.stderr)  # fmt: skip
-    if not config.is_file():
-        raise CliError(f"{config}: no such SAM config; `feedsync deploy --guided` writes one")
-    if not os.path.isdir(".aws-sam/build") and not args.no_build:
-        raise CliError("no build (.aws-sam/build): run `make build` first")
     command = [_sam(), "deploy", "--config-file", str(config.resolve())]
     if args.yes:
         command += ["--no-confirm-changeset"]

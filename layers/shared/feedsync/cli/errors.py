@@ -99,5 +99,5 @@ def explain(exc: BaseException) -> tuple[str, int] | None:
         return f"{exc.filename}: {exc.strerror}", USAGE
     if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
         what = exc.strerror or "a port is already in use"
-        return f"{what}: choose another (--port / --aws-port; 0 = any free port)", USAGE
+        return (what if "choose another" in what else f"{what}: choose another port"), USAGE
     return _aws(exc)

@@ -49,8 +49,8 @@ def _watch(days: int) -> Any:
 
 def _adobe_cell(row: dict[str, Any]) -> str:
     adobe = row.get("adobe")
-    if not adobe:
-        return "-"
+    if not adobe:  # Adobe's job list has no request for this period (yet, or at all)
+        return "not listed by Adobe"
     text = (
         f"{adobe['adobe_state'] or '?'} (request {adobe['request_id']}, run {adobe['run_count']})"
     )

@@ -38,13 +38,11 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
 def _runs_text(runs: list[dict[str, Any]]) -> str:
     if not runs:
         return "no daily run yet"
+    from feedsync.views.status import run_counts
+
     lines = []
     for run in runs:
-        from feedsync.views.states import of_report
-
-        words = [f"{n} {of_report(s).name if s != 'skipped' else s}"
-                 for s, n in sorted(run["deliveries"].items())]  # fmt: skip
-        counts = ("DRY RUN: " if run.get("dry_run") else "") + (", ".join(words) or "nothing to do")
+        counts = run_counts(run)
         rec = run.get("reconciliation") or {}
         verdicts = (
             f"; Adobe: {rec.get('accepted', 0)} accepted, {rec.get('failed', 0)} failed"

@@ -65,7 +65,9 @@ class AepMapping:
         if not fields:
             problems.append("aep.fields: map at least one CRM field to an XDM path")
         dataset, sandbox = data.get("dataset_id"), data.get("sandbox", "prod")
-        if not isinstance(dataset, str) or not dataset.strip():
+        # No dataset yet is the state between writing the section and `feedsync aep setup`
+        # (which reads it): only the aep destination needs it (destinations/aep.py says so).
+        if dataset is not None and (not isinstance(dataset, str) or not dataset.strip()):
             problems.append("aep.dataset_id: the dataset's id (feedsync aep setup prints it)")
         if not isinstance(sandbox, str) or not sandbox.strip():
             problems.append("aep.sandbox: the Experience Platform sandbox name, e.g. prod")

@@ -19,6 +19,33 @@ from feedsync.state.records import LockHolder
 logger = logging.getLogger(__name__)
 
 
+def cli_owner() -> str:
+    """A CLI run's lock owner: this machine and process, so a later run here can tell a run
+    that was killed (its process is gone) from one still working."""
+    import os
+    import socket
+
+    return f"cli-{socket.gethostname()}-{os.getpid()}"
+
+
+def dead_local_run(owner: str) -> bool:
+    """True when ``owner`` is a CLI run of this machine whose process no longer exists."""
+    import os
+    import socket
+
+    prefix = f"cli-{socket.gethostname()}-"
+    pid = owner[len(prefix) :] if owner.startswith(prefix) else ""
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)  # signal 0: is there such a process (nothing is sent)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # another user's live process
+        return False
+    return False
+
+
 def _when(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="seconds")
 
@@ -53,8 +80,13 @@ class RunLock:
         return False
 
     def _gone(self, holder: LockHolder) -> bool:
-        # alive holders renew every `heartbeat` seconds; allow one missed beat
-        return self._clock() - holder.renewed_at > 2 * self.heartbeat
+        # a CLI run on this machine whose process has ended is gone at once (killed, Ctrl-C
+        # before it released); other holders renew every `heartbeat` seconds: one missed beat
+        # is allowed
+        return dead_local_run(holder.owner) or self._since(holder) > 2 * self.heartbeat
+
+    def _since(self, holder: LockHolder) -> float:
+        return max(0.0, self._clock() - holder.renewed_at)
 
     def describe(self, holder: LockHolder | None = None) -> str:
         holder = holder or self.runs.holder(self.run)
@@ -69,7 +101,10 @@ class RunLock:
         holder = self.runs.holder(self.run)
         text = f"another invocation is enriching this delivery: {self.describe(holder)}"
         if break_lock and holder is not None and not self._gone(holder):
-            return text + "; it is alive, so --break-lock leaves it"
+            wait = 2 * self.heartbeat - self._since(holder)
+            return text + (f"; it renewed its lease {self._since(holder):.0f} s ago, so "
+                           "--break-lock leaves it (a holder that was killed stops renewing: "
+                           f"--break-lock takes over in {max(wait, 1):.0f} s)")  # fmt: skip
         return text + "; if that holder is gone, run again with --break-lock"
 
     def _beat(self) -> None:

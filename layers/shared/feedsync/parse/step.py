@@ -161,7 +161,8 @@ def _store_scan(
 def _store_failure(state: ObjectStore, key: str, name: str, error: FeedError) -> FileResult:
     summary = FileResult(file=name, status=Status.FAILED, parsed_at=_now(), error=str(error))
     save_summary(state, key, summary)
-    logger.error("data file failed", extra={"delivery": key, "file": name, "error": str(error)})
+    logger.error("data file %s of %s failed: %s", name, key, error,
+                 extra={"delivery": key, "file": name, "error": str(error)})  # fmt: skip
     return summary
 
 

@@ -30,6 +30,7 @@ class DeliveryStatus:
     uploads: str = ""
     adobe: Json = field(default_factory=dict)
     matched: int | None = None  # found in the CRM (the walk of the current content)
+    rejected: int | None = None  # rows a mapping or destination rule refused (not sent)
     outcome: str = ""  # the report's one phrase for what Adobe holds
     meaning: str = ""  # the state's meaning and next step (views/states.py)
     next_step: str = ""
@@ -96,12 +97,15 @@ def delivery_status(state: ObjectStore, key: str, suites: tuple[str, ...] = ()) 
     report = get_json(state, StateLayout.report(key))
     marker = get_json(state, StateLayout.enriched(key))
     uploads, adobe = _uploads(report)
+    rejected = (report or {}).get("rejected")
+    if rejected:  # never only in the report: `feedsync retry KEY --rejected` once fixed
+        uploads = ", ".join(w for w in (uploads, f"{rejected:,} rows rejected") if w)
     word = _enrich_state(record, report, marker)
     if suites and rsid not in suites and word != states.ENRICHED.name:
         word = f"{states.IGNORED.name}: {rsid} is not in REPORT_SUITES ({','.join(suites)})"
     return DeliveryStatus(
         key, day, rsid, files, record.counts.rows, record.visitors_pending, word, uploads, adobe,
-        (report or {}).get("matched"), str((report or {}).get("outcome") or ""),
+        (report or {}).get("matched"), rejected, str((report or {}).get("outcome") or ""),
         has_report=report is not None,
     ).described()  # fmt: skip
 
@@ -118,12 +122,28 @@ def newest_day(state: ObjectStore) -> str | None:
     return max((_day_rsid(k)[0] for k in keys), default=None)
 
 
+def _run_word(delivery: Json) -> str:
+    """A run's word for a delivery: a walk that finished with files awaiting Adobe's verdict is
+    waiting for Adobe, not enriched ("uploaded" is final only with the verdict)."""
+    status = str(delivery.get("status"))
+    if status == "complete" and (delivery.get("adobe") or {}).get("awaiting_verdict"):
+        return "waiting"
+    return status
+
+
+def run_counts(run: Json) -> str:
+    """What a run did to its deliveries, in the states' own names (status text and page)."""
+    words = [f"{n} {states.of_report(s).name if s != 'skipped' else s}"
+             for s, n in sorted(run["deliveries"].items())]  # fmt: skip
+    return ("DRY RUN: " if run.get("dry_run") else "") + (", ".join(words) or "nothing to do")
+
+
 def recent_runs(state: ObjectStore, limit: int = 5) -> list[Json]:
     logs = sorted(state.list(RUNS), reverse=True)[:limit]
     out = []
     for key in logs:
         summary = get_json(state, key) or {}
-        counts = Counter(str(d.get("status")) for d in summary.get("deliveries", []))
+        counts = Counter(_run_word(d) for d in summary.get("deliveries", []))
         out.append(
             {
                 "finished_at": summary.get("finished_at"),

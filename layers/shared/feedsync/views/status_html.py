@@ -13,6 +13,7 @@ from typing import Any
 
 from feedsync.state.records import Json
 from feedsync.views import states
+from feedsync.views.status import run_counts
 
 _STYLE = (
     "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
@@ -52,11 +53,11 @@ def _delivery_rows(deliveries: list[Json], link: Link) -> str:
         rows.append(
             f"<tr class={_css(str(d['state']))}><td>{escape(d['day'])}</td>"
             f"<td>{escape(d['rsid'])}</td><td>{escape(str(d['state']))}</td>"
-            f"{_n(d['rows'])}{_n(d['pending'])}{_n(d.get('matched'))}"
+            f"{_n(d['rows'])}{_n(d['pending'])}{_n(d.get('matched'))}{_n(d.get('rejected'))}"
             f"<td>{escape(str(d.get('outcome') or d.get('uploads') or ''))}</td>"
             f"<td>{report}</td></tr>"
         )
-    return "".join(rows) or "<tr><td colspan=8>no delivery in these days</td></tr>"
+    return "".join(rows) or "<tr><td colspan=9>no delivery in these days</td></tr>"
 
 
 def _without_report(deliveries: list[Json]) -> str:
@@ -91,14 +92,14 @@ def _dry_rows(dry: list[Json], link: Link) -> str:
 def _run_rows(runs: list[Json]) -> str:
     rows = []
     for run in runs:
-        counts = ", ".join(f"{n} {s}" for s, n in sorted(run["deliveries"].items()))
+        counts = run_counts(run)
         rec = run.get("reconciliation") or {}
         verdicts = (
             f"{rec.get('accepted', 0)} accepted, {rec.get('failed', 0)} failed" if rec else ""
         )
         rows.append(
             f"<tr><td>{escape(str(run['finished_at']))}</td>"
-            f"<td>{escape(counts or 'nothing to do')}</td><td>{escape(verdicts)}</td></tr>"
+            f"<td>{escape(counts)}</td><td>{escape(verdicts)}</td></tr>"
         )
     return "".join(rows) or "<tr><td colspan=3>no daily run yet</td></tr>"
 
@@ -106,7 +107,7 @@ def _run_rows(runs: list[Json]) -> str:
 def render(found: Json, link: Link, generated: str, expires: str = "") -> bytes:
     """``expires``: when the page's report links stop working (pre-signed), said at the top."""
     days = found.get("days", "")
-    bad = sum(1 for d in found["deliveries"] if _rank(str(d["state"])) < 3)
+    bad = sum(1 for d in found["deliveries"] if _css(str(d["state"])) == "bad")
     head = f"<b class=bad>{bad} need a look</b>" if bad else "nothing needs a look"
     parts = [
         "<!doctype html><meta charset=utf-8><title>feedsync status</title>",
@@ -118,7 +119,8 @@ def render(found: Json, link: Link, generated: str, expires: str = "") -> bytes:
            "fresh ones." if expires else "")
         + "</p>",
         "<table><tr><th>day</th><th>report suite</th><th>state</th><th>hits</th>"
-        "<th>pending visitors</th><th>found in the CRM</th><th>Adobe</th><th>report</th></tr>",
+        "<th>pending visitors</th><th>found in the CRM</th><th>rejected rows</th><th>Adobe</th>"
+        "<th>report</th></tr>",
         _delivery_rows(found["deliveries"], link),
         "</table><h2>Dry runs (nothing sent)</h2><table><tr><th>run</th><th>delivery</th>"
         "<th>state</th><th>found in the CRM</th><th>would send</th><th></th></tr>",

@@ -69,6 +69,11 @@ def _aep(batch: Batch) -> AepMapping:
             f"{batch.mapping.source}: DESTINATIONS has aep but the mapping has no 'aep' section "
             "(dataset_id, sandbox, fields: see README 'Customer Journey Analytics')"
         )
+    if not batch.mapping.aep.dataset_id:
+        raise ConfigError(
+            f"{batch.mapping.source}: aep.dataset_id is not set: `feedsync aep setup` creates "
+            "the dataset and prints the id to add to the mapping's 'aep' section"
+        )
     return batch.mapping.aep
 
 
