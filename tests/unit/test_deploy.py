@@ -94,7 +94,10 @@ def test_the_guided_deploy_refuses_what_would_break_samconfig_and_says_the_form(
     )
     config.write_text(text)
     answers = iter(["", "", "", "", "", ""])
+    prompts: list[str] = []
+    monkeypatch.setattr("builtins.input", lambda prompt: prompts.append(prompt) or next(answers))
     assert main(["deploy", "--guided", "--config", str(config), "--no-build"]) == 0
+    assert "[eu-west-1]" in prompts[1] and "[ops@example.com]" in prompts[2]  # what it saved
     overrides = tomllib.loads(config.read_text())["default"]["deploy"]["parameters"][
         "parameter_overrides"
     ]

@@ -8,6 +8,7 @@ credentials in the two secrets, the mapping file) - `feedsync check --stack NAME
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -140,6 +141,24 @@ def _set_section(text: str, section: str, values: dict[str, str]) -> str:
     return "\n".join([*lines[:start], *body, "", *lines[end:]]).rstrip() + "\n"
 
 
+def _with_saved(questions: tuple[Question, ...], config: Path) -> list[Question]:
+    """The questions with what ``config`` already holds as their defaults (a second guided
+    pass offers the stack, region and parameters of the first)."""
+    try:
+        current = tomllib.loads(config.read_text()) if config.is_file() else {}
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return list(questions)
+    deploy = current.get("default", {}).get("deploy", {}).get("parameters", {})
+    saved = {"Stack name": deploy.get("stack_name"), "AWS region": deploy.get("region"),
+             **_overrides(str(deploy.get("parameter_overrides", "")))}  # fmt: skip
+    out = []
+    for question in questions:
+        value = str(saved.get(question.parameter or question.prompt) or "")
+        usable = value and re.fullmatch(question.pattern, value)
+        out.append(dataclasses.replace(question, default=value) if usable else question)
+    return out
+
+
 def _sam() -> str:
     local = Path(sys.prefix) / "bin" / "sam"
     found = str(local) if local.is_file() else shutil.which("sam")
@@ -155,7 +174,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     if not os.path.isdir(".aws-sam/build") and not args.no_build:  # before any question
         raise CliError("no build (.aws-sam/build): run `make build` first")
     if args.guided:
-        answers = {q.parameter or q.prompt: ask(q) for q in QUESTIONS}
+        answers = {q.parameter or q.prompt: ask(q) for q in _with_saved(QUESTIONS, config)}
         stack, region = answers.pop("Stack name"), answers.pop("AWS region")
         parameters = {k: v for k, v in answers.items() if v}
         if not answers.get("MarketoBaseUrl"):
