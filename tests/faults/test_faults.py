@@ -88,3 +88,17 @@ def test_two_invocations_in_two_processes_lose_nothing_and_send_nothing_twice(
     outcomes = points(2, tmp_path)
     bad = [o for o in outcomes if not o.ok]
     assert not bad, bad
+
+
+def test_late_verdicts_fail_a_file_even_when_a_kill_moved_a_batch(tmp_path: Path) -> None:
+    """The sweep at every 5th point: a kill after call 69 of late-verdicts released batch 1's
+    claim, so its visitors went out in batch 2 and no `_b00001_` file existed; the scripted
+    late failure then failed nothing and the variant was never exercised there. Adobe now fails
+    the second file still awaiting its verdict, whatever its batch number."""
+    scenario = Scenario("datasources", variant="late-verdicts")
+    with installation(scenario, tmp_path) as install:
+        _, invocations = run_with_kill(install, 69, after=True)
+        outcome = check(install, scenario.name, "after call 69", invocations)
+        statuses = [j["status"] for j in install.box.adobe.datasource_jobs.values()]
+    assert outcome.ok, outcome
+    assert statuses.count("failure") == 1 and invocations > 4  # failed late, then re-sent
