@@ -81,7 +81,8 @@ def test_the_readme_local_sequence_works_verbatim(local_up: dict[str, str], tmp_
     record = json.loads(parsed.stdout)
     assert record["complete"] and record["visitors_pending"] > 0
     assert "adobe/acmeprod/acmeprod_2026-11-20: complete" in run.stdout
-    assert "acmeprod" in status.stdout and "enriched" in status.stdout
+    # sent, Adobe not asked yet: never "enriched" before its verdict
+    assert "acmeprod" in status.stdout and "waiting for Adobe" in status.stdout
 
 
 def test_feedsync_check_passes_against_local_up(local_up: dict[str, str]) -> None:

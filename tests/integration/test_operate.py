@@ -23,7 +23,8 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def _history(world: World) -> None:
-    """Four days: enriched; waiting for quota; failed verification; still parsing."""
+    """Four days: sent, awaiting Adobe's verdict; waiting for quota; failed verification; still
+    parsing."""
     rng = random.Random(4)
     enriched = world.deliver([feedgen.random_hits(300, rng, 80)], DAYS[0])
     world.add_leads(world.pending(enriched)[::3])
@@ -52,7 +53,7 @@ def test_status_shows_each_delivery_and_the_last_runs(
     found = json.loads(out)
     states = {d["day"]: d["state"] for d in found["deliveries"]}
     assert states == {
-        DAYS[0]: "enriched",
+        DAYS[0]: "waiting for Adobe",  # walked and sent; "enriched" only with Adobe's verdict
         DAYS[1]: "waiting for quota",
         DAYS[2]: "failed verification: 01-x.tsv.gz: MD5-Digest check failed",
         DAYS[3]: "parsing",
@@ -73,7 +74,7 @@ def test_runs_show_makes_a_report_readable(
     key = f"{FOLDER}acmeprod_{DAYS[0]}"
     code, out, _ = run(capsys, "runs", "show", key)
     assert code == 0
-    assert f"{key}: enriched" in out and "walk:" in out and "files:" in out
+    assert f"{key}: waiting for Adobe" in out and "walk:" in out and "files:" in out
     assert "datasources" in out and "awaiting Adobe's verdict" in out
     code, out, _ = run(capsys, "runs", "show", key, "--json")
     found = json.loads(out)

@@ -130,6 +130,12 @@ def test_one_vocabulary_of_states_in_status_the_report_the_page_and_the_readme(
     assert code == 0 and row["state"] == "waiting for the daily run"  # verified, never "complete"
     assert "feedsync run-daily --delivery" in row["next_step"]
     world.invoke({})
+    world.invoke({})  # Adobe looks at the file, has not decided yet
+    _, out, _ = run(capsys, "status", "--days", "3650", "--json")
+    (row,) = json.loads(out)["deliveries"]
+    report = world.report(KEY)  # walked and sent: "uploaded" is final only with the verdict
+    assert row["state"] == report["state"] == "waiting for Adobe", (row, report["status"])
+    assert report["adobe"]["visitors_awaiting_verdict"] > 0
     world.invoke({})  # Adobe's verdict
     _, out, _ = run(capsys, "status", "--days", "3650", "--json")
     (row,) = json.loads(out)["deliveries"]

@@ -136,8 +136,8 @@ def cmd_run_daily(args: argparse.Namespace) -> int:
                        "(`feedsync status --days N` lists them)")  # fmt: skip
     dry = bool(summary.get("dry_run"))
     lines = [_delivery_line(d, dry) for d in summary["deliveries"]]
-    if summary.get("ignored_warning"):  # never a silent stop: on stderr, whatever --json
-        print(f"feedsync: {summary['ignored_warning']}", file=sys.stderr)
+    # never a silent stop: an allow-list that leaves deliveries out is said on stderr by the
+    # run's own warning (the CLI's log line), whatever --json
     if summary.get("ignored") and not summary["deliveries"]:
         emit(summary, args.json, "nothing enriched: every delivery with work was ignored")
         return 2  # the allow-list is a setting: a usage/configuration error

@@ -257,7 +257,7 @@ def build_report(
         "dry_run": inputs.dry,
         "generation": inputs.generation,
         "status": str(status),
-        "state": states.of_report(str(status)).name,  # the word status and the page use
+        "state": states.of_report(str(status), adobe["visitors_awaiting_verdict"]).name,
         "error": error if status is last else None,
         "outcome": outcome(adobe, inputs.dry),
         "updated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -89,7 +89,7 @@ def _feed_line(feed: Json | None) -> str:
 
 
 def render(report: Json) -> bytes:
-    state = states.of_report(str(report.get("status")))
+    state = states.of_report_json(report)
     words, css = f"{state.name} ({state.meaning})", state.severity or "ok"
     dry = bool(report.get("dry_run"))
     parts = [

@@ -92,9 +92,19 @@ OF_REPORT = {
 }
 
 
-def of_report(status: str) -> DeliveryState:
-    """The state a report's status means (an unknown word: the run failed, never 'done')."""
-    return OF_REPORT.get(status, RUN_FAILED)
+def of_report(status: str, awaiting_verdict: int = 0) -> DeliveryState:
+    """The state a report's status means (an unknown word: the run failed, never 'done'). A
+    walk that is done while files still await Adobe's verdict is waiting for Adobe: "uploaded"
+    is final only when Adobe says so."""
+    state = OF_REPORT.get(status, RUN_FAILED)
+    return WAITING_FOR_ADOBE if state is ENRICHED and awaiting_verdict else state
+
+
+def of_report_json(report: dict[str, object]) -> DeliveryState:
+    """The state of a delivery's report (reports/<key>.json)."""
+    adobe = report.get("adobe")
+    waiting = adobe.get("visitors_awaiting_verdict", 0) if isinstance(adobe, dict) else 0
+    return of_report(str(report.get("status")), int(waiting or 0))
 
 
 def named(name: str) -> DeliveryState:

@@ -58,7 +58,7 @@ def _enrich_state(record: DeliveryRecord, report: Json | None, marker: Json | No
     if report is None or report.get("generation") != generation(record):
         done = marker and marker.get("generation") == generation(record)
         return states.ENRICHED.name if done else states.WAITING_FOR_RUN.name
-    state = states.of_report(str(report.get("status")))
+    state = states.of_report_json(report)
     if state in (states.NOT_CONFIGURED, states.WAITING_FOR_CRM, states.RUN_FAILED):
         return f"{state.name}: {report.get('error') or report.get('status')}"
     return state.name
@@ -123,18 +123,19 @@ def newest_day(state: ObjectStore) -> str | None:
 
 
 def _run_word(delivery: Json) -> str:
-    """A run's word for a delivery: a walk that finished with files awaiting Adobe's verdict is
-    waiting for Adobe, not enriched ("uploaded" is final only with the verdict)."""
+    """A run's word for a delivery, in the states' names: a walk that finished with files
+    awaiting Adobe's verdict is waiting for Adobe, not enriched."""
     status = str(delivery.get("status"))
-    if status == "complete" and (delivery.get("adobe") or {}).get("awaiting_verdict"):
-        return "waiting"
-    return status
+    if status == "skipped":
+        return status
+    awaiting = int((delivery.get("adobe") or {}).get("awaiting_verdict") or 0)
+    return states.of_report(status, awaiting).name
 
 
 def run_counts(run: Json) -> str:
     """What a run did to its deliveries, in the states' own names (status text and page)."""
-    words = [f"{n} {states.of_report(s).name if s != 'skipped' else s}"
-             for s, n in sorted(run["deliveries"].items())]  # fmt: skip
+    counts = run.get("states") or run["deliveries"]
+    words = [f"{n} {word}" for word, n in sorted(counts.items())]
     return ("DRY RUN: " if run.get("dry_run") else "") + (", ".join(words) or "nothing to do")
 
 
@@ -143,12 +144,13 @@ def recent_runs(state: ObjectStore, limit: int = 5) -> list[Json]:
     out = []
     for key in logs:
         summary = get_json(state, key) or {}
-        counts = Counter(_run_word(d) for d in summary.get("deliveries", []))
+        delivered = summary.get("deliveries", [])
         out.append(
             {
                 "finished_at": summary.get("finished_at"),
                 "request": summary.get("request", {}),
-                "deliveries": dict(counts),
+                "deliveries": dict(Counter(str(d.get("status")) for d in delivered)),
+                "states": dict(Counter(_run_word(d) for d in delivered)),  # views/states.py
                 "continued": summary.get("continued", False),
                 "dry_run": bool(summary.get("dry_run")),
                 "ignored": len(summary.get("ignored", [])),
