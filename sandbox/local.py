@@ -166,12 +166,16 @@ class LocalStack:
         self.moto.stop()
 
 
-def _aws(endpoint: str) -> tuple[Any, Any]:
+def _client(endpoint: str, service: str) -> Any:
+    """A boto3 client of the local moto server."""
     import boto3
 
-    options = {"endpoint_url": endpoint, "region_name": REGION,
-               "aws_access_key_id": "local", "aws_secret_access_key": "local"}  # fmt: skip
-    return boto3.client("s3", **options), boto3.client("dynamodb", **options)
+    return boto3.client(service, endpoint_url=endpoint, region_name=REGION,
+                        aws_access_key_id="local", aws_secret_access_key="local")  # fmt: skip
+
+
+def _aws(endpoint: str) -> tuple[Any, Any]:
+    return _client(endpoint, "s3"), _client(endpoint, "dynamodb")
 
 
 def create_stores(endpoint: str) -> None:
@@ -200,11 +204,7 @@ def create_stores(endpoint: str) -> None:
 
 def create_alerts(endpoint: str) -> str:
     """The alert topic with one subscriber and an alarm that notifies it, as the stack has."""
-    import boto3
-
-    options = {"endpoint_url": endpoint, "region_name": REGION,
-               "aws_access_key_id": "local", "aws_secret_access_key": "local"}  # fmt: skip
-    sns, cloudwatch = boto3.client("sns", **options), boto3.client("cloudwatch", **options)
+    sns, cloudwatch = _client(endpoint, "sns"), _client(endpoint, "cloudwatch")
     topic = str(sns.create_topic(Name=ALERT_TOPIC)["TopicArn"])
     sns.subscribe(TopicArn=topic, Protocol="email", Endpoint="ops@example.com")
     cloudwatch.put_metric_alarm(
@@ -217,10 +217,7 @@ def create_alerts(endpoint: str) -> str:
 
 def create_secrets(endpoint: str, box: Sandbox) -> None:
     """The credential secrets the functions read, holding the stand-ins' credentials."""
-    import boto3
-
-    secrets = boto3.client("secretsmanager", endpoint_url=endpoint, region_name=REGION,
-                           aws_access_key_id="local", aws_secret_access_key="local")  # fmt: skip
+    secrets = _client(endpoint, "secretsmanager")
     account = box.adobe.account
     adobe = {"CLIENT_ID": account.client_id, "CLIENT_SECRETS": [account.client_secret],
              "ORG_ID": account.org_id, "SCOPES": ["openid", "AdobeID", "read_organizations"]}  # fmt: skip

@@ -6,7 +6,6 @@ Adobe once."""
 from __future__ import annotations
 
 import random
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -16,22 +15,12 @@ from feedsync.cli import main
 from sandbox import feedgen
 from sandbox.run import Sandbox
 from sandbox.world import World
+from tests.integration.test_in_flight import _received
 
 DAY = "2026-11-20"
 KEY = f"adobe/acmeprod/acmeprod_{DAY}"
 FIGURES = ("pending", "already_enriched", "looked_up", "matched", "not_found", "rejected",
            "uploaded_rows")  # fmt: skip
-
-
-def _received(world: World) -> Counter[str]:
-    adobe = world.box.adobe
-    out: Counter[str] = Counter()
-    for job_id, data in adobe.datasource_files.items():
-        if adobe.datasource_jobs[job_id]["status"] == "failure":
-            continue
-        lines = [x for x in data.decode().splitlines() if x and not x.startswith("#")]
-        out.update(line.split("\t")[1] for line in lines[1:])
-    return out
 
 
 def _day(world: World) -> set[str]:

@@ -101,22 +101,28 @@ def _toml(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def _deploy_parameters(text: str) -> dict[str, object]:
+    """samconfig.toml's [default.deploy.parameters] table."""
+    return dict(tomllib.loads(text).get("default", {}).get("deploy", {}).get("parameters", {}))
+
+
+def _saved(path: Path) -> dict[str, object]:
+    """What ``path`` holds for `sam deploy` ({} without the file, or unreadable)."""
+    try:
+        return _deploy_parameters(path.read_text()) if path.is_file() else {}
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return {}
+
+
 def stored_region(path: Path | None = None) -> str:
     """The region `deploy --guided` wrote to samconfig.toml ('' without one, or unreadable)."""
-    path = path or Path("samconfig.toml")
-    try:
-        current = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
-        return ""
-    deploy = current.get("default", {}).get("deploy", {}).get("parameters", {})
-    return str(deploy.get("region") or "")
+    return str(_saved(path or Path("samconfig.toml")).get("region") or "")
 
 
 def write_samconfig(path: Path, stack: str, region: str, parameters: dict[str, str]) -> None:
     """Set stack_name, region and parameter_overrides, keeping the rest of the file."""
     text = path.read_text() if path.is_file() else NEW_SAMCONFIG
-    current = tomllib.loads(text)
-    deploy = current.get("default", {}).get("deploy", {}).get("parameters", {})
+    deploy = _deploy_parameters(text)
     merged = {**_overrides(str(deploy.get("parameter_overrides", ""))), **parameters}
     values = {
         "stack_name": stack,
@@ -144,11 +150,7 @@ def _set_section(text: str, section: str, values: dict[str, str]) -> str:
 def _with_saved(questions: tuple[Question, ...], config: Path) -> list[Question]:
     """The questions with what ``config`` already holds as their defaults (a second guided
     pass offers the stack, region and parameters of the first)."""
-    try:
-        current = tomllib.loads(config.read_text()) if config.is_file() else {}
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
-        return list(questions)
-    deploy = current.get("default", {}).get("deploy", {}).get("parameters", {})
+    deploy = _saved(config)
     saved = {"Stack name": deploy.get("stack_name"), "AWS region": deploy.get("region"),
              **_overrides(str(deploy.get("parameter_overrides", "")))}  # fmt: skip
     out = []
@@ -188,9 +190,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     done = subprocess.run(command, check=False)  # noqa: S603 - our own sam, our arguments
     if done.returncode != 0:
         raise CliError(f"sam deploy failed (exit {done.returncode}); its output says why")
-    stack = tomllib.loads(config.read_text())["default"]["deploy"]["parameters"]["stack_name"]
+    deployed = str(_saved(config).get("stack_name") or "feedsync")
     print(f"feedsync: deployed. Next: put the credentials in the two secrets (README 'Deploy'), "
-          f"then `feedsync check --stack {stack}`", file=sys.stderr)  # fmt: skip
+          f"then `feedsync check --stack {deployed}`", file=sys.stderr)  # fmt: skip
     return 0
 
 
